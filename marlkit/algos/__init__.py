@@ -1,0 +1,38 @@
+"""Algorithms, one module each, and the registry the CLI uses.
+
+The registry maps names to ``"module:Class"`` strings and imports lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
+from marlkit.envs.registry import UnknownNameError
+
+__all__ = ["ALGOS", "get_algo", "list_algos", "Algorithm", "AlgoConfig", "ConfigError"]
+
+ALGOS: dict[str, str] = {
+    "bc": "marlkit.algos.bc:BC",
+}
+
+
+def get_algo(name: str) -> type[Algorithm]:
+    """The algorithm class registered under ``name``.
+
+    Raises:
+        UnknownNameError: naming the valid algorithms.
+    """
+    if name not in ALGOS:
+        raise UnknownNameError(f"unknown algo {name!r}; valid: {', '.join(sorted(ALGOS))}")
+    module, cls = ALGOS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def list_algos() -> dict[str, str]:
+    """Name → one-line description (first line of the class docstring)."""
+    out = {}
+    for name in sorted(ALGOS):
+        doc = (get_algo(name).__doc__ or "").strip().splitlines()
+        out[name] = doc[0] if doc else ""
+    return out

@@ -1,0 +1,169 @@
+"""What every algorithm shares: a validated config dataclass and the :class:`Algorithm` interface.
+
+An algorithm is an ``nn.Module`` holding all its networks (targets and mixers included) built for one
+:class:`~marlkit.envs.base.EnvSpec`. The one training loop (:mod:`marlkit.train`) calls
+:meth:`Algorithm.setup` once with the dataset, then :meth:`Algorithm.update` with on-device minibatches;
+evaluation calls :meth:`Algorithm.act` / :meth:`Algorithm.action_probs`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from marlkit.data.sampler import Batch, DeviceSampler
+from marlkit.envs.base import EnvSpec
+
+__all__ = ["AlgoConfig", "Algorithm", "ConfigError"]
+
+
+class ConfigError(ValueError):
+    """A hyperparameter out of its valid range or of the wrong type."""
+
+
+@dataclass
+class AlgoConfig:
+    """Hyperparameters common to all algorithms (defaults: omiga.md App. C, Tables 5–6).
+
+    Attributes:
+        lr: Adam learning rate (5e-4).
+        batch_size: minibatch size B (128).
+        gamma: discount γ in [0, 1) (0.99).
+        hidden: hidden layer sizes; ``(256, 256)`` is a 3-layer MLP.
+        share_params: one network for all agents with one-hot agent ids (official OMIGA code) instead of
+            separate per-agent parameters.
+    """
+
+    lr: float = 5e-4
+    batch_size: int = 128
+    gamma: float = 0.99
+    hidden: tuple[int, ...] = (256, 256)
+    share_params: bool = False
+
+    def validate(self) -> None:
+        """Check types and ranges.
+
+        Raises:
+            ConfigError: naming the field, its value and the valid range.
+        """
+        hints = {f.name: f.type for f in dataclasses.fields(self)}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            kind = str(hints[f.name])
+            if kind.startswith("float") and not kind.startswith("float |"):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
+            if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"{f.name} must be an integer, got {value!r}")
+            if kind == "bool" and not isinstance(value, bool):
+                raise ConfigError(f"{f.name} must be true/false, got {value!r}")
+        if not 0.0 <= self.gamma < 1.0:
+            raise ConfigError(f"gamma must be in [0, 1), got {self.gamma}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if self.batch_size <= 0:
+            raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size}")
+        if not self.hidden or any((not isinstance(h, int)) or h <= 0 for h in self.hidden):
+            raise ConfigError(f"hidden must be a non-empty tuple of positive integers, got {self.hidden!r}")
+        for name in ("alpha", "tau"):
+            if hasattr(self, name) and getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "AlgoConfig":
+        """Build a config from a dict, converting lists to tuples; unknown keys raise :class:`ConfigError`."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise ConfigError(f"unknown hyperparameter(s) {sorted(unknown)} for {cls.__name__}; valid: {sorted(names)}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+
+class Algorithm(nn.Module):
+    """Base class of every marlkit algorithm.
+
+    Subclasses define ``name``, ``Config``, build their networks in ``__init__``, and implement
+    :meth:`update` plus either :meth:`action_probs` (discrete) or :meth:`act`.
+
+    Args:
+        spec: the task's shapes.
+        config: hyperparameters (validated here).
+        device: training device.
+    """
+
+    name: ClassVar[str] = "base"
+    Config: ClassVar[type[AlgoConfig]] = AlgoConfig
+    supports_discrete: ClassVar[bool] = True
+    supports_continuous: ClassVar[bool] = True
+
+    def __init__(self, spec: EnvSpec, config: AlgoConfig | None = None, device: str | torch.device = "cpu"):
+        super().__init__()
+        config = config or self.Config()
+        if not isinstance(config, self.Config):
+            raise ConfigError(f"{type(self).__name__} needs a {self.Config.__name__}, got {type(config).__name__}")
+        config.validate()
+        if spec.discrete and not self.supports_discrete:
+            raise ConfigError(f"{self.name} does not support discrete actions (env {spec.name!r})")
+        if not spec.discrete and not self.supports_continuous:
+            raise ConfigError(f"{self.name} does not support continuous actions (env {spec.name!r})")
+        self.spec, self.config, self.device = spec, config, torch.device(device)
+        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+
+    # ------------------------------------------------------------------ training
+    def setup(self, sampler: DeviceSampler) -> None:
+        """Called once before training with the on-device sampler (dataset-level precomputation)."""
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One gradient step on ``batch``; returns scalar metric tensors (not synced to the host)."""
+        raise NotImplementedError
+
+    def train_step(self, sampler: DeviceSampler) -> dict[str, torch.Tensor]:
+        """Sample a minibatch and update (algorithms with special sampling override this)."""
+        metrics = self.update(sampler.sample(self.config.batch_size))
+        self.num_updates += 1
+        return metrics
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """All optimizers by name (for checkpoints); default: attributes that are optimizers."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, torch.optim.Optimizer)}
+
+    # ------------------------------------------------------------------ acting
+    def action_probs(self, obs: torch.Tensor, avail: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-agent action distributions π_i(·|o_i), ``[B, N, A]`` (discrete algorithms)."""
+        raise NotImplementedError(f"{self.name} does not expose action probabilities")
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, avail: torch.Tensor | None = None, deterministic: bool = True,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+        """Decentralised actions for all agents: ``[B, N]`` (discrete) or ``[B, N, act_dim]`` in [-1, 1]."""
+        p = self.action_probs(obs, avail)
+        if deterministic:
+            return p.argmax(-1)
+        return torch.multinomial(p.reshape(-1, p.shape[-1]), 1, generator=generator).reshape(p.shape[:-1])
+
+    # ------------------------------------------------------------------ helpers
+    def make_adam(self, *modules: nn.Module, lr: float | None = None) -> torch.optim.Adam:
+        """Adam over the parameters of ``modules`` (fused kernels on CUDA)."""
+        params = [p for m in modules for p in m.parameters()]
+        kw = {"fused": True} if self.device.type == "cuda" else {"foreach": True}
+        return torch.optim.Adam(params, lr=lr or self.config.lr, **kw)
+
+    @staticmethod
+    @torch.no_grad()
+    def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+        """Polyak averaging ``θ̄ ← (1 - τ) θ̄ + τ θ`` in one fused op over all tensors."""
+        tp, sp = list(target.parameters()), list(source.parameters())
+        torch._foreach_lerp_(tp, sp, tau)
