@@ -1,0 +1,102 @@
+"""Local value networks batched over agents (and, optionally, over an ensemble of twins).
+
+- :class:`LocalQ`: ``Q_i(o_i, ·)`` heads ``[B, N, A]`` for discrete actions, or ``Q_i(o_i, a_i)`` ``[B, N]`` for
+  continuous ones (action concatenated to the observation).
+- :class:`LocalV`: ``V_i(o_i)`` ``[B, N]``.
+
+``ensemble=E > 1`` (e.g. twin critics of TD3/BCQ/CQL) adds a leading axis: outputs ``[E, B, N(, A)]``, computed
+by one batched matmul over ``E·N`` members.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from marlkit.nets.mlp import MultiAgentMLP, mlp_layers
+
+__all__ = ["LocalQ", "LocalV"]
+
+
+class _Ensemble(nn.Module):
+    """``E`` copies of a per-agent MLP as one module: ``[B, N, in] -> [E, B, N, out]``."""
+
+    def __init__(self, n_agents: int, in_dim: int, out_dim: int, hidden: Sequence[int], share_params: bool,
+                 ensemble: int):
+        super().__init__()
+        self.ensemble, self.n_agents, self.share_params = ensemble, n_agents, share_params
+        if ensemble == 1:
+            self.net = MultiAgentMLP(n_agents, in_dim, out_dim, hidden, share_params)
+        else:
+            # members = E (shared across agents, agent id appended) or E * N (separate per agent)
+            members = ensemble if share_params else ensemble * n_agents
+            first = in_dim + (n_agents if share_params else 0)
+            self.net = mlp_layers([first, *hidden, out_dim], members)
+            if share_params:
+                self.register_buffer("agent_ids", torch.eye(n_agents), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.ensemble == 1:
+            return self.net(x)
+        B, N, D = x.shape
+        if self.share_params:
+            x = torch.cat([x, self.agent_ids.expand(B, N, N)], -1)  # [B, N, D+N]
+            h = x.unsqueeze(-2).expand(B, N, self.ensemble, x.shape[-1]).reshape(B * N, self.ensemble, -1)
+            y = self.net(h)  # [B*N, E, out]
+            return y.reshape(B, N, self.ensemble, -1).permute(2, 0, 1, 3)
+        h = x.unsqueeze(1).expand(B, self.ensemble, N, D).reshape(B, self.ensemble * N, D)
+        y = self.net(h)  # [B, E*N, out]
+        return y.reshape(B, self.ensemble, N, -1).transpose(0, 1)
+
+
+class LocalQ(nn.Module):
+    """Local action values for every agent.
+
+    Args:
+        n_agents, obs_dim: shapes of ``obs [B, N, obs_dim]``.
+        n_actions: discrete head size (0 for continuous).
+        act_dim: continuous action size (0 for discrete).
+        hidden, share_params: see :class:`~marlkit.nets.mlp.MultiAgentMLP`.
+        ensemble: number of independent critics E (outputs gain a leading ``[E]`` axis when E > 1).
+
+    ``forward(obs)`` → ``[(E,) B, N, A]`` (discrete); ``forward(obs, actions)`` → ``[(E,) B, N]`` (continuous).
+    """
+
+    def __init__(self, n_agents: int, obs_dim: int, n_actions: int = 0, act_dim: int = 0,
+                 hidden: Sequence[int] = (256, 256), share_params: bool = False, ensemble: int = 1):
+        super().__init__()
+        if (n_actions > 0) == (act_dim > 0):
+            raise ValueError("LocalQ needs exactly one of n_actions (discrete) or act_dim (continuous)")
+        self.discrete = n_actions > 0
+        in_dim = obs_dim + (0 if self.discrete else act_dim)
+        out_dim = n_actions if self.discrete else 1
+        self.net = _Ensemble(n_agents, in_dim, out_dim, hidden, share_params, ensemble)
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
+        if self.discrete:
+            return self.net(obs)
+        if actions is None:
+            raise ValueError("continuous LocalQ needs actions [B, N, act_dim]")
+        return self.net(torch.cat([obs, actions], -1)).squeeze(-1)
+
+    def taken(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``Q_i(o_i, a_i)`` of the given actions: ``[(E,) B, N]`` (discrete: gathers the head)."""
+        if not self.discrete:
+            return self(obs, actions)
+        q = self(obs)
+        idx = actions.long().unsqueeze(-1).expand(*q.shape[:-1], 1)
+        return q.gather(-1, idx).squeeze(-1)
+
+
+class LocalV(nn.Module):
+    """``V_i(o_i)`` for every agent: ``[B, N, obs_dim] -> [(E,) B, N]``."""
+
+    def __init__(self, n_agents: int, obs_dim: int, hidden: Sequence[int] = (256, 256), share_params: bool = False,
+                 ensemble: int = 1):
+        super().__init__()
+        self.net = _Ensemble(n_agents, obs_dim, 1, hidden, share_params, ensemble)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs).squeeze(-1)
