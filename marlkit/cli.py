@@ -1,0 +1,171 @@
+"""The ``marlkit`` command line.
+
+    marlkit train --env xor --dataset b --algo bc --json
+    marlkit train --env mne --dataset imbalanced --algo omiga --alpha 1 --steps 3000
+    marlkit envs | marlkit algos
+
+Any algorithm hyperparameter can be set as ``--name value`` (``--f soft-chi2``, ``--tau 0.01``) and boolean ones
+as ``--name`` / ``--no-name``; names are checked against the algorithm's config and unknown ones are an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from typing import Any
+
+__all__ = ["main", "parse_overrides"]
+
+
+def _coerce(value: str, kind: str, name: str) -> Any:
+    kind = str(kind)
+    try:
+        if kind.startswith("tuple"):
+            return tuple(int(v) for v in value.replace(",", " ").split())
+        if kind.startswith("bool"):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind.startswith("int"):
+            return int(value)
+        if kind.startswith("float"):
+            return float(value)
+    except ValueError:
+        raise SystemExit(f"marlkit: error: --{name.replace('_', '-')} expects {kind}, got {value!r}") from None
+    return value
+
+
+def parse_overrides(config_cls, tokens: list[str]) -> dict[str, Any]:
+    """Turn ``['--alpha', '1', '--no-tn']`` into ``{'alpha': 1.0, 'tn': False}`` using the config's field types.
+
+    Raises:
+        SystemExit: for an unknown hyperparameter or a value of the wrong type (message lists valid names).
+    """
+    fields = {f.name: f.type for f in dataclasses.fields(config_cls)}
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if not tok.startswith("--"):
+            raise SystemExit(f"marlkit: error: unexpected argument {tok!r}")
+        key = tok[2:].replace("-", "_")
+        if "=" in key:
+            key, value = key.split("=", 1)
+            i += 1
+        elif key.startswith("no_") and key[3:] in fields and str(fields[key[3:]]).startswith("bool"):
+            out[key[3:]] = False
+            i += 1
+            continue
+        elif key in fields and str(fields[key]).startswith("bool") and (
+                i + 1 >= len(tokens) or tokens[i + 1].startswith("--")):
+            out[key] = True
+            i += 1
+            continue
+        else:
+            if i + 1 >= len(tokens):
+                raise SystemExit(f"marlkit: error: {tok} needs a value")
+            value = tokens[i + 1]
+            i += 2
+        if key not in fields:
+            valid = ", ".join("--" + k.replace("_", "-") for k in sorted(fields))
+            raise SystemExit(f"marlkit: error: unknown option {tok!r} for this algorithm; valid hyperparameters: {valid}")
+        out[key] = _coerce(value, fields[key], key)
+    return out
+
+
+def _train(args, extra: list[str]) -> int:
+    from marlkit.algos import get_algo
+    from marlkit.algos.base import ConfigError
+    from marlkit.train import RunConfig, run
+
+    cls = get_algo(args.algo)
+    overrides = parse_overrides(cls.Config, extra)
+    if args.alpha is not None:
+        if "alpha" not in {f.name for f in dataclasses.fields(cls.Config)}:
+            raise SystemExit(f"marlkit: error: algo {args.algo!r} has no regularization weight --alpha")
+        overrides["alpha"] = args.alpha
+    run_cfg = RunConfig(steps=args.steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+                        seed=args.seed, device=args.device, threads=args.threads,
+                        progress=not args.json and not args.quiet, out=args.out)
+    try:
+        record = run(args.env, args.dataset, args.algo, overrides, run_cfg, dataset_size=args.dataset_size)
+    except ConfigError as exc:
+        raise SystemExit(f"marlkit: error: {exc}") from None
+    if args.json:
+        print(json.dumps(record))
+    else:
+        keys = ["algo", "env", "dataset", "seed", "steps", "return", "greedy_action", "win_rate", "normalized_score",
+                "updates_per_s", "wall_time_s"]
+        for k in keys:
+            if k in record:
+                print(f"{k:>16}: {record[k]}")
+        if args.out:
+            print(f"{'record':>16}: {args.out}/result.json")
+    return 0
+
+
+def _envs(args, extra) -> int:
+    from marlkit.envs.registry import list_envs
+
+    for name in list_envs():
+        print(name)
+    return 0
+
+
+def _algos(args, extra) -> int:
+    from marlkit.algos import list_algos
+
+    for name, doc in list_algos().items():
+        print(f"{name:<12} {doc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="marlkit", description="Offline cooperative multi-agent RL.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train one algorithm on one dataset and evaluate it",
+                       description="Train; extra --name value options set algorithm hyperparameters.")
+    t.add_argument("--env", required=True, help="environment name (see `marlkit envs`)")
+    t.add_argument("--dataset", required=True, help="dataset name of the env, or a path to an .h5 file")
+    t.add_argument("--algo", required=True, help="algorithm name (see `marlkit algos`)")
+    t.add_argument("--alpha", type=float, default=None, help="regularization weight α of the algorithm")
+    t.add_argument("--steps", type=int, default=None, help="gradient updates (default: the env's)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="auto, cpu or cuda[:k]")
+    t.add_argument("--threads", type=int, default=None, help="CPU threads (default: measured)")
+    t.add_argument("--eval-every", type=int, default=0, help="evaluate every N updates (0: at the end)")
+    t.add_argument("--eval-episodes", type=int, default=32)
+    t.add_argument("--dataset-size", type=int, default=None, help="transitions for sampled datasets")
+    t.add_argument("--out", default=None, help="directory for metrics.csv, evals.jsonl, result.json")
+    t.add_argument("--json", action="store_true", help="print one JSON record and nothing else")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train)
+
+    sub.add_parser("envs", help="list environments").set_defaults(func=_envs)
+    sub.add_parser("algos", help="list algorithms").set_defaults(func=_algos)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``marlkit`` console script."""
+    from marlkit.data.dataset import DatasetError
+    from marlkit.envs.registry import UnknownNameError
+
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return args.func(args, extra)
+    except (UnknownNameError, DatasetError, FileNotFoundError) as exc:
+        print(f"marlkit: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
