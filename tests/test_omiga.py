@@ -29,7 +29,7 @@ FAST = ["--hidden", "32", "--batch-size", "1024", "--lr", "3e-3", "--tau", "0.05
         "--threads", "1", "--json"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cli(env: str, dataset: str, alpha: float, *extra: str) -> dict:
     import contextlib
     import io
@@ -217,3 +217,25 @@ def test_continuous_smoke_loss_decreases(mode):
     assert a.shape == (7, 2, 2) and (a.abs() <= 1).all()
     with pytest.raises(NotImplementedError):
         algo.action_probs(torch.as_tensor(ds.observations[:7]))
+
+
+def test_notebook_02_helpers_are_plain_functions():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from marlkit.eval.plots import omiga_policy_view, plot_alpha_curves, plot_decomposition, plot_v_objective
+
+    g = make_game("xor")
+    fig, ret, ood = omiga_policy_view(g, "b", 0.1)  # the α slider's callback
+    assert ret < -1.9 and ood > 0.99
+    fig, ret, ood = omiga_policy_view(g, "b", 100.0)  # large α: close to BC (return 2/9, OOD mass 1/9)
+    assert abs(ret - 2 / 9) < 0.01 and abs(ood - 1 / 9) < 0.01
+    fig, sol = plot_decomposition(g, "b")
+    assert sol.q_tot[1, 1] == pytest.approx(2.0)
+    ax = plot_v_objective(sol.q_local[0], sol.mus[0], 1.0, [0.5, 2.0])
+    assert len(ax.lines) == 4
+    ax = plot_alpha_curves({"exact": [0.0, 1.0]}, [0.1, 1.0], {"neural": ([0.1], [0.5])})
+    assert ax.get_xscale() == "log"
+    plt.close("all")

@@ -37,7 +37,7 @@ from marlkit.nets.critics import LocalQ, LocalV
 from marlkit.nets.mixers import LinearMixer
 from marlkit.nets.policies import make_policy
 
-__all__ = ["OMIGA", "OMIGAConfig", "WEIGHT_MODES"]
+__all__ = ["OMIGA", "WEIGHT_MODES", "OMIGAConfig"]
 
 WEIGHT_MODES = ("global", "none", "local")
 """``global``: OMIGA, w_i(o) from the global state; ``none``: OMIGA-w/o-w (no weight in the V/policy exponent);

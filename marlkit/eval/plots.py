@@ -14,8 +14,18 @@ import seaborn as sns
 from marlkit.envs.matrix import MatrixGame
 from marlkit.exact.matrix import ood_mass, regularized_optimum, regularized_return
 
-__all__ = ["figures_dir", "savefig", "plot_table", "plot_game", "regularized_policy_view", "plot_policy_bars",
-           "plot_decomposition", "plot_v_objective", "omiga_policy_view", "plot_alpha_curves"]
+__all__ = [
+    "figures_dir",
+    "omiga_policy_view",
+    "plot_alpha_curves",
+    "plot_decomposition",
+    "plot_game",
+    "plot_policy_bars",
+    "plot_table",
+    "plot_v_objective",
+    "regularized_policy_view",
+    "savefig",
+]
 
 
 def figures_dir() -> Path:

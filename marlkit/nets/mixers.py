@@ -11,7 +11,7 @@ With ``local_obs_dim`` set, the weights come from each agent's own observation i
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
