@@ -107,6 +107,9 @@ class Algorithm(nn.Module):
     Config: ClassVar[type[AlgoConfig]] = AlgoConfig
     supports_discrete: ClassVar[bool] = True
     supports_continuous: ClassVar[bool] = True
+    population_fields: ClassVar[tuple[str, ...]] = ()
+    """Float config fields that may differ between members of a vectorized population (e.g. ``("alpha",)``):
+    they must be used only inside :meth:`compute_loss` (see :mod:`marlkit.population`)."""
 
     def __init__(self, spec: EnvSpec, config: AlgoConfig | None = None, device: str | torch.device = "cpu"):
         super().__init__()
@@ -125,9 +128,53 @@ class Algorithm(nn.Module):
     def setup(self, sampler: DeviceSampler) -> None:
         """Called once before training with the on-device sampler (dataset-level precomputation)."""
 
+    def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The training loss of one update and its metrics, as a pure function of parameters and ``batch``.
+
+        Algorithms whose update is "one loss (a sum of losses over disjoint parameter sets), one backward, per-group
+        gradient clipping, one step of every optimizer, then :meth:`after_step`" implement this instead of
+        :meth:`update`; they then also train as vectorized populations (:mod:`marlkit.population`). The function
+        must not modify parameters, buffers or optimizer state and must not draw random numbers.
+
+        Returns:
+            ``(loss, metrics)``: a scalar tensor and a dict of scalar metric tensors (not synced to the host).
+        """
+        raise NotImplementedError(f"{self.name} implements update() directly, not compute_loss()")
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """An algorithm's forward pass is its training loss: :meth:`compute_loss` (used by ``functional_call``)."""
+        return self.compute_loss(batch)
+
+    def grad_clip_groups(self) -> list[list[nn.Parameter]]:
+        """Parameter groups whose gradients are norm-clipped each on its own to :meth:`grad_clip_norm` (default none)."""
+        return []
+
+    def grad_clip_norm(self) -> float:
+        """Max gradient norm per group of :meth:`grad_clip_groups` (0 disables clipping)."""
+        return 0.0
+
+    def after_step(self) -> None:
+        """Called after every optimizer step (e.g. Polyak target updates). In a vectorized population it runs on the
+        stacked ``[K, ...]`` parameters, so it must be elementwise over parameters (``torch._foreach_lerp_`` is)."""
+
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One gradient step on ``batch``; returns scalar metric tensors (not synced to the host)."""
-        raise NotImplementedError
+        """One gradient step on ``batch``; returns scalar metric tensors (not synced to the host).
+
+        Default: :meth:`compute_loss`, backward, per-group clipping, a step of every optimizer, :meth:`after_step`.
+        """
+        loss, metrics = self.compute_loss(batch)
+        opts = list(self.optimizers().values())
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        max_norm = self.grad_clip_norm()
+        if max_norm > 0:
+            for group in self.grad_clip_groups():
+                nn.utils.clip_grad_norm_(group, max_norm, foreach=True)
+        for opt in opts:
+            opt.step()
+        self.after_step()
+        return metrics
 
     def train_step(self, sampler: DeviceSampler) -> dict[str, torch.Tensor]:
         """Sample a minibatch and update (algorithms with special sampling override this)."""
