@@ -122,7 +122,7 @@ def _train(args, extra: list[str]) -> int:
     run_cfg = RunConfig(steps=args.steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                         seed=args.seed, device=args.device, threads=args.threads,
                         progress=not args.json and not args.quiet, out=args.out,
-                        checkpoint_every=args.checkpoint_every, resume=args.resume)
+                        checkpoint_every=args.checkpoint_every, resume=args.resume, compile=args.compile)
     many = args.seeds is not None or args.alphas is not None or args.vectorize
     try:
         if many:
@@ -201,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=int, default=0,
                    help="write OUT/checkpoint.pt every N updates (full training state; needs --out)")
     t.add_argument("--resume", default=None, help="continue from a checkpoint file or a run directory")
+    t.add_argument("--compile", action="store_true",
+                   help="torch.compile the update (CUDA graphs on CUDA; slow to compile on CPU)")
     t.add_argument("--json", action="store_true", help="print one JSON record and nothing else")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)

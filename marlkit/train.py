@@ -54,6 +54,10 @@ class RunConfig:
         checkpoint_every: write ``out/checkpoint.pt`` every this many updates (0: never; needs ``out``).
         resume: a checkpoint file (or a run directory holding ``checkpoint.pt``) to continue from; it must match
             the algorithm, its config, the env and the dataset, else :class:`~marlkit.checkpoint.CheckpointError`.
+        compile: run the update's loss (forward and backward) through ``torch.compile``
+            (:meth:`Algorithm.enable_compile`: CUDA graphs via ``mode="reduce-overhead"`` on CUDA, fused C++
+            kernels on CPU, where compiling takes a while and rarely pays off for these small networks).
+        compile_backend: ``torch.compile`` backend (``"inductor"``; ``"eager"`` only traces, for checks).
     """
 
     steps: int | None = None
@@ -68,6 +72,8 @@ class RunConfig:
     out: str | None = None
     checkpoint_every: int = 0
     resume: str | None = None
+    compile: bool = False
+    compile_backend: str = "inductor"
 
     def validate(self) -> None:
         """Raises :class:`ConfigError` on out-of-range settings."""
@@ -88,6 +94,10 @@ class RunConfig:
             raise ConfigError(f"checkpoint_every must be a non-negative integer, got {self.checkpoint_every!r}")
         if self.checkpoint_every and not self.out:
             raise ConfigError("checkpoint_every needs an output directory (out)")
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"compile must be true/false, got {self.compile!r}")
+        if not isinstance(self.compile_backend, str) or not self.compile_backend:
+            raise ConfigError(f"compile_backend must be a torch.compile backend name, got {self.compile_backend!r}")
 
 
 def _check_finite(metrics: dict[str, float], step: int, last: dict[str, float]) -> None:
@@ -131,6 +141,8 @@ def iterate(algo: Algorithm, dataset: MultiAgentDataset, env, run_cfg: RunConfig
         set_num_threads(run_cfg.threads)
     elif algo.device.type == "cpu":
         _calibrate_threads(algo, sampler)
+    if run_cfg.compile:
+        algo.enable_compile(run_cfg.compile_backend)
     header = None
     if run_cfg.checkpoint_every or run_cfg.resume:
         header = make_header(algo, env.spec.name, dataset_fingerprint(dataset))
@@ -308,6 +320,8 @@ def run_many(env: str, dataset: str, algo: str, overrides: dict[str, Any] | None
 def _run_vectorized(env, dataset, algo, overrides, run_cfg, pairs, dataset_size, name) -> list[dict[str, Any]]:
     from marlkit.population import Population, supports_population
 
+    if run_cfg.compile:
+        raise ConfigError("compile is not supported for vectorized populations (vmap); drop one of the two")
     if run_cfg.checkpoint_every or run_cfg.resume:
         raise ConfigError("checkpoint_every/resume are not supported for vectorized populations; "
                           "run the seeds sequentially to checkpoint them")

@@ -175,3 +175,38 @@ def test_cli_seeds(capsys):
     assert [r["seed"] for r in vec] == [r["seed"] for r in seq] == [0, 1]
     for v, s in zip(vec, seq):
         assert v["return"] == pytest.approx(s["return"], abs=1e-5)
+
+
+def _compiled_vs_eager(backend, steps):
+    env = make_env("xor")
+    out = []
+    for compile_ in (False, True):
+        data = load_dataset(env, "b", size=200, seed=0)
+        seed_everything(0)
+        algo = build_algo("omiga", env.spec, SMALL)
+        from marlkit.train import fit
+
+        rec = fit(algo, data, env, RunConfig(steps=steps, threads=1, progress=False, log_every=5, compile=compile_,
+                                             compile_backend=backend))
+        out.append((algo, rec))
+    return out
+
+
+def test_compile_path_runs_on_cpu():
+    """The compile path end to end with the tracing-only backend (fast): same numbers as eager."""
+    (eager, r0), (comp, r1) = _compiled_vs_eager("eager", 10)
+    assert comp._compile_opts == ("eager", None)
+    assert _max_diff(eager, comp) < 1e-6
+    assert r0["return"] == pytest.approx(r1["return"], abs=1e-6)
+    with pytest.raises(ConfigError, match="compile"):
+        run_many("xor", "b", "bc", SMALL, RunConfig(steps=5, progress=False, compile=True), seeds=[0, 1],
+                 vectorize=True)
+    with pytest.raises(ConfigError, match="compile"):
+        RunConfig(compile="yes").validate()
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("MARLKIT_TEST_INDUCTOR"),
+                    reason="inductor compiles C++ kernels, minutes on a small CPU; set MARLKIT_TEST_INDUCTOR=1")
+def test_compile_inductor_cpu():
+    (eager, r0), (comp, r1) = _compiled_vs_eager("inductor", 10)
+    assert _max_diff(eager, comp) < 1e-4

@@ -22,6 +22,11 @@ from marlkit.envs.base import EnvSpec
 __all__ = ["AlgoConfig", "Algorithm", "ConfigError"]
 
 
+_COMPILED: dict[tuple, Any] = {}
+"""torch.compile'd ``compute_loss`` functions by (class, backend, mode); kept outside instances so copies of an
+algorithm (thread calibration, checkpoints) never share a compiled bound method."""
+
+
 class ConfigError(ValueError):
     """A hyperparameter out of its valid range or of the wrong type."""
 
@@ -123,6 +128,37 @@ class Algorithm(nn.Module):
             raise ConfigError(f"{self.name} does not support continuous actions (env {spec.name!r})")
         self.spec, self.config, self.device = spec, config, torch.device(device)
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        self._compile_opts: tuple[str, str | None] | None = None
+
+    # ------------------------------------------------------------------ compilation
+    def enable_compile(self, backend: str = "inductor", mode: str | None = None) -> None:
+        """Run :meth:`compute_loss` (forward and, through AOTAutograd, backward) through ``torch.compile``.
+
+        On CUDA the default mode is ``"reduce-overhead"``: the compiled forward and backward are replayed as CUDA
+        graphs, and the optimizers stay the fused Adam of :meth:`make_adam`. On CPU the default mode compiles
+        fused C++ kernels (inductor needs a C++ compiler and takes a while to compile). Numbers match the eager
+        update up to floating-point reordering; ``backend="eager"`` only traces (a cheap check of the path).
+
+        Raises:
+            ConfigError: if the algorithm overrides :meth:`update` (nothing to compile) or torch.compile is
+                unavailable.
+        """
+        if type(self).compute_loss is Algorithm.compute_loss or type(self).update is not Algorithm.update:
+            raise ConfigError(f"{self.name} overrides update(); compile needs the compute_loss() contract")
+        if not hasattr(torch, "compile"):
+            raise ConfigError("this torch build has no torch.compile")
+        if mode is None and self.device.type == "cuda" and backend == "inductor":
+            mode = "reduce-overhead"
+        self._compile_opts = (backend, mode)
+
+    def _compiled_loss(self):
+        key = (type(self), *self._compile_opts)
+        if key not in _COMPILED:
+            backend, mode = self._compile_opts
+            _COMPILED[key] = torch.compile(type(self).compute_loss, backend=backend, mode=mode, dynamic=False)
+        if self.device.type == "cuda" and self._compile_opts[1] == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()
+        return _COMPILED[key]
 
     # ------------------------------------------------------------------ training
     def setup(self, sampler: DeviceSampler) -> None:
@@ -162,7 +198,10 @@ class Algorithm(nn.Module):
 
         Default: :meth:`compute_loss`, backward, per-group clipping, a step of every optimizer, :meth:`after_step`.
         """
-        loss, metrics = self.compute_loss(batch)
+        if self._compile_opts is not None:
+            loss, metrics = self._compiled_loss()(self, batch)
+        else:
+            loss, metrics = self.compute_loss(batch)
         opts = list(self.optimizers().values())
         for opt in opts:
             opt.zero_grad(set_to_none=True)
