@@ -18,7 +18,7 @@ Why it equals K separate runs:
 
 Minibatches are drawn by one :class:`~marlkit.data.sampler.DeviceSampler` per member (each with its own seeded
 generator and, if wanted, its own dataset) and stacked, so member k sees the same minibatches as a single run with
-its seed. Member k's numbers then match the single run up to floating-point reduction order.
+its seed (samplers sharing one tensor store, ``DeviceSampler.share``, are gathered in one op). Member k's numbers then match the single run up to floating-point reduction order.
 
 Contract for an algorithm (``Algorithm`` subclass) to be vectorizable:
 
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 from typing import Sequence
 
 import torch
@@ -140,7 +141,10 @@ class Population(nn.Module):
                 params = [stacked.get_parameter(owners[id(p)]) for p in g["params"]]
                 groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": params})
             setattr(stacked, attr, type(opt)(groups, **opt.defaults))
-        self._param_names = [n for n, p in stacked.named_parameters()]
+        self._params = dict(stacked.named_parameters())  # updated in place from here on: cache the dicts
+        self._buffers_ = dict(stacked.named_buffers())
+        self._pnames, self._pvals = tuple(self._params), tuple(self._params.values())
+        self._bnames, self._bvals = tuple(self._buffers_), tuple(self._buffers_.values())
         if self.hp_fields:
             values = {f: torch.tensor([float(getattr(m.config, f)) for m in members], device=self.device)
                       for f in self.hp_fields}
@@ -150,23 +154,27 @@ class Population(nn.Module):
         return stacked
 
     # ------------------------------------------------------------------ the vectorized update
-    def _member_loss(self, params, buffers, batch, hp):
+    def _member_loss(self, keys: tuple, *flat: torch.Tensor):
+        """One member's loss from a flat tuple of its tensors (a flat tuple keeps vmap's input handling cheap)."""
+        n_p, n_b, batch_keys = keys
+        params = dict(zip(self._pnames, flat[:n_p]))
+        params.update(zip(self._bnames, flat[n_p:n_p + n_b]))
+        batch = dict(zip(batch_keys, flat[n_p + n_b:n_p + n_b + len(batch_keys)]))
+        hp = dict(zip(self.hp_fields, flat[n_p + n_b + len(batch_keys):]))
         algo = self.stacked
         saved = algo.config
         if hp:
             algo.config = dataclasses.replace(saved, **hp)  # 0-d (batched) tensors in place of the floats
         try:
-            loss, metrics = functional_call(algo, (params, buffers), (batch,), strict=False)
+            return functional_call(algo, params, (batch,), strict=False)
         finally:
             algo.config = saved
-        return loss, metrics
 
     def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Every member's loss on its own minibatch: ``batch`` fields ``[K, B, ...]`` → loss ``[K]``, metrics ``[K]``."""
-        params = dict(self.stacked.named_parameters())
-        buffers = dict(self.stacked.named_buffers())
-        loss_fn = vmap(self._member_loss, in_dims=(0, 0, 0, 0), randomness="error")
-        return loss_fn(params, buffers, batch, self._hp)
+        keys = (len(self._pvals), len(self._bvals), tuple(batch))
+        flat = (*self._pvals, *self._bvals, *batch.values(), *(self._hp[f] for f in self.hp_fields))
+        return vmap(functools.partial(self._member_loss, keys), in_dims=0, randomness="error")(*flat)
 
     @torch.no_grad()
     def clip_grads(self) -> None:
@@ -202,7 +210,13 @@ class Population(nn.Module):
         if len(samplers) != self.size:
             raise ValueError(f"need one sampler per member ({self.size}), got {len(samplers)}")
         B = self.stacked.config.batch_size
-        metrics = self.update(stack_batches([s.sample(B) for s in samplers]))
+        tensors = samplers[0].tensors
+        if all(s.tensors is tensors for s in samplers):  # one dataset: one gather of all K minibatches
+            idx = torch.cat([s.sample_index(B) for s in samplers])
+            batch = {k: v.index_select(0, idx).unflatten(0, (self.size, B)) for k, v in tensors.items()}
+        else:
+            batch = stack_batches([s.sample(B) for s in samplers])
+        metrics = self.update(batch)
         self.stacked.num_updates += 1
         return metrics
 
@@ -210,8 +224,7 @@ class Population(nn.Module):
     @torch.no_grad()
     def write_back(self) -> list[Algorithm]:
         """Copy each member's slice of the stacked parameters and buffers into ``members[k]``; return the members."""
-        params = dict(self.stacked.named_parameters())
-        buffers = dict(self.stacked.named_buffers())
+        params, buffers = self._params, self._buffers_
         for k, m in enumerate(self.members):
             for n, p in m.named_parameters():
                 p.copy_(params[n][k])

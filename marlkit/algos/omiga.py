@@ -156,8 +156,13 @@ class OMIGA(Algorithm):
             o2 = torch.cat([obs, nobs], 0) if local else None
             w2, b2 = self.mixer_target.weights(s2, o2), self.mixer_target.bias(s2)
             w_bar, w_next, b_next = w2[:B], w2[B:], b2[B:]
-        v2 = self.v(torch.cat([obs, nobs], 0))  # V_i(o_i) and V_i(o'_i) in one pass
-        v, v_next = v2[:B], v2[B:].detach()
+        if obs.device.type == "cuda":  # launch-bound: V_i(o_i) and V_i(o'_i) in one pass
+            v2 = self.v(torch.cat([obs, nobs], 0))
+            v, v_next = v2[:B], v2[B:].detach()
+        else:  # compute-bound: V_i(o'_i) without graph, so the backward pass skips the o' half
+            v = self.v(obs)
+            with torch.no_grad():
+                v_next = self.v(nobs)
         # Eq. 13: Q_tot(o, a) regressed onto r + γ (1 − done) V_tot(o')
         target = batch["rewards"] + cfg.gamma * (1.0 - batch["terminals"]) * self.mixer.mix(v_next, w_next, b_next)
         q = self.q.taken(obs, actions)
