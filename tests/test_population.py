@@ -210,3 +210,21 @@ def test_compile_path_runs_on_cpu():
 def test_compile_inductor_cpu():
     (eager, r0), (comp, r1) = _compiled_vs_eager("inductor", 10)
     assert _max_diff(eager, comp) < 1e-4
+
+
+def test_benchmark_smoke():
+    """The speed tools run at a tiny size (population rows of update_speed, phase profile)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import profile_update
+    import update_speed
+
+    tiny = {"hidden": (8,), "batch_size": 8}
+    seq, vec = update_speed.bench_population("omiga", "halfcheetah-6x1", "cpu", 1, 2, 1, tiny, 2)
+    assert seq > 0 and vec > 0
+    assert update_speed.bench_population("omiga", "5m_vs_6m", "cpu", 1, 1, 1, tiny, 2) is not None
+    phases = profile_update.profile("bc", "5m_vs_6m", "cpu", 3, tiny)
+    assert set(phases) == set(profile_update.PHASES) and all(v >= 0 for v in phases.values())
+    assert sum(phases.values()) > 0
