@@ -21,11 +21,11 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from update_speed import SHAPES, synthetic  # noqa: E402
+from update_speed import SHAPES, synthetic
 
-from marlkit.algos import get_algo  # noqa: E402
-from marlkit.data.sampler import DeviceSampler  # noqa: E402
-from marlkit.population import supports_population  # noqa: E402
+from marlkit.algos import get_algo
+from marlkit.data.sampler import DeviceSampler
+from marlkit.population import supports_population
 
 PHASES = ("sample", "forward", "backward", "clip", "optimizer", "after_step", "trainer")
 CORE = ("forward", "backward", "clip", "optimizer")

@@ -31,6 +31,10 @@ Contract for an algorithm (``Algorithm`` subclass) to be vectorizable:
    (e.g. OMIGA's ``alpha``), which :meth:`compute_loss` must use only as numbers in tensor arithmetic
    (inside the vmapped loss they are 0-d tensors).
 
+Cost: the vmap and parameter-swapping bookkeeping is paid once per update for all K runs. With paper-size
+networks or K of about 8, the population is faster per run than sequential runs even on one CPU thread; with
+tiny networks and K = 2 the bookkeeping can outweigh the saving (``benchmarks/update_speed.py`` measures it).
+
 Algorithms breaking 1–3 (several optimizers stepped at different rates, sampling inside the update, ...) are
 refused with :class:`~marlkit.algos.base.ConfigError`; train them with sequential seeds instead.
 """
@@ -40,7 +44,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -49,7 +53,7 @@ from torch.func import functional_call, vmap
 from marlkit.algos.base import Algorithm, ConfigError
 from marlkit.data.sampler import Batch, DeviceSampler
 
-__all__ = ["Population", "supports_population", "stack_batches"]
+__all__ = ["Population", "stack_batches", "supports_population"]
 
 
 def supports_population(cls: type[Algorithm]) -> bool:

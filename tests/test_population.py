@@ -44,10 +44,10 @@ def _max_diff(a, b):
 def test_member_equals_single_run(algo, kind):
     if kind == "discrete":
         env = make_env("xor")
-        data_fn = lambda s: load_dataset(env, "b", size=200, seed=s)  # noqa: E731
+        data_fn = lambda s: load_dataset(env, "b", size=200, seed=s)
     else:
         _, env = toy_continuous_dataset()
-        data_fn = lambda s: toy_continuous_dataset(seed=s)[0]  # noqa: E731
+        data_fn = lambda s: toy_continuous_dataset(seed=s)[0]
     seeds = [0, 3, 5]
     # OMIGA members also differ in alpha (a population field); BC members only in seeds
     alpha = {0: 1.0, 3: 10.0, 5: 3.0}
@@ -208,7 +208,7 @@ def test_compile_path_runs_on_cpu():
 @pytest.mark.skipif(not __import__("os").environ.get("MARLKIT_TEST_INDUCTOR"),
                     reason="inductor compiles C++ kernels, minutes on a small CPU; set MARLKIT_TEST_INDUCTOR=1")
 def test_compile_inductor_cpu():
-    (eager, r0), (comp, r1) = _compiled_vs_eager("inductor", 10)
+    (eager, _), (comp, _) = _compiled_vs_eager("inductor", 10)
     assert _max_diff(eager, comp) < 1e-4
 
 
