@@ -32,7 +32,7 @@ from marlkit.algos.fdiv import FDivergence, get_fdiv
 from marlkit.envs.matrix import expected_return, joint_from_product
 from marlkit.exact.matrix import marginals
 
-__all__ = ["dice_optimum", "dice_objective", "additive_projection", "local_wbc_policies", "comadice_solution"]
+__all__ = ["dice_optimum", "dice_objective", "dice_dual", "additive_projection", "local_wbc_policies", "comadice_solution"]
 
 
 def _check(payoff, d, alpha, mass):
@@ -107,6 +107,28 @@ def dice_objective(payoff, d, rho, alpha: float, f: str | FDivergence = "soft-ch
     """``E_ρ[r] − α D_f(ρ‖d)`` for an occupancy table ρ (the primal objective of comadice.md Eq. 2)."""
     payoff, d, rho = (np.asarray(x, dtype=float) for x in (payoff, d, rho))
     return float((rho * payoff).sum() - alpha * get_fdiv(f).divergence(rho, d))
+
+
+def dice_dual(payoff, d, alpha: float, f: str | FDivergence = "soft-chi2", nu=0.0, mass: float = 1.0):
+    """The dual ``L̃(ν) = m·ν + E_d[α f*((r − ν)/α)]`` of the one-step DICE problem (comadice.md Prop. 4.1 with
+    one state: ``(1−γ) E_{p0}[ν] + E_d[α f*(A_ν/α)]``, ``A_ν = r − ν``, ``m = 1 − γ``).
+
+    Convex in ν; its minimum equals the primal optimum :func:`dice_optimum`'s ``objective`` (strong duality)
+    and is attained at its ``nu``.
+
+    Args:
+        nu: a scalar or an array of multipliers.
+
+    Returns:
+        ``L̃(ν)``, same shape as ``nu`` (float for a scalar).
+    """
+    payoff, d = _check(payoff, d, alpha, mass)
+    fd = get_fdiv(f)
+    supp = d > 0
+    r, p = payoff[supp], d[supp]
+    nu = np.asarray(nu, dtype=float)
+    vals = mass * nu + (p * alpha * fd.f_star((r[None, :] - nu.reshape(-1, 1)) / alpha)).sum(-1)
+    return float(vals[0]) if nu.ndim == 0 else vals.reshape(nu.shape)
 
 
 def additive_projection(payoff, d) -> np.ndarray:
