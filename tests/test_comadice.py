@@ -29,7 +29,7 @@ def test_conjugate_matches_numerical_sup(name):
     """f*(y) = sup_{x≥0} x·y − f(x) and the maximiser is w*(y) = max(0, (f')⁻¹(y)), checked by scipy."""
     fd = get_fdiv(name)
     for y in YS:
-        res = minimize_scalar(lambda x: -(x * y - fd.f(np.array([x]))[0]), bounds=(0.0, 60.0), method="bounded",
+        res = minimize_scalar(lambda x, y=y: -(x * y - fd.f(np.array([x]))[0]), bounds=(0.0, 60.0), method="bounded",
                               options={"xatol": 1e-10})
         assert fd.f_star(np.array([y]))[0] == pytest.approx(-res.fun, abs=1e-7)
         assert fd.ratio(np.array([y]))[0] == pytest.approx(res.x, abs=1e-4)

@@ -29,7 +29,7 @@ array (returns ``np.ndarray``, float64; used by the exact oracles in :mod:`marlk
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
