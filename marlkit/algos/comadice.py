@@ -23,7 +23,9 @@ Each update runs three steps on one minibatch of transitions and one of initial 
    has no stationary point in the mixer bias b (``∂L/∂b = (1−γ) + E[w*] > 0``), so, as the official code does,
    θ is trained by the q-fitting loss only. With ``full_gradient`` (default) the gradient also flows through
    ``γ ν_tot(s')`` — the gradient of Prop. 4.1, where A depends on ν at s and at s'; the official code omits
-   that path (``full_gradient=False``). In one-step tasks (every transition terminal) both coincide.
+   that path (``full_gradient=False``). In one-step tasks (every transition terminal) both coincide; on a
+   2-step chain the full gradient satisfies the Bellman flow constraint (Eq. 3) while the semi-gradient drives
+   the ratios of non-initial states to zero (``tests/test_comadice.py``).
 3. **local weighted BC, Eq. 12** (:meth:`ComaDICE.weighted_bc_loss`) —
    ``max E_D[w*(s, a) Σ_i log π_i(a_i|o_i)]`` with the occupancy ratio
    ``w* = max(0, (f')⁻¹(A_tot/α))`` (Prop. 4.1 / Sec. 4.3).
