@@ -15,20 +15,20 @@ from marlkit.envs.matrix import MatrixGame
 from marlkit.exact.matrix import ood_mass, regularized_optimum, regularized_return
 
 __all__ = [
+    "dice_dual_view",
+    "dice_ratio_view",
     "figures_dir",
+    "local_wbc_view",
     "omiga_policy_view",
     "plot_alpha_curves",
     "plot_decomposition",
     "plot_game",
     "plot_policy_bars",
+    "plot_return_comparison",
     "plot_table",
     "plot_v_objective",
     "regularized_policy_view",
     "savefig",
-    "dice_dual_view",
-    "dice_ratio_view",
-    "local_wbc_view",
-    "plot_return_comparison",
 ]
 
 
