@@ -13,10 +13,9 @@ import torch
 
 pytest.importorskip("jaxmarl")
 
-from marlkit.data.hdf5 import load_hdf5  # noqa: E402
-from marlkit.envs import smax  # noqa: E402
-from marlkit.envs.registry import UnknownNameError, list_envs, load_dataset, make_env  # noqa: E402
-from marlkit.eval.evaluate import evaluate  # noqa: E402
+from marlkit.data.hdf5 import load_hdf5
+from marlkit.envs.registry import UnknownNameError, list_envs, load_dataset, make_env
+from marlkit.eval.evaluate import evaluate
 
 MAP = "5m_vs_6m"
 
@@ -143,3 +142,18 @@ def test_bc_trains_on_smax_good_and_beats_random(env, datasets):
     poor = datasets["poor"].meta["behavior_return_mean"]
     assert rec["return"] > poor, (rec["return"], poor)
     assert 0.0 <= rec["win_rate"] <= 1.0
+
+
+def test_time_limit_is_exact():
+    """No battle is decided within 5 steps (the armies start 16 units apart): all time out at step 5."""
+    from marlkit.envs.smax import SMAXEnv
+
+    short = SMAXEnv(MAP, episode_limit=5)  # the limit is traced: same compiled step as the fixture's env
+    E, N = 32, short.spec.n_agents
+    short.reset(n_envs=E, seed=5)
+    flags = [short.step(np.full((E, N), 4)) for _ in range(6)]
+    assert not any(f.timeout.any() or f.terminal.any() for f in flags[:4])
+    assert flags[4].timeout.all() and not flags[4].terminal.any()
+    assert not flags[5].timeout.any() and (flags[5].reward == 0).all()  # frozen afterwards
+    ds = short.make_dataset("poor", size=100, seed=0, cache=False)
+    assert (np.flatnonzero(ds.timeouts)[:3] == [4, 9, 14]).all()

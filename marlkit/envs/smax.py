@@ -25,7 +25,7 @@ Behavior policies and datasets (``make_dataset``): ``good`` (alias ``expert``) i
 micro-management policy playing the allies: attack the enemy in range that is closest (and keep shooting it
 until it dies), otherwise walk towards a visible enemy or across the map. ``medium`` and ``poor`` are
 ε-mixtures: each ally, at each step, independently takes a uniformly random *available* action with
-probability ε (see :data:`EPSILON`) and the heuristic action otherwise. ``mixed`` is the 50/50 mixture of
+probability ε (see :data:`EPSILON`, :data:`MAP_EPSILON`) and the heuristic action otherwise. ``mixed`` is the 50/50 mixture of
 ``medium`` and ``good`` (inspo.md §StarCraft II). Rollouts run as one compiled ``lax.scan`` over time inside a
 ``vmap`` over episodes, so a dataset of 50k transitions builds in seconds after compilation. Datasets are
 deterministic functions of (map, quality, size, seed) and are cached as marlkit HDF5 files under
@@ -50,11 +50,16 @@ import numpy as np
 from marlkit.data.dataset import MultiAgentDataset
 from marlkit.envs.base import EnvSpec, MultiAgentEnv, StepResult
 
-__all__ = ["SMAXEnv", "make_smax", "list_maps", "EPSILON", "QUALITIES", "DEFAULT_DATASET_SIZE"]
+__all__ = ["DEFAULT_DATASET_SIZE", "EPSILON", "MAP_EPSILON", "QUALITIES", "SMAXEnv", "list_maps", "make_smax"]
 
 #: ε of each behavior quality: probability that an ally replaces the heuristic action by a uniformly random
-#: available action (independently per ally and step).
-EPSILON: dict[str, float] = {"good": 0.0, "expert": 0.0, "medium": 0.5, "poor": 0.8}
+#: available action (independently per ally and step). medium/poor are set so that on 5m_vs_6m the ratios of
+#: their mean return to good's (0.53, 0.41; measured, docs/smax.md) are close to omiga.md Table 4's SMAC
+#: 5m_vs_6m datasets (11.03/20 = 0.55, 8.50/20 = 0.43).
+EPSILON: dict[str, float] = {"good": 0.0, "expert": 0.0, "medium": 0.5, "poor": 0.7}
+#: Per-map overrides. On 3s_vs_5z the heuristic (which never kites the zealots) is no better than its ε-mixtures
+#: up to ε = 0.8, so medium and poor there are closer to uniform play to keep good > medium > poor.
+MAP_EPSILON: dict[str, dict[str, float]] = {"3s_vs_5z": {"medium": 0.9, "poor": 1.0}}
 #: Dataset names: the ε-levels plus ``mixed`` (50/50 of ``medium`` and ``good`` transitions).
 QUALITIES: tuple[str, ...] = ("good", "expert", "medium", "poor", "mixed")
 #: Transitions in a dataset when no size is given (OMIGA samples 1000 episodes per SMAC dataset; SMAX
@@ -133,19 +138,20 @@ def list_maps() -> list[str]:
 
 
 # compiled functions are shared by all env objects of one configuration: compile once per process
-_CORE_CACHE: dict[tuple, "_Core"] = {}
+_CORE_CACHE: dict[str, _Core] = {}
 
 
 class _Core:
     """The jit-compiled, vmapped SMAX functions for one map configuration (internal)."""
 
-    def __init__(self, map_name: str, episode_limit: int):
+    def __init__(self, map_name: str):
         import jax
         import jax.numpy as jnp
 
         smax_env, hes, heur = _import_jaxmarl()
         env = hes.HeuristicEnemySMAX(scenario=smax_env.map_name_to_scenario(map_name), see_enemy_actions=True,
-                                     walls_cause_death=True, attack_mode="closest", max_steps=episode_limit)
+                                     walls_cause_death=True, attack_mode="closest",
+                                     max_steps=2**30)  # the time limit is applied by step1
         self.env = env
         self.n_agents = env.num_allies
         self.n_enemies = env.num_enemies
@@ -170,17 +176,20 @@ class _Core:
             o, s, av = observe(st)
             return st, o, s, av
 
-        def step1(key, st, actions):
+        def step1(key, st, actions, episode_limit):
             """One step of one battle; a battle already over stays frozen (zero reward)."""
             was_done = st.state.done
-            _, nst, rew, dones, _ = env.step_env(key, st, {a: actions[i] for i, a in enumerate(agents)})
+            _, nst, rew, _, _ = env.step_env(key, st, {a: actions[i] for i, a in enumerate(agents)})
             nst = jax.tree.map(lambda new, old: jnp.where(was_done, old, new), nst, st)
             alive = nst.state.unit_alive
             allies_dead = ~jnp.any(alive[:N])
             enemies_dead = ~jnp.any(alive[N:])
-            done = nst.state.done
-            terminal = done & (allies_dead | enemies_dead) & ~was_done
-            timeout = done & ~(allies_dead | enemies_dead) & ~was_done
+            # the episode_limit-th step of an undecided battle is a timeout (a traced value: no recompilation
+            # per limit; SMAX's own limit would let a battle run episode_limit + 1 steps)
+            battle_over = allies_dead | enemies_dead
+            terminal = battle_over & ~was_done
+            timeout = (nst.state.step >= episode_limit) & ~battle_over & ~was_done
+            nst = nst.replace(state=nst.state.replace(done=was_done | terminal | timeout))
             won = enemies_dead & ~allies_dead
             r = jnp.where(was_done, 0.0, rew[agents[0]]).astype(jnp.float32)
             o, s, av = observe(nst)
@@ -207,26 +216,25 @@ class _Core:
             st, o, s, av = reset1(key)
             return strong(st), o, s, av, strong(init_pstate())
 
-        def step_b(key, st, ps, o, av, ext_actions, eps, use_ext):
+        def step_b(key, st, ps, o, av, ext_actions, eps, use_ext, episode_limit):
             """Behavior action (or ``ext_actions`` when ``use_ext``) and one step, for one battle."""
             k_a, k_s = jax.random.split(key)
             act, ps = behavior1(k_a, ps, o, av, eps)
             act = jnp.where(use_ext, ext_actions.astype(jnp.int32), act)
-            return (act, ps) + step1(k_s, st, act)
+            return (act, ps) + step1(k_s, st, act, episode_limit)
 
         # one compiled step serves rollouts of learned policies and behavior data alike
         self.reset = jax.jit(jax.vmap(reset_b))
-        self.step = jax.jit(jax.vmap(step_b, in_axes=(0, 0, 0, 0, 0, 0, None, None)))
+        self.step = jax.jit(jax.vmap(step_b, in_axes=(0, 0, 0, 0, 0, 0, None, None, None)))
         self.key = jax.random.key
         self.split = jax.random.split
         self.fold_in = jax.random.fold_in
 
 
-def _core(map_name: str, episode_limit: int) -> _Core:
-    k = (map_name, episode_limit)
-    if k not in _CORE_CACHE:
-        _CORE_CACHE[k] = _Core(map_name, episode_limit)
-    return _CORE_CACHE[k]
+def _core(map_name: str) -> _Core:
+    if map_name not in _CORE_CACHE:
+        _CORE_CACHE[map_name] = _Core(map_name)
+    return _CORE_CACHE[map_name]
 
 
 class SMAXEnv(MultiAgentEnv):
@@ -253,7 +261,7 @@ class SMAXEnv(MultiAgentEnv):
         if isinstance(episode_limit, bool) or not isinstance(episode_limit, int) or episode_limit <= 0:
             raise ValueError(f"episode_limit must be a positive integer, got {episode_limit!r}")
         self.map_name = map_name
-        self._core = _core(map_name, episode_limit)
+        self._core = _core(map_name)
         c = self._core
         self.spec = EnvSpec(name=f"smax:{map_name}", n_agents=c.n_agents, obs_dim=c.obs_dim,
                             state_dim=c.state_dim, n_actions=c.n_actions, episode_limit=episode_limit,
@@ -284,7 +292,7 @@ class SMAXEnv(MultiAgentEnv):
         c = self._core
         self._key, k = c.split(self._key)
         out = c.step(c.split(k, self._n), self._state, self._pstate, self._obs, self._avail, actions,
-                     np.float32(eps), np.bool_(use_ext))
+                     np.float32(eps), np.bool_(use_ext), np.int32(self.spec.episode_limit))
         act, self._pstate, self._state, o, s, av, r, term, tout, won = out
         self._obs, self._avail = o, av
         return act, o, s, av, r, term, tout, won
@@ -326,9 +334,9 @@ class SMAXEnv(MultiAgentEnv):
             if not active.any():
                 break
             act, no, ns, nav, r, term, tout, won = (np.asarray(x) for x in self._step(dummy, eps, False))
-            steps.append(dict(observations=o, states=s, avail_actions=av, actions=act, rewards=r,
-                              next_observations=no, next_states=ns, next_avail_actions=nav, terminals=term,
-                              timeouts=tout, won=won, active=active))
+            steps.append({"observations": o, "states": s, "avail_actions": av, "actions": act, "rewards": r,
+                          "next_observations": no, "next_states": ns, "next_avail_actions": nav,
+                          "terminals": term, "timeouts": tout, "won": won, "active": active})
             o, s, av = no, ns, nav
         return {k: np.stack([st[k] for st in steps], axis=1) for k in steps[0]}
 
@@ -356,22 +364,27 @@ class SMAXEnv(MultiAgentEnv):
         Raises:
             UnknownNameError: for an unknown quality.
         """
-        eps = self._epsilon(quality)
+        eps = self.epsilon(quality)
         eps_list = self._episodes(eps, episodes, seed)
         rets = np.array([ep["rewards"].sum() for ep in eps_list])
         return {"epsilon": eps, "episodes": episodes, "return_mean": float(rets.mean()),
                 "return_std": float(rets.std()), "win_rate": float(np.mean([ep["won"] for ep in eps_list])),
                 "length_mean": float(np.mean([len(ep["rewards"]) for ep in eps_list]))}
 
-    def _epsilon(self, quality: str) -> float:
+    def epsilon(self, quality: str) -> float:
+        """ε of behavior ``quality`` on this map (:data:`EPSILON` with :data:`MAP_EPSILON`'s overrides).
+
+        Raises:
+            UnknownNameError: for an unknown quality.
+        """
         from marlkit.envs.registry import UnknownNameError
 
         if quality not in EPSILON:
             raise UnknownNameError(f"unknown SMAX behavior {quality!r}; valid: {', '.join(sorted(EPSILON))}")
-        return EPSILON[quality]
+        return MAP_EPSILON.get(self.map_name, {}).get(quality, EPSILON[quality])
 
     def _build(self, quality: str, size: int, seed: int) -> MultiAgentDataset:
-        eps = self._epsilon(quality)
+        eps = self.epsilon(quality)
         parts, total, start = [], 0, 0
         while total < size:
             for ep in self._episodes(eps, CHUNK_EPISODES, seed, start):
