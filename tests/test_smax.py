@@ -113,6 +113,11 @@ def test_dataset_cache_and_cli_loader(env, tmp_path, monkeypatch):
         env.make_dataset("medium-replay", size=10)
     with pytest.raises(ValueError, match="size"):
         env.make_dataset("good", size=0)
+    with pytest.raises(ValueError, match="at most one"):
+        env.make_dataset("good", size=10, episodes=2)
+    eps = env.make_dataset("poor", episodes=7, seed=2, cache=False)
+    assert int(eps.episode_starts.sum()) == 7 and eps.terminals[-1] | eps.timeouts[-1]
+    assert eps.meta["episodes"] == 7
 
 
 class _TorchHeuristicStandIn(torch.nn.Module):

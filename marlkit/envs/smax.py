@@ -383,16 +383,20 @@ class SMAXEnv(MultiAgentEnv):
             raise UnknownNameError(f"unknown SMAX behavior {quality!r}; valid: {', '.join(sorted(EPSILON))}")
         return MAP_EPSILON.get(self.map_name, {}).get(quality, EPSILON[quality])
 
-    def _build(self, quality: str, size: int, seed: int) -> MultiAgentDataset:
+    def _build(self, quality: str, size: int | None, seed: int, episodes: int | None = None) -> MultiAgentDataset:
         eps = self.epsilon(quality)
-        parts, total, start = [], 0, 0
-        while total < size:
-            for ep in self._episodes(eps, CHUNK_EPISODES, seed, start):
-                parts.append(ep)
-                total += len(ep["rewards"])
-                if total >= size:
-                    break
-            start += CHUNK_EPISODES
+        if episodes is not None:  # exactly that many whole episodes
+            parts = self._episodes(eps, episodes, seed)
+            size = sum(len(p["rewards"]) for p in parts)
+        else:
+            parts, total, start = [], 0, 0
+            while total < size:
+                for ep in self._episodes(eps, CHUNK_EPISODES, seed, start):
+                    parts.append(ep)
+                    total += len(ep["rewards"])
+                    if total >= size:
+                        break
+                start += CHUNK_EPISODES
         keys = [k for k in parts[0] if k != "won"]
         data = {k: np.concatenate([p[k] for p in parts])[:size] for k in keys}
         starts = np.concatenate([np.arange(len(p["rewards"])) == 0 for p in parts])[:size]
@@ -415,23 +419,31 @@ class SMAXEnv(MultiAgentEnv):
             avail_actions=data["avail_actions"].astype(bool),
             next_avail_actions=data["next_avail_actions"].astype(bool), meta=meta)
 
-    def dataset_path(self, name: str, size: int, seed: int) -> Path:
+    def dataset_path(self, name: str, size: int | None = None, seed: int = 0, episodes: int | None = None) -> Path:
         """Cache file of a built dataset under :func:`marlkit.envs.registry.data_dir`."""
         from marlkit.envs.registry import data_dir
 
-        return data_dir() / "smax" / f"{self.map_name}-{name}-n{size}-s{seed}-T{self.spec.episode_limit}.h5"
+        n = f"ep{episodes}" if episodes is not None else f"n{size or DEFAULT_DATASET_SIZE}"
+        return data_dir() / "smax" / f"{self.map_name}-{name}-{n}-s{seed}-T{self.spec.episode_limit}.h5"
 
-    def make_dataset(self, name: str, size: int = DEFAULT_DATASET_SIZE, seed: int = 0,
+    def make_dataset(self, name: str, size: int | None = None, seed: int = 0, episodes: int | None = None,
                      cache: bool = True) -> MultiAgentDataset:
-        """Build (or load from the cache) ``size`` transitions of behavior ``name`` (see :data:`QUALITIES`).
+        """Build (or load from the cache) behavior ``name``'s dataset (see :data:`QUALITIES`).
 
-        Whole episodes are laid out one after another; the last one is cut at ``size`` and marked as a timeout.
-        The result is a deterministic function of (map, name, size, seed, episode_limit). ``mixed`` is
-        :func:`marlkit.data.views.mix` of ``medium`` and ``good`` (half each, whole episodes).
+        Args:
+            name: ``good``/``expert``, ``medium``, ``poor`` or ``mixed``.
+            size: transitions (default :data:`DEFAULT_DATASET_SIZE`); whole episodes are laid out one after
+                another and the last one is cut at ``size`` (marked as a timeout).
+            seed: the dataset is a deterministic function of (map, name, size or episodes, seed, episode_limit).
+            episodes: build exactly this many whole episodes instead (give at most one of size/episodes).
+            cache: read/write the HDF5 file at :meth:`dataset_path`.
+
+        ``mixed`` is :func:`marlkit.data.views.mix` of ``medium`` and ``good`` (half of the transitions each,
+        whole episodes).
 
         Raises:
             UnknownNameError: for an unknown dataset name.
-            ValueError: if ``size`` is not a positive integer.
+            ValueError: if ``size``/``episodes`` is not a positive integer or both are given.
         """
         from marlkit.data.hdf5 import load_hdf5, save_hdf5
         from marlkit.envs.registry import UnknownNameError
@@ -439,21 +451,28 @@ class SMAXEnv(MultiAgentEnv):
         if name not in QUALITIES:
             raise UnknownNameError(f"unknown dataset {name!r} for env {self.spec.name!r}; "
                                    f"valid: {', '.join(QUALITIES)}")
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
-            raise ValueError(f"size must be a positive integer, got {size!r}")
-        size, seed = int(size), int(seed)
-        path = self.dataset_path(name, size, seed)
+        if size is not None and episodes is not None:
+            raise ValueError("give at most one of size= and episodes=")
+        for what, v in (("size", size), ("episodes", episodes)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0):
+                raise ValueError(f"{what} must be a positive integer, got {v!r}")
+        if size is None and episodes is None:
+            size = DEFAULT_DATASET_SIZE
+        size = None if size is None else int(size)
+        episodes = None if episodes is None else int(episodes)
+        seed = int(seed)
+        path = self.dataset_path(name, size, seed, episodes)
         if cache and path.exists():
             return load_hdf5(path)
         if name == "mixed":
             from marlkit.data.views import mix
 
-            ds = mix([self.make_dataset("medium", size, seed, cache), self.make_dataset("good", size, seed, cache)],
-                     [0.5, 0.5], size=size, seed=seed)
+            parts = [self.make_dataset(q, size, seed, episodes, cache) for q in ("medium", "good")]
+            ds = mix(parts, [0.5, 0.5], size=size, seed=seed)
             ds.meta.update({"env": self.spec.name, "dataset": "mixed", "seed": seed,
                             "behavior": "50/50 mixture of the medium and good datasets"})
         else:
-            ds = self._build(name, size, seed)
+            ds = self._build(name, size, seed, episodes)
         if cache:
             path.parent.mkdir(parents=True, exist_ok=True)
             save_hdf5(ds, path, overwrite=True)
