@@ -54,7 +54,7 @@ __all__ = ["DEFAULT_DATASET_SIZE", "EPSILON", "MAP_EPSILON", "QUALITIES", "SMAXE
 
 #: ε of each behavior quality: probability that an ally replaces the heuristic action by a uniformly random
 #: available action (independently per ally and step). medium/poor are set so that on 5m_vs_6m the ratios of
-#: their mean return to good's (0.53, 0.41; measured, docs/smax.md) are close to omiga.md Table 4's SMAC
+#: their mean return to good's (0.52, 0.40; measured, docs/smax.md) are close to omiga.md Table 4's SMAC
 #: 5m_vs_6m datasets (11.03/20 = 0.55, 8.50/20 = 0.43).
 EPSILON: dict[str, float] = {"good": 0.0, "expert": 0.0, "medium": 0.5, "poor": 0.7}
 #: Per-map overrides. On 3s_vs_5z the heuristic (which never kites the zealots) is no better than its ε-mixtures
@@ -69,8 +69,8 @@ DEFAULT_DATASET_SIZE = 50_000
 #: larger one built with the same seed).
 CHUNK_EPISODES = 32
 #: Maps of the seed papers that SMAX does not reimplement.
-UNAVAILABLE_MAPS = {"2c_vs_64zg": "not in SMAX (zergling swarm maps are not reimplemented)",
-                    "corridor": "not in SMAX (its terrain chokepoint is not reimplemented)"}
+UNAVAILABLE_MAPS = {"2c_vs_64zg": "not in SMAX, which has no colossus unit type",
+                    "corridor": "not in SMAX, whose maps have no terrain to form the corridor's chokepoint"}
 
 
 _JAX_CACHE_SET = False
