@@ -26,7 +26,13 @@ import torch
 import torch.nn.functional as F
 
 from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
-from marlkit.algos.common import PerturbationActor, bcq_allowed_actions, masked_argmax
+from marlkit.algos.common import (
+    PerturbationActor,
+    bcq_allowed_actions,
+    bcq_greedy_discrete,
+    bcq_select_continuous,
+    twin_soft_min,
+)
 from marlkit.data.sampler import Batch
 from marlkit.nets.critics import LocalQ
 from marlkit.nets.mixers import LinearMixer
@@ -100,7 +106,7 @@ class BCQMA(Algorithm):
                             ensemble=2)
             self.vae = ConditionalVAE(n, spec.obs_dim, spec.act_dim, hidden=c.vae_hidden,
                                       share_params=c.share_params)
-            self.actor = PerturbationActor(n, spec.obs_dim, spec.act_dim, c.hidden, c.share_params, c.phi)
+            self.actor = PerturbationActor(n, spec.obs_dim, spec.act_dim, c.phi, c.hidden, c.share_params)
             self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
@@ -115,7 +121,7 @@ class BCQMA(Algorithm):
     # ------------------------------------------------------------------ discrete
     def allowed(self, obs: torch.Tensor, avail: torch.Tensor | None) -> torch.Tensor:
         """BCQ's candidate set per agent: bool ``[B, N, A]`` (threshold on G_ω(a|o)/max G_ω)."""
-        return bcq_allowed_actions(self.imitation.log_probs(obs, avail), self.config.threshold, avail)
+        return bcq_allowed_actions(self.imitation.probs(obs, avail), self.config.threshold, avail)
 
     def discrete_td_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Squared (or Huber, ``huber=True``) error of ``Q_tot(s, a)`` against ``r + γ(1−d) Q̄_tot(s', a'*)``.
@@ -126,7 +132,7 @@ class BCQMA(Algorithm):
         c = self.config
         with torch.no_grad():
             nobs, navail = batch["next_observations"], batch.get("next_avail_actions")
-            a_next = masked_argmax(self.q(nobs), self.allowed(nobs, navail))  # [B, N]
+            a_next = bcq_greedy_discrete(self.q(nobs), self.allowed(nobs, navail))  # [B, N]
             q_next = self.q_target.taken(nobs, a_next)
             y = batch["rewards"] + c.gamma * (1 - batch["terminals"]) * self.mixer_target(q_next, batch["next_states"])
         q_tot = self.mixer(self.q.taken(batch["observations"], batch["actions"]), batch["states"])
@@ -141,33 +147,26 @@ class BCQMA(Algorithm):
         return nll + self.config.logit_reg * logits.pow(2).mean()
 
     # ------------------------------------------------------------------ continuous
-    def candidates(self, obs: torch.Tensor, actor, critic) -> tuple[torch.Tensor, torch.Tensor]:
-        """n perturbed VAE proposals per state and their value: actions ``[K, B, N, d]``, values ``[K, B, N]``.
+    def select(self, obs: torch.Tensor, actor, critic) -> tuple[torch.Tensor, torch.Tensor]:
+        """BCQ's constrained per-agent maximum: ``(actions [B, N, d], values [B, N])``.
 
-        The value is the soft clipped double-Q ``λ min_k Q^k + (1 − λ) max_k Q^k`` of ``critic``.
+        ``n_candidates`` VAE proposals are perturbed by ``actor`` and valued by ``critic``'s soft clipped
+        double-Q ``λ min_k Q^k + (1 − λ) max_k Q^k`` (Fujimoto et al. 2019, Eq. 13).
         """
-        K, (B, N, D) = self.config.n_candidates, obs.shape
-        o = obs.unsqueeze(0).expand(K, B, N, D).reshape(K * B, N, D)
-        a = actor(o, self.vae.decode(o))
-        q = critic(o, a)  # [2, K*B, N]
         lam = self.config.lmbda
-        v = lam * q.min(0).values + (1 - lam) * q.max(0).values
-        return a.reshape(K, B, N, -1), v.reshape(K, B, N)
 
-    @staticmethod
-    def _best(actions: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-agent best candidate: ``[B, N, d]`` actions and ``[B, N]`` values."""
-        idx = values.argmax(0)  # [B, N]
-        best_v = values.gather(0, idx.unsqueeze(0)).squeeze(0)
-        best_a = actions.gather(0, idx[None, ..., None].expand(1, *actions.shape[1:])).squeeze(0)
-        return best_a, best_v
+        def q_fn(o: torch.Tensor, a: torch.Tensor) -> torch.Tensor:  # [K, B, N, ·] -> [K, B, N]
+            K, B, N = a.shape[:3]
+            q = critic(o.reshape(K * B, N, -1), a.reshape(K * B, N, -1))  # [2, K*B, N]
+            return twin_soft_min(q, lam).reshape(K, B, N)
+
+        return bcq_select_continuous(obs, self.vae, actor, q_fn, self.config.n_candidates)
 
     def continuous_td_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Σ over the twins of MSE(Q^k_tot(s, a), y), ``y = r + γ(1−d) Q̄_tot(s', a'*)`` (BCQ Alg. 1, mixed)."""
         c = self.config
         with torch.no_grad():
-            acts, vals = self.candidates(batch["next_observations"], self.actor_target, self.q_target)
-            _, v_next = self._best(acts, vals)  # [B, N]
+            _, v_next = self.select(batch["next_observations"], self.actor_target, self.q_target)  # [B, N]
             y = batch["rewards"] + c.gamma * (1 - batch["terminals"]) * self.mixer_target(v_next, batch["next_states"])
         q = self.q(batch["observations"], batch["actions"])  # [2, B, N]
         w, b = self.mixer.weights(batch["states"]), self.mixer.bias(batch["states"])
@@ -219,13 +218,12 @@ class BCQMA(Algorithm):
         """One-hot of the constrained greedy action ``argmax_{a: G(a|o)/max G > τ} Q_i(o_i, a)``, ``[B, N, A]``."""
         if not self.spec.discrete:
             raise NotImplementedError("bcq-ma on continuous actions has no action probabilities; use act()")
-        a = masked_argmax(self.q(obs), self.allowed(obs, avail))
+        a = bcq_greedy_discrete(self.q(obs), self.allowed(obs, avail))
         return F.one_hot(a, self.spec.n_actions).to(obs.dtype)
 
     @torch.no_grad()
     def act(self, obs, avail=None, deterministic=True, generator=None):
         """Greedy constrained actions (BCQ acts greedily in both modes): ``[B, N]`` or ``[B, N, act_dim]``."""
         if self.spec.discrete:
-            return masked_argmax(self.q(obs), self.allowed(obs, avail))
-        acts, vals = self.candidates(obs, self.actor, self.q)
-        return self._best(acts, vals)[0]
+            return bcq_greedy_discrete(self.q(obs), self.allowed(obs, avail))
+        return self.select(obs, self.actor, self.q)[0]

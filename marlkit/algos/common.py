@@ -1,20 +1,31 @@
-"""Loss pieces shared by the conservative / constrained value-based algorithms (BCQ, CQL, ICQ, OMAR and their
-multi-agent versions). Every function works on agent-batched tensors ``[..., B, N(, A)]`` in one op.
+"""Reusable per-agent pieces of the offline single-agent learners BCQ, CQL and TD3+BC, batched over agents.
 
-- :func:`cql_discrete_penalty` — CQL(H) regularizer for discrete heads (Kumar et al. 2020, Eq. 4).
-- :func:`cql_continuous_penalty` — its importance-sampled continuous estimate (Kumar et al. 2020, App. F).
-- :func:`uniform_actions` / :func:`gaussian_log_density` — proposal actions and their log-densities for it.
-- :func:`bcq_allowed_actions` — discrete BCQ's relative-probability threshold (Fujimoto et al. 2019b, Eq. 9).
-- :class:`PerturbationActor` — continuous BCQ's perturbation model ξ_φ(o, a, Φ) (Fujimoto et al. 2019, Sec. 4).
-- :func:`batch_softmax_weights` — ICQ's implicit-constraint weights normalised over the minibatch
-  (Yang et al. 2021, Eq. 8/11: ``exp(x/α) / Z`` with ``Z`` estimated on the batch).
-- :func:`attach_next_actions` — the dataset's next action ``a'`` for in-sample (SARSA-style) targets.
+Every function works on the agent-batched layout of marlkit (``[B, N, ...]``, or ``[E, B, N]`` for twin critics)
+and never loops over agents. Decentralized learners (:mod:`marlkit.algos.mabcq`, :mod:`marlkit.algos.macql`,
+:mod:`marlkit.algos.matd3bc`) and centralized ones with a mixer reuse them.
+
+Contents:
+
+- :class:`PerturbationActor` and :func:`bcq_select_continuous`: continuous BCQ (Fujimoto et al. 2019, Sec. 4):
+  ``π(s) = argmax_{a^j + ξ(s, a^j)} Q(s, a^j + ξ(s, a^j))`` with ``a^j ~ G(s)``, ``ξ ∈ [-Φ, Φ]``.
+- :func:`bcq_allowed_actions` and :func:`bcq_greedy_discrete`: discrete BCQ (Fujimoto et al. 2019b):
+  actions with ``G(a|s) / max_a G(a|s) > τ`` are allowed, the greedy action is the best allowed one.
+- :func:`cql_logsumexp_discrete` and :func:`cql_logsumexp_continuous`: the CQL(H) regularizer
+  ``log Σ_a exp Q(s, a) − Q(s, a_data)`` (Kumar et al. 2020, Eq. 4), exact for discrete actions and by importance
+  sampling for continuous ones.
+- :func:`td3bc_actor_loss`: ``−λ Q(s, π(s)) / mean|Q| + (π(s) − a)²`` (Fujimoto & Gu 2021, Eq. 3).
+- :func:`weighted_mse` and :func:`smoothed_target_actions`: weighted TD loss and TD3's target policy smoothing.
+- :func:`uniform_actions` and :func:`gaussian_log_density`: proposal actions for the continuous CQL(H) estimate
+  and their log-densities (Kumar et al. 2020, App. F; OMAR's noisy policy proposals).
+- :func:`batch_softmax_weights`: ICQ's implicit-constraint weights ``exp(x/α)/Z`` with ``Z`` estimated on the
+  minibatch (Yang et al. 2021, Eq. 8 and 11).
+- :func:`attach_next_actions`: the dataset's next action ``a'`` for in-sample (SARSA-style) targets.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -24,56 +35,162 @@ from marlkit.data.sampler import DeviceSampler
 from marlkit.nets.mlp import MultiAgentMLP
 from marlkit.nets.policies import masked_logits
 
-__all__ = [
-    "PerturbationActor",
-    "attach_next_actions",
-    "batch_softmax_weights",
-    "bcq_allowed_actions",
-    "cql_continuous_penalty",
-    "cql_discrete_penalty",
-    "gaussian_log_density",
-    "masked_argmax",
-    "uniform_actions",
-]
+__all__ = ["PerturbationActor", "bcq_select_continuous", "bcq_allowed_actions", "bcq_greedy_discrete",
+           "cql_logsumexp_discrete", "cql_logsumexp_continuous", "td3bc_actor_loss", "weighted_mse",
+           "smoothed_target_actions", "twin_soft_min", "uniform_actions", "gaussian_log_density",
+           "batch_softmax_weights", "attach_next_actions"]
 
 
-def masked_argmax(values: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
-    """``argmax_a`` over allowed actions: ``values [..., A]``, ``allowed`` bool ``[..., A]`` or None → ``[...]``."""
-    return masked_logits(values, allowed).argmax(-1)
+class PerturbationActor(nn.Module):
+    """BCQ's perturbation model ξ_φ(s, a) ∈ [−Φ, Φ], batched over agents (Fujimoto et al. 2019, Sec. 4.1).
 
+    ``forward(obs, actions)`` returns the perturbed action ``clip(a + Φ·tanh(f_φ(o_i, a_i)), −1, 1)``.
 
-def cql_discrete_penalty(q_all: torch.Tensor, q_data: torch.Tensor, avail: torch.Tensor | None = None) -> torch.Tensor:
-    """CQL(H) regularizer per sample: ``log Σ_a exp Q(o, a) − Q(o, a_D)``.
+    Shapes: ``obs [..., N, obs_dim]``, ``actions [..., N, act_dim]`` in [-1, 1] → ``[..., N, act_dim]``
+    (extra leading dims such as a candidate axis are flattened into the batch).
 
     Args:
-        q_all: ``Q_i(o_i, ·)`` of every action, ``[..., A]``.
-        q_data: ``Q_i(o_i, a_i)`` of the dataset action, ``[...]``.
-        avail: optional bool ``[..., A]``; unavailable actions are left out of the log-sum-exp.
+        n_agents, obs_dim, act_dim: shapes.
+        phi: Φ, the largest perturbation (0.05 in offline-decentralized-marl.md App. B Table 12).
+        hidden, share_params: see :class:`~marlkit.nets.mlp.MultiAgentMLP`.
 
-    Returns:
-        ``[...]`` (average it for the loss). Source: Kumar et al. 2020, Eq. 4 (the minimiser over μ of the
-        entropy-regularised CQL(R) is the log-sum-exp).
+    Raises:
+        ValueError: if ``phi`` is negative.
     """
-    return torch.logsumexp(masked_logits(q_all, avail), dim=-1) - q_data
+
+    def __init__(self, n_agents: int, obs_dim: int, act_dim: int, phi: float = 0.05,
+                 hidden: Sequence[int] = (256, 256), share_params: bool = False):
+        super().__init__()
+        if phi < 0:
+            raise ValueError(f"perturbation range phi must be >= 0, got {phi}")
+        self.phi = float(phi)
+        self.net = MultiAgentMLP(n_agents, obs_dim + act_dim, act_dim, hidden, share_params)
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        xi = self.phi * torch.tanh(self.net(torch.cat([obs, actions], -1)))
+        return (actions + xi).clamp(-1.0, 1.0)
 
 
-def cql_continuous_penalty(q_samples: torch.Tensor, log_density: torch.Tensor, q_data: torch.Tensor,
-                           temperature: float = 1.0) -> torch.Tensor:
-    """Importance-sampled CQL(H) regularizer per sample: ``T·log Σ_k exp((Q(o, a_k) − log p(a_k)) / T) − Q(o, a_D)``.
+def bcq_select_continuous(obs: torch.Tensor, vae, perturb: PerturbationActor,
+                          q_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n: int = 10,
+                          generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """BCQ's policy: sample ``n`` actions from the generative model, perturb them, keep the best by Q.
+
+    ``π_i(s) = argmax_{a^j + ξ_i(s, a^j)} Q_i(s, a^j + ξ_i(s, a^j))``, ``a^j ~ G_i(s)``, j = 1..n
+    (offline-decentralized-marl.md Sec. 3.4; BCQ, Fujimoto et al. 2019, Alg. 1).
 
     Args:
-        q_samples: ``Q(o, a_k)`` of K proposal actions, ``[K, ...]``.
-        log_density: ``log p(a_k)`` of each proposal under its sampling distribution, broadcastable to
-            ``q_samples``.
-        q_data: ``Q(o, a_D)`` of the dataset action, ``[...]``.
-        temperature: log-sum-exp temperature T (1 in CQL and OMAR).
+        obs: ``[B, N, obs_dim]``.
+        vae: a :class:`~marlkit.nets.vae.ConditionalVAE` with condition = observation, target = action.
+        perturb: ξ (target ξ̂ for bootstrapping).
+        q_fn: ``(obs [n, B, N, o], actions [n, B, N, a]) -> [n, B, N]`` value of each candidate.
+        n: number of candidates (10 in Table 12).
 
     Returns:
-        ``[...]``. Source: Kumar et al. 2020, App. F (importance sampling with uniform and policy proposals), as
-        in the official CQL and OMAR code.
+        ``(actions [B, N, act_dim], values [B, N])``: the chosen action of every agent and its value.
+
+    Raises:
+        ValueError: if ``n`` is not positive.
     """
-    stacked = (q_samples - log_density) / temperature
-    return temperature * torch.logsumexp(stacked, dim=0) - q_data
+    if n <= 0:
+        raise ValueError(f"number of BCQ candidates n must be positive, got {n}")
+    rep = obs.unsqueeze(0).expand(n, *obs.shape)  # [n, B, N, o]
+    cand = perturb(rep, vae.decode(rep, generator=generator))  # [n, B, N, a]
+    values = q_fn(rep, cand)  # [n, B, N]
+    best = values.argmax(0)  # [B, N]
+    idx = best.unsqueeze(0).unsqueeze(-1).expand(1, *cand.shape[1:])
+    return cand.gather(0, idx).squeeze(0), values.gather(0, best.unsqueeze(0)).squeeze(0)
+
+
+def bcq_allowed_actions(behavior_probs: torch.Tensor, threshold: float,
+                        avail: torch.Tensor | None = None) -> torch.Tensor:
+    """Discrete BCQ's action filter: ``G(a|s) / max_a G(a|s) > τ`` (Fujimoto et al. 2019b, Eq. 8).
+
+    Args:
+        behavior_probs: the learned behavior model G_ω(·|o_i), ``[..., A]``.
+        threshold: τ in [0, 1); τ = 0 allows every action the model gives positive mass (plain Q-learning on the
+            support), τ → 1 approaches behavior cloning.
+        avail: optional bool ``[..., A]`` of legal actions.
+
+    Returns:
+        bool ``[..., A]``; the behavior model's most likely (legal) action is always allowed.
+    """
+    p = behavior_probs if avail is None else behavior_probs * avail
+    ratio = p / p.amax(-1, keepdim=True).clamp_min(1e-12)
+    allowed = ratio > threshold
+    return allowed | (ratio >= 1.0)
+
+
+def bcq_greedy_discrete(q: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """``argmax_{a allowed} Q(s, a)``: ``q [..., A]``, ``allowed`` bool ``[..., A]`` → int64 ``[...]``."""
+    return masked_logits(q, allowed).argmax(-1)
+
+
+def cql_logsumexp_discrete(q_all: torch.Tensor, q_data: torch.Tensor,
+                           avail: torch.Tensor | None = None) -> torch.Tensor:
+    """CQL(H) regularizer for discrete actions, per sample: ``log Σ_a exp Q(s, a) − Q(s, a_data)``.
+
+    Kumar et al. 2020, Eq. 4 (the inner maximisation over μ with an entropy regularizer gives the logsumexp).
+
+    Shapes: ``q_all [..., A]``, ``q_data [...]``, ``avail`` bool ``[..., A]`` or None → ``[...]``.
+    """
+    return torch.logsumexp(masked_logits(q_all, avail), -1) - q_data
+
+
+def cql_logsumexp_continuous(q_samples: torch.Tensor, log_density: torch.Tensor,
+                             q_data: torch.Tensor) -> torch.Tensor:
+    """CQL(H) regularizer for continuous actions by importance sampling, per sample.
+
+    ``log E_{a~ρ}[exp(Q(s,a)) / ρ(a)] − Q(s, a_data) ≈ logsumexp_j(Q(s, a^j) − log ρ(a^j)) − log M − Q(s, a_data)``
+    (Kumar et al. 2020, App. F: the proposal ρ mixes uniform actions and the current policy's actions).
+
+    Shapes: ``q_samples [M, ...]`` values of M sampled actions, ``log_density [M, ...]`` their log-density under
+    the proposal they came from, ``q_data [...]`` → ``[...]``.
+    """
+    m = q_samples.shape[0]
+    return torch.logsumexp(q_samples - log_density, 0) - math.log(m) - q_data
+
+
+def td3bc_actor_loss(q_pi: torch.Tensor, pi_actions: torch.Tensor, data_actions: torch.Tensor,
+                     alpha: float = 2.5, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """TD3+BC actor loss ``E[w · (−λ Q(s, π(s)) + ‖π(s) − a‖²)]`` with ``λ = α / mean|Q(s, π(s))|`` (detached).
+
+    Fujimoto & Gu 2021, Eq. 3 (α = 2.5). ``weights`` (e.g. λ_tn·λ_vd of offline-decentralized-marl.md Eq. 2)
+    multiply each sample's whole objective; None means 1.
+
+    Shapes: ``q_pi [B, N]``, ``pi_actions`` and ``data_actions [B, N, act_dim]``, ``weights [B, N]`` → scalar.
+    """
+    lam = alpha / q_pi.abs().mean().detach().clamp_min(1e-6)
+    per = -lam * q_pi + (pi_actions - data_actions).pow(2).sum(-1)
+    if weights is not None:
+        per = weights * per
+    return per.mean()
+
+
+def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``E[w · (pred − target)²]`` over all entries; ``weights`` broadcast to ``pred`` (None means 1).
+
+    With twin critics ``pred [E, B, N]`` and ``target``/``weights [B, N]`` each critic's loss is summed over E
+    (the TD3/BCQ convention) and averaged over samples and agents.
+    """
+    err = (pred - target).pow(2)
+    if weights is not None:
+        err = weights * err
+    return err.mean() * (pred.shape[0] if pred.dim() > target.dim() else 1)
+
+
+def twin_soft_min(q: torch.Tensor, lmbda: float = 0.75) -> torch.Tensor:
+    """BCQ's soft clipped double-Q ``λ min_j Q_j + (1 − λ) max_j Q_j`` over the twin axis ``q [2, ...]``
+    (Fujimoto et al. 2019, Eq. 13; λ = 1 gives TD3's clipped double-Q)."""
+    return lmbda * q.amin(0) + (1.0 - lmbda) * q.amax(0)
+
+
+def smoothed_target_actions(actions: torch.Tensor, noise_std: float = 0.2, noise_clip: float = 0.5,
+                            generator: torch.Generator | None = None) -> torch.Tensor:
+    """TD3's target policy smoothing: ``clip(a + clip(ε, −c, c), −1, 1)`` with ``ε ~ N(0, σ²)``
+    (Fujimoto et al. 2018, Eq. 15; σ = 0.2, c = 0.5). Shapes unchanged."""
+    noise = torch.randn(actions.shape, device=actions.device, dtype=actions.dtype, generator=generator)
+    return (actions + (noise * noise_std).clamp(-noise_clip, noise_clip)).clamp(-1.0, 1.0)
 
 
 def uniform_actions(shape: Sequence[int], device, generator: torch.Generator | None = None):
@@ -86,50 +203,6 @@ def gaussian_log_density(noise: torch.Tensor, sigma: float) -> torch.Tensor:
     """``log N(noise; 0, σ² I)`` summed over the last dim: ``[..., d] → [...]``."""
     d = noise.shape[-1]
     return -0.5 * (noise / sigma).pow(2).sum(-1) - d * (math.log(sigma) + 0.5 * math.log(2 * math.pi))
-
-
-def bcq_allowed_actions(behavior_log_probs: torch.Tensor, threshold: float,
-                        avail: torch.Tensor | None = None) -> torch.Tensor:
-    """Discrete BCQ's action filter: ``G(a|o) / max_a' G(a'|o) > τ``.
-
-    Args:
-        behavior_log_probs: log of the imitation model G_ω(·|o), ``[..., A]``.
-        threshold: τ in [0, 1) (0.3 in omiga.md Table 6; 0 allows every action, i.e. Q-learning).
-        avail: optional bool ``[..., A]`` of legal actions.
-
-    Returns:
-        bool ``[..., A]`` (the most likely available action is always allowed). Source: Fujimoto et al. 2019b,
-        "Benchmarking batch deep RL algorithms", Eq. 9.
-    """
-    logp = masked_logits(behavior_log_probs, avail)
-    ratio = (logp - logp.max(-1, keepdim=True).values).exp()
-    allowed = ratio > threshold
-    allowed |= ratio >= 1.0  # keep the argmax even for τ close to 1
-    if avail is not None:
-        allowed &= avail.bool()
-    return allowed
-
-
-class PerturbationActor(nn.Module):
-    """BCQ's perturbation model: ``ã_i = clip(a_i + Φ·tanh(f_φ(o_i, a_i)), −1, 1)`` for every agent at once.
-
-    Args:
-        n_agents, obs_dim, act_dim: shapes of ``obs [B, N, obs_dim]`` and ``a [B, N, act_dim]``.
-        hidden, share_params: see :class:`~marlkit.nets.mlp.MultiAgentMLP`.
-        phi: maximum perturbation Φ as a fraction of the action range (0.05 in BCQ).
-
-    Source: Fujimoto et al. 2019, "Off-policy deep RL without exploration", Sec. 4 (ξ_φ(s, a, Φ) ∈ [−Φ, Φ]).
-    """
-
-    def __init__(self, n_agents: int, obs_dim: int, act_dim: int, hidden: Sequence[int] = (400, 300),
-                 share_params: bool = False, phi: float = 0.05):
-        super().__init__()
-        self.phi = phi
-        self.net = MultiAgentMLP(n_agents, obs_dim + act_dim, act_dim, hidden, share_params)
-
-    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        xi = self.phi * torch.tanh(self.net(torch.cat([obs, actions], -1)))
-        return (actions + xi).clamp(-1.0, 1.0)
 
 
 def batch_softmax_weights(x: torch.Tensor, temperature: float, dim: int = 0) -> torch.Tensor:

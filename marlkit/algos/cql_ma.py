@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
-from marlkit.algos.common import cql_continuous_penalty, cql_discrete_penalty, masked_argmax, uniform_actions
+from marlkit.algos.common import cql_logsumexp_continuous, cql_logsumexp_discrete, uniform_actions
 from marlkit.data.sampler import Batch
 from marlkit.nets.critics import LocalQ
 from marlkit.nets.mixers import LinearMixer
@@ -41,7 +41,6 @@ class CQLMAConfig(AlgoConfig):
         tau: target-network Polyak rate (0.005, omiga.md Tables 5–6).
         mixer_hidden: hidden sizes of the mixer's weight/bias nets (64, omiga.md Tables 5–6).
         n_action_samples: proposal actions per distribution for the continuous log-sum-exp (10, CQL official code).
-        temperature: log-sum-exp temperature (1, CQL official code).
         target_entropy: SAC target entropy per agent; None → −act_dim (CQL official code).
     """
 
@@ -49,15 +48,12 @@ class CQLMAConfig(AlgoConfig):
     tau: float = 0.005
     mixer_hidden: tuple[int, ...] = (64,)
     n_action_samples: int = 10
-    temperature: float = 1.0
     target_entropy: float | None = None
 
     def validate(self) -> None:
         super().validate()
         if self.n_action_samples < 1:
             raise ConfigError(f"n_action_samples must be a positive integer, got {self.n_action_samples}")
-        if self.temperature <= 0:
-            raise ConfigError(f"temperature must be positive, got {self.temperature}")
         if not self.mixer_hidden or any((not isinstance(h, int)) or h <= 0 for h in self.mixer_hidden):
             raise ConfigError(f"mixer_hidden must be a non-empty tuple of positive integers, got {self.mixer_hidden!r}")
 
@@ -100,7 +96,7 @@ class CQLMA(Algorithm):
         q_data = q_all.gather(-1, batch["actions"].long().unsqueeze(-1)).squeeze(-1)
         q_tot = self.mixer(q_data, batch["states"])
         td = F.mse_loss(q_tot, y)
-        cql = cql_discrete_penalty(q_all, q_data, batch.get("avail_actions")).mean()
+        cql = cql_logsumexp_discrete(q_all, q_data, batch.get("avail_actions")).mean()
         return {"td_loss": td, "cql_penalty": cql, "critic_loss": td + c.alpha * cql, "q_tot": q_tot.mean()}
 
     # ------------------------------------------------------------------ continuous
@@ -134,7 +130,7 @@ class CQLMA(Algorithm):
         nxt, nxt_logp = self._policy_samples(nobs, K)
         q_samples = self._q_of_samples(obs, torch.cat([rand, cur, nxt], 0))  # [2, 3K, B, N]
         logp = torch.cat([torch.full_like(cur_logp, rand_logp), cur_logp, nxt_logp], 0)
-        cql = cql_continuous_penalty(q_samples.transpose(0, 1), logp.unsqueeze(1), q_data, c.temperature)
+        cql = cql_logsumexp_continuous(q_samples.transpose(0, 1), logp.unsqueeze(1), q_data)
         cql = cql.mean(dim=(1, 2)).sum()  # summed over the twins like the TD term
         return {"td_loss": td, "cql_penalty": cql, "critic_loss": td + c.alpha * cql, "q_tot": q_tot.mean()}
 
@@ -178,10 +174,10 @@ class CQLMA(Algorithm):
         """One-hot of ``argmax_a Q_i(o_i, a)`` over available actions, ``[B, N, A]`` (discrete)."""
         if not self.spec.discrete:
             raise NotImplementedError("cql-ma on continuous actions has no action probabilities; use act()")
-        return F.one_hot(masked_argmax(self.q(obs), avail), self.spec.n_actions).to(obs.dtype)
+        return F.one_hot(masked_logits(self.q(obs), avail).argmax(-1), self.spec.n_actions).to(obs.dtype)
 
     @torch.no_grad()
     def act(self, obs, avail=None, deterministic=True, generator=None):
         if self.spec.discrete:
-            return masked_argmax(self.q(obs), avail)
+            return masked_logits(self.q(obs), avail).argmax(-1)
         return self.policy.act(obs, avail, deterministic, generator)

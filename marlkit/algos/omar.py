@@ -31,8 +31,8 @@ import torch.nn.functional as F
 
 from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
 from marlkit.algos.common import (
-    cql_continuous_penalty,
-    cql_discrete_penalty,
+    cql_logsumexp_continuous,
+    cql_logsumexp_discrete,
     gaussian_log_density,
     uniform_actions,
 )
@@ -139,7 +139,7 @@ class OMAR(Algorithm):
         idx = batch["actions"].long().unsqueeze(-1).expand(2, *batch["actions"].shape, 1)
         q_data = q_all.gather(-1, idx).squeeze(-1)  # [2, B, N]
         td = (q_data - y).pow(2).mean(dim=(1, 2)).sum()
-        cql = cql_discrete_penalty(q_all, q_data, batch.get("avail_actions")).mean(dim=(1, 2)).sum()
+        cql = cql_logsumexp_discrete(q_all, q_data, batch.get("avail_actions")).mean(dim=(1, 2)).sum()
         return {"td_loss": td, "cql_penalty": cql, "critic_loss": td + c.alpha * cql, "q": q_data.mean()}
 
     def _repeat(self, x: torch.Tensor, K: int) -> torch.Tensor:
@@ -165,7 +165,7 @@ class OMAR(Algorithm):
                 logps.append(gaussian_log_density(noise, c.cql_sigma))
             props_t = torch.cat(props, 0)  # [3K, B, N, d]
         q_s = self.q(self._repeat(obs, 3 * K), props_t.reshape(3 * K * B, N, d)).reshape(2, 3 * K, B, N)
-        cql = cql_continuous_penalty(q_s.transpose(0, 1), torch.cat(logps, 0).unsqueeze(1), q_data)
+        cql = cql_logsumexp_continuous(q_s.transpose(0, 1), torch.cat(logps, 0).unsqueeze(1), q_data)
         cql = cql.mean(dim=(1, 2)).sum()
         return {"td_loss": td, "cql_penalty": cql, "critic_loss": td + c.alpha * cql, "q": q_data.mean()}
 
