@@ -235,3 +235,17 @@ def test_optimizers_are_found_for_checkpoints():
     assert set(build_algo("cql-ma", cont, FAST).optimizers()) == {"critic_opt", "actor_opt", "ent_opt"}
     assert set(build_algo("icq", spec, FAST).optimizers()) == {"critic_opt", "actor_opt"}
     assert set(build_algo("omar", cont, FAST).optimizers()) == {"critic_opt", "actor_opt"}
+
+
+def test_comparison_table_from_cli_records():
+    from marlkit.eval.tables import comparison_table, learned_policy_view, pivot_returns
+
+    df = comparison_table(["bc", "omar", "not-an-algo"], [("xor", "b"), ("mne", "balanced")], steps=3,
+                          seeds=(0, 1), extra={"*": ["--hidden", "8,8"]})
+    assert list(dict.fromkeys(df["algo"])) == ["bc", "omar"] and len(df) == 8
+    table = pivot_returns(df, std=True)
+    assert table.shape == (2, 2) and " ± " in table.iloc[0, 0]
+    with pytest.raises(ValueError, match="registered"):
+        comparison_table(["not-an-algo"])
+    fig, rec = learned_policy_view("cql-ma", "xor", "c", steps=3, extra=["--hidden", "8,8"])
+    assert len(fig.axes) == 3 and rec["algo"] == "cql-ma"
