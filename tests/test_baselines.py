@@ -31,7 +31,7 @@ from marlkit.envs.registry import register_env
 from marlkit.train import RunConfig, build_algo, run
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _continuous_toy  # noqa: E402
+import _continuous_toy
 
 register_env("toy-cont", _continuous_toy.make)
 
