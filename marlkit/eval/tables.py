@@ -131,11 +131,12 @@ def comparison_table(algos: Sequence[str], cases: Sequence[tuple[str, str]] = tu
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def pivot_returns(df: pd.DataFrame, decimals: int = 2, std: bool = False) -> pd.DataFrame:
-    """``(env, dataset)`` × algorithm table of the mean return over seeds (``"mean ± std"`` strings when
-    ``std``), with algorithms and cases in their order of appearance."""
+def pivot_returns(df: pd.DataFrame, decimals: int = 2, std: bool = False, value: str = "return") -> pd.DataFrame:
+    """``(env, dataset)`` × algorithm table of the mean of ``value`` over seeds (``"mean ± std"`` strings when
+    ``std``), with algorithms in their order of appearance. ``value="greedy_return"`` tabulates the payoff of
+    the greedy joint action instead of the exact return of the stochastic policy."""
     order = list(dict.fromkeys(df["algo"]))
-    g = df.groupby(["env", "dataset", "algo"], sort=False)["return"]
+    g = df.groupby(["env", "dataset", "algo"], sort=False)[value]
     if not std:
         return g.mean().round(decimals).unstack("algo")[order]
     agg = g.agg(["mean", "std"]).fillna(0.0)
