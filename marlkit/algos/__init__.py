@@ -18,6 +18,7 @@ ALGOS: dict[str, str] = {
     "cql-ma": "marlkit.algos.cql_ma:CQLMA",
     "icq": "marlkit.algos.icq:ICQ",
     "omar": "marlkit.algos.omar:OMAR",
+    "omiga": "marlkit.algos.omiga:OMIGA",
 }
 
 

@@ -75,7 +75,7 @@ class AlgoConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready field values: every tuple field (``hidden``, ``mixer_hidden``, ...) becomes a list."""
+        """JSON-able dict of the fields (tuples such as ``hidden`` become lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
