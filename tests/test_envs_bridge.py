@@ -120,3 +120,21 @@ def test_evaluate_normalized_score():
     assert out["return"] == pytest.approx(OPTIMAL_DATA_RETURN, abs=1e-4)
     assert out["normalized_score"] == pytest.approx(100.0, abs=1e-2)
     assert max(out["lengths"]) == 8
+
+
+def test_cli_data_build_prints_the_card(tmp_path, monkeypatch, capsys):
+    import json
+
+    from marlkit.cli import main
+
+    monkeypatch.setenv("MARLKIT_DATA", str(tmp_path))
+    assert main(["data", "build", "bridge", "--quality", "optimal", "--episodes", "10", "--json"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["episodes"] == 10 and card["return_mean"] == pytest.approx(OPTIMAL_DATA_RETURN, abs=1e-4)
+    assert list(tmp_path.rglob("optimal-10ep-seed0.h5"))
+    assert main(["data", "build", "bridge", "--quality", "optimal"]) == 0      # human-readable card
+    assert "return_mean" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="valid: mixed, optimal"):
+        main(["data", "build", "bridge", "--quality", "expert"])
+    with pytest.raises(SystemExit, match="at most one"):
+        main(["data", "build", "bridge", "--quality", "optimal", "--episodes", "1", "--transitions", "5"])
