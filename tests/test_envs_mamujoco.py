@@ -57,6 +57,7 @@ def test_shipped_behavior_levels_are_ordered(task):
     ret = card["measured_returns"]
     assert ret["random"]["mean"] < ret["medium"]["mean"] < ret["expert"]["mean"]
     assert card["replay_checkpoints"][-1] == f"replay_{card['levels']['medium']}"
+    assert card["levels_ordered"]
     env = make_env(f"mamujoco:{task}")
     assert env.reference_returns == {"random": ret["random"]["mean"], "expert": ret["expert"]["mean"]}
     json.dumps(card)

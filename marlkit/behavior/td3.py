@@ -186,6 +186,8 @@ def train_td3(task: str, cfg: TD3Config, out_dir: Path | None = None, log=print)
                         for pt, p in zip(tgt.parameters(), src.parameters()):
                             pt.lerp_(p, cfg.tau)
         over_budget = cfg.time_budget > 0 and time.time() - t0 > cfg.time_budget
+        if over_budget and evals[-1]["step"] >= step - 1:  # just evaluated: stop without a duplicate
+            break
         if step % cfg.eval_every == 0 or over_budget:
             m, sd = _evaluate(actor, eval_env, cfg.eval_episodes, 10_000)
             evals.append({"step": step, "return": m, "return_std": sd})
@@ -198,6 +200,8 @@ def train_td3(task: str, cfg: TD3Config, out_dir: Path | None = None, log=print)
             "config": {**asdict(cfg), "steps_done": step}, "state_dim": S, "act_dim": A,
             "evals": evals, "levels": levels, "train_seconds": time.time() - t0,
             "level_returns_during_training": {k: evals[v]["return"] for k, v in levels.items()}}
+    r = card["level_returns_during_training"]
+    card["levels_ordered"] = bool(r["random"] < r["medium"] < r["expert"])  # False: do not ship these weights
     tensors = {}
     names = {**{f"replay_{k}": k for k in range(levels["medium"] + 1)}, **levels}
     for name, k in names.items():
