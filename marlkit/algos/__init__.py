@@ -14,6 +14,8 @@ __all__ = ["ALGOS", "get_algo", "list_algos", "Algorithm", "AlgoConfig", "Config
 
 ALGOS: dict[str, str] = {
     "bc": "marlkit.algos.bc:BC",
+    "comadice": "marlkit.algos.comadice:ComaDICE",
+    "omiga": "marlkit.algos.omiga:OMIGA",
 }
 
 

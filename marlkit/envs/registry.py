@@ -32,13 +32,15 @@ _ENVS: dict[str, str] = {
     "bridge": "marlkit.envs.bridge:BridgeEnv",
 }
 # family prefix -> ("module:function(task) -> env", "module:function() -> list of task names")
+# (built-in families import their simulator only when a task is built or listed)
 _FAMILIES: dict[str, tuple[str, str]] = {
+    "smax": ("marlkit.envs.smax:make_smax", "marlkit.envs.smax:list_maps"),
     "mpe": ("marlkit.envs.mpe:make_task", "marlkit.envs.mpe:list_tasks"),
     "mamujoco": ("marlkit.envs.mamujoco:make_task", "marlkit.envs.mamujoco:list_tasks"),
 }
 
 # family prefix -> pip extra that installs its simulator
-_EXTRAS = {"mpe": "mpe", "mamujoco": "mujoco"}
+_EXTRAS = {"smax": "smax", "mpe": "mpe", "mamujoco": "mujoco"}
 
 
 def register_env(name: str, target: str | Callable[[], MultiAgentEnv]) -> None:
