@@ -51,15 +51,15 @@ SHAPES = {
 
 
 def synthetic(shape: dict, T: int = 20_000, episode_len: int = 1000, seed: int = 0):
-    """Random data of the given shapes (valid episodes, all actions available)."""
+    """Random data of the given shapes (valid episodes stored in order, all actions available)."""
     rng = np.random.default_rng(seed)
     N, O, S = shape["n_agents"], shape["obs_dim"], shape["state_dim"]
     starts = np.zeros(T, bool)
     starts[::episode_len] = True
     ends = np.roll(starts, -1)
-    fields = dict(observations=rng.normal(size=(T, N, O)), states=rng.normal(size=(T, S)),
-                  rewards=rng.normal(size=T), next_observations=rng.normal(size=(T, N, O)),
-                  next_states=rng.normal(size=(T, S)), terminals=np.zeros(T, bool), timeouts=ends,
+    obs, states = rng.normal(size=(T + 1, N, O)), rng.normal(size=(T + 1, S))  # row t+1 follows row t
+    fields = dict(observations=obs[:-1], states=states[:-1], rewards=rng.normal(size=T),
+                  next_observations=obs[1:], next_states=states[1:], terminals=np.zeros(T, bool), timeouts=ends,
                   episode_starts=starts)
     if "n_actions" in shape:
         A = shape["n_actions"]
