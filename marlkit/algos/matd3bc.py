@@ -57,8 +57,9 @@ class MATD3BCConfig(DecentralizedConfig):
 
 
 class MATD3BC(DecentralizedLearner):
-    """MATD3+BC: decentralized TD3+BC weighted by λ_vd·λ_tn (offline-decentralized-marl.md Sec. 5.4), batched over
-    agents."""
+    """MATD3+BC: decentralized TD3+BC weighted by λ_vd·λ_tn (offline-decentralized-marl.md Sec. 5.4), batched.
+
+    Every agent's actor and twin critics are one batched module over the agent axis."""
 
     name = "matd3bc"
     Config = MATD3BCConfig
