@@ -226,3 +226,27 @@ def test_macql_discrete_smoke():
     rec = run("jiang-lu", "behavior", "macql", {"hidden": (16, 16)},
               RunConfig(steps=20, seed=0, threads=1, progress=False), dataset_size=300)
     assert len(rec["greedy_action"]) == 2 and math.isfinite(rec["return"])
+
+
+# ---------------------------------------------------------------------------- notebook 05 helpers
+def test_transition_bias_widget_callback():
+    import matplotlib
+    matplotlib.use("Agg")
+    from marlkit.eval.plots import plot_transition_bias, transition_bias_rows
+    fig, rows = plot_transition_bias(0.8, 0.4, 0.9)
+    assert len(fig.axes) == 4
+    greedy = {r["weighting"]: (r["greedy"], r["joint_return"]) for r in rows}
+    assert greedy["dataset (Table 2)"] == ("(a1, a2)", 5.0) and greedy["λ_vd·λ_tn (Table 4)"] == ("(a2, a1)", 6.0)
+    # symmetric behaviors that already favour the optimum: every weighting finds (a2, a1)
+    assert {r["greedy"] for r in transition_bias_rows(0.2, 0.8, 0.9)} == {"(a2, a1)"}
+    with pytest.raises(ValueError, match="mu1"):
+        transition_bias_rows(1.5, 0.4)
+
+
+def test_trajectories_shapes():
+    from marlkit.envs.differential import trajectories
+    env = make_env("differential-partial")
+    model = build_algo("td3bc-dec", env.spec, {"hidden": (8,)})
+    paths, rew = trajectories(model, env, episodes=3, seed=0)
+    assert paths.shape == (3, 26, 2) and rew.shape == (3, 25)
+    assert np.abs(np.diff(paths, axis=1)).max() <= 0.1 + 1e-6

@@ -73,7 +73,9 @@ class MABCQConfig(DecentralizedConfig):
 
 
 class MABCQ(DecentralizedLearner):
-    """MABCQ: decentralized BCQ weighted by λ_vd·λ_tn (offline-decentralized-marl.md Sec. 3.4), batched over agents."""
+    """MABCQ: decentralized BCQ × λ_vd·λ_tn (switches --no-vd/--no-tn; matrix game: --threshold 0.2 --discrete-lr 3e-3).
+
+    offline-decentralized-marl.md Sec. 3.4, Algorithm 1; all agents batched on the agent axis."""
 
     name = "mabcq"
     Config = MABCQConfig

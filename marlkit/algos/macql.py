@@ -59,7 +59,9 @@ class MACQLConfig(DecentralizedConfig):
 
 
 class MACQL(DecentralizedLearner):
-    """MACQL: decentralized CQL weighted by λ_vd·λ_tn (offline-decentralized-marl.md Sec. 5.3), batched over agents."""
+    """MACQL: decentralized CQL × λ_vd·λ_tn (switches --no-vd/--no-tn, optimism --epsilon).
+
+    offline-decentralized-marl.md Sec. 5.3; all agents batched on the agent axis."""
 
     name = "macql"
     Config = MACQLConfig

@@ -57,9 +57,9 @@ class MATD3BCConfig(DecentralizedConfig):
 
 
 class MATD3BC(DecentralizedLearner):
-    """MATD3+BC: decentralized TD3+BC weighted by λ_vd·λ_tn (offline-decentralized-marl.md Sec. 5.4), batched.
+    """MATD3+BC: decentralized TD3+BC × λ_vd·λ_tn (switches --no-vd/--no-tn, optimism --epsilon; continuous).
 
-    Every agent's actor and twin critics are one batched module over the agent axis."""
+    offline-decentralized-marl.md Sec. 5.4; every agent's actor and twin critics are one batched module."""
 
     name = "matd3bc"
     Config = MATD3BCConfig

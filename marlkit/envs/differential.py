@@ -31,7 +31,7 @@ import numpy as np
 from marlkit.data.dataset import MultiAgentDataset
 from marlkit.envs.base import EnvSpec, MultiAgentEnv, StepResult
 
-__all__ = ["DifferentialGame", "differential_reward", "make_full", "make_partial", "reward_grid"]
+__all__ = ["DifferentialGame", "differential_reward", "make_full", "make_partial", "reward_grid", "trajectories"]
 
 MAX_SPEED = 0.1
 
@@ -152,3 +152,28 @@ def make_full() -> DifferentialGame:
 def make_partial() -> DifferentialGame:
     """Registry factory: the partial-observation Differential Game (``differential-partial``)."""
     return DifferentialGame(partial=True)
+
+
+def trajectories(algo, env: DifferentialGame, episodes: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy rollouts of a trained algorithm: positions ``[episodes, T + 1, 2]`` (start included) and rewards
+    ``[episodes, T]``, from the env's seeded random starts.
+
+    Raises:
+        ValueError: if ``episodes`` is not positive.
+    """
+    import torch
+
+    if episodes <= 0:
+        raise ValueError(f"episodes must be positive, got {episodes}")
+    obs, state, _ = env.reset(n_envs=episodes, seed=seed)
+    path, rewards = [state.copy()], []
+    for _ in range(env.spec.episode_limit):
+        with torch.no_grad():
+            act = algo.act(torch.as_tensor(obs, device=algo.device), None, deterministic=True).cpu().numpy()
+        res = env.step(act)
+        path.append(res.state.copy())
+        rewards.append(res.reward)
+        obs = res.obs
+        if res.timeout.all():
+            break
+    return np.stack(path, 1), np.stack(rewards, 1)
