@@ -77,8 +77,8 @@ class MATD3BC(DecentralizedLearner):
         self.finish_init()
         self.q_opt = self.make_adam(self.q, lr=cfg.lr)
         self.actor_opt = self.make_adam(self.actor, lr=cfg.actor_lr)
-        self._critic_updates = 0
-        self._last_actor_loss = torch.zeros((), device=self.device)
+        self._critic_updates = 0  # python counter (no device sync); saved through get_extra_state
+        self.register_buffer("last_actor_loss", torch.zeros((), device=self.device))
 
     def pi(self, obs: torch.Tensor, target: bool = False) -> torch.Tensor:
         """π_i(o_i) = tanh(f_i(o_i)) for all agents, ``[B, N, act_dim]``."""
@@ -109,9 +109,16 @@ class MATD3BC(DecentralizedLearner):
             self.actor_opt.step()
             self.soft_update(self.q_target, self.q, cfg.tau)
             self.soft_update(self.actor_target, self.actor, cfg.tau)
-            self._last_actor_loss = actor_loss.detach()
-        out["actor_loss"] = self._last_actor_loss  # latest actor loss (updated every policy_freq steps)
+            self.last_actor_loss.copy_(actor_loss.detach())
+        out["actor_loss"] = self.last_actor_loss.clone()  # latest actor loss (updated every policy_freq steps)
         return out
+
+    def get_extra_state(self) -> torch.Tensor:
+        """Checkpointed position in the policy_freq cycle."""
+        return torch.tensor(self._critic_updates, dtype=torch.long)
+
+    def set_extra_state(self, state) -> None:
+        self._critic_updates = int(state)
 
     @torch.no_grad()
     def act(self, obs, avail=None, deterministic=True, generator=None):
