@@ -195,5 +195,5 @@ def plot_seed_comparison(df, x: str = "env", y: str = "return", hue: str = "algo
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.2))
     sns.barplot(data=df, x=x, y=y, hue=hue, errorbar="sd", ax=ax)
-    sns.stripplot(data=df, x=x, y=y, hue=hue, dodge=True, color="black", size=3, legend=False, ax=ax)
+    sns.stripplot(data=df, x=x, y=y, hue=hue, dodge=True, palette="dark:black", size=3, legend=False, ax=ax)
     return ax.figure
