@@ -8,8 +8,13 @@ import pytest
 import torch
 
 from marlkit.algos.base import ConfigError
-from marlkit.algos.decentralized import (DecentralizedConfig, empirical_lambda_tn, lambda_tn_vae, lambda_vd,
-                                         value_consensus)
+from marlkit.algos.decentralized import (
+    DecentralizedConfig,
+    empirical_lambda_tn,
+    lambda_tn_vae,
+    lambda_vd,
+    value_consensus,
+)
 from marlkit.cli import parse_overrides
 from marlkit.data.sampler import DeviceSampler
 from marlkit.envs.differential import DifferentialGame, differential_reward

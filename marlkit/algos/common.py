@@ -20,7 +20,7 @@ Contents:
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -28,9 +28,18 @@ from torch import nn
 from marlkit.nets.mlp import MultiAgentMLP
 from marlkit.nets.policies import masked_logits
 
-__all__ = ["PerturbationActor", "bcq_select_continuous", "bcq_allowed_actions", "bcq_greedy_discrete",
-           "cql_logsumexp_discrete", "cql_logsumexp_continuous", "td3bc_actor_loss", "weighted_mse",
-           "smoothed_target_actions", "twin_soft_min"]
+__all__ = [
+    "PerturbationActor",
+    "bcq_allowed_actions",
+    "bcq_greedy_discrete",
+    "bcq_select_continuous",
+    "cql_logsumexp_continuous",
+    "cql_logsumexp_discrete",
+    "smoothed_target_actions",
+    "td3bc_actor_loss",
+    "twin_soft_min",
+    "weighted_mse",
+]
 
 
 class PerturbationActor(nn.Module):

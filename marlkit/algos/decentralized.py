@@ -33,8 +33,15 @@ from marlkit.data.dataset import MultiAgentDataset
 from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.nets.vae import ConditionalVAE
 
-__all__ = ["DecentralizedConfig", "DecentralizedLearner", "lambda_vd", "lambda_tn_vae", "empirical_lambda_tn",
-           "value_consensus", "VD_FORMS"]
+__all__ = [
+    "VD_FORMS",
+    "DecentralizedConfig",
+    "DecentralizedLearner",
+    "empirical_lambda_tn",
+    "lambda_tn_vae",
+    "lambda_vd",
+    "value_consensus",
+]
 
 VD_FORMS = ("auto", "state", "outcome")
 

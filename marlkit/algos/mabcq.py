@@ -24,15 +24,21 @@ from dataclasses import dataclass
 import torch
 
 from marlkit.algos.base import ConfigError
-from marlkit.algos.common import (PerturbationActor, bcq_allowed_actions, bcq_greedy_discrete,
-                                  bcq_select_continuous, twin_soft_min, weighted_mse)
+from marlkit.algos.common import (
+    PerturbationActor,
+    bcq_allowed_actions,
+    bcq_greedy_discrete,
+    bcq_select_continuous,
+    twin_soft_min,
+    weighted_mse,
+)
 from marlkit.algos.decentralized import DecentralizedConfig, DecentralizedLearner
 from marlkit.data.sampler import Batch
 from marlkit.nets.critics import LocalQ
 from marlkit.nets.policies import CategoricalPolicy
 from marlkit.nets.vae import ConditionalVAE
 
-__all__ = ["MABCQ", "MABCQConfig", "BCQDec", "BCQDecConfig"]
+__all__ = ["MABCQ", "BCQDec", "BCQDecConfig", "MABCQConfig"]
 
 
 @dataclass

@@ -27,7 +27,7 @@ from marlkit.data.sampler import Batch
 from marlkit.nets.critics import LocalQ
 from marlkit.nets.policies import TanhGaussianPolicy, masked_logits
 
-__all__ = ["MACQL", "MACQLConfig", "CQLDec", "CQLDecConfig"]
+__all__ = ["MACQL", "CQLDec", "CQLDecConfig", "MACQLConfig"]
 
 
 @dataclass

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AgentTable", "offline_transitions", "modified_transitions", "decentralized_tables", "greedy_joint"]
+__all__ = ["AgentTable", "decentralized_tables", "greedy_joint", "modified_transitions", "offline_transitions"]
 
 
 @dataclass
