@@ -3,6 +3,7 @@
     marlkit train --env xor --dataset b --algo bc --json
     marlkit train --env mne --dataset imbalanced --algo omiga --alpha 1 --steps 3000
     marlkit envs | marlkit algos
+    marlkit data build mamujoco:Hopper-3x1 --quality medium --transitions 100000 --seed 0
 
 Any algorithm hyperparameter can be set as ``--name value`` (``--f soft-chi2``, ``--tau 0.01``) and boolean ones
 as ``--name`` / ``--no-name``; names are checked against the algorithm's config and unknown ones are an error.
@@ -125,6 +126,23 @@ def _algos(args, extra) -> int:
     return 0
 
 
+def _data_build(args, extra) -> int:
+    from marlkit.data.build import build_dataset, dataset_card
+
+    if args.transitions is not None and args.episodes is not None:
+        raise SystemExit("marlkit: error: give at most one of --transitions and --episodes")
+    try:
+        ds = build_dataset(args.env, args.quality, transitions=args.transitions, episodes=args.episodes,
+                           seed=args.seed, cache=not args.no_cache, verbose=not args.json)
+    except (KeyError, ValueError) as exc:
+        if isinstance(exc, KeyError) and type(exc).__name__ != "KeyError":
+            raise
+        raise SystemExit(f"marlkit: error: {exc.args[0] if exc.args else exc}") from None
+    if args.json:
+        print(json.dumps(dataset_card(ds)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="marlkit", description="Offline cooperative multi-agent RL.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -149,6 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print one JSON record and nothing else")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
+
+    d = sub.add_parser("data", help="build datasets").add_subparsers(dest="data_command", required=True)
+    b = d.add_parser("build", help="roll behavior policies out into a cached HDF5 dataset and print its card")
+    b.add_argument("env", help="environment name (see `marlkit envs`)")
+    b.add_argument("--quality", required=True, help="dataset name: random, medium, expert, medium-expert, "
+                                                    "medium-replay (MuJoCo), optimal/mixed (bridge)")
+    b.add_argument("--transitions", type=int, default=None, help="number of transitions")
+    b.add_argument("--episodes", type=int, default=None, help="number of episodes")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--no-cache", action="store_true", help="rebuild and do not write the cache")
+    b.add_argument("--json", action="store_true", help="print the dataset card as one JSON object")
+    b.set_defaults(func=_data_build)
 
     sub.add_parser("envs", help="list environments").set_defaults(func=_envs)
     sub.add_parser("algos", help="list algorithms").set_defaults(func=_algos)

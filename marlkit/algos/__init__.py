@@ -20,6 +20,12 @@ ALGOS: dict[str, str] = {
     "cql-dec": "marlkit.algos.macql:CQLDec",
     "matd3bc": "marlkit.algos.matd3bc:MATD3BC",
     "td3bc-dec": "marlkit.algos.matd3bc:TD3BCDec",
+    "bcq-ma": "marlkit.algos.bcq_ma:BCQMA",
+    "comadice": "marlkit.algos.comadice:ComaDICE",
+    "cql-ma": "marlkit.algos.cql_ma:CQLMA",
+    "icq": "marlkit.algos.icq:ICQ",
+    "omar": "marlkit.algos.omar:OMAR",
+    "omiga": "marlkit.algos.omiga:OMIGA",
 }
 
 

@@ -15,6 +15,11 @@ Contents:
   sampling for continuous ones.
 - :func:`td3bc_actor_loss`: ``−λ Q(s, π(s)) / mean|Q| + (π(s) − a)²`` (Fujimoto & Gu 2021, Eq. 3).
 - :func:`weighted_mse` and :func:`smoothed_target_actions`: weighted TD loss and TD3's target policy smoothing.
+- :func:`uniform_actions` and :func:`gaussian_log_density`: proposal actions for the continuous CQL(H) estimate
+  and their log-densities (Kumar et al. 2020, App. F; OMAR's noisy policy proposals).
+- :func:`batch_softmax_weights`: ICQ's implicit-constraint weights ``exp(x/α)/Z`` with ``Z`` estimated on the
+  minibatch (Yang et al. 2021, Eq. 8 and 11).
+- :func:`attach_next_actions`: the dataset's next action ``a'`` for in-sample (SARSA-style) targets.
 """
 
 from __future__ import annotations
@@ -25,19 +30,25 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from marlkit.data.dataset import DatasetError
+from marlkit.data.sampler import DeviceSampler
 from marlkit.nets.mlp import MultiAgentMLP
 from marlkit.nets.policies import masked_logits
 
 __all__ = [
     "PerturbationActor",
+    "attach_next_actions",
+    "batch_softmax_weights",
     "bcq_allowed_actions",
     "bcq_greedy_discrete",
     "bcq_select_continuous",
     "cql_logsumexp_continuous",
     "cql_logsumexp_discrete",
+    "gaussian_log_density",
     "smoothed_target_actions",
     "td3bc_actor_loss",
     "twin_soft_min",
+    "uniform_actions",
     "weighted_mse",
 ]
 
@@ -192,3 +203,55 @@ def smoothed_target_actions(actions: torch.Tensor, noise_std: float = 0.2, noise
     (Fujimoto et al. 2018, Eq. 15; σ = 0.2, c = 0.5). Shapes unchanged."""
     noise = torch.randn(actions.shape, device=actions.device, dtype=actions.dtype, generator=generator)
     return (actions + (noise * noise_std).clamp(-noise_clip, noise_clip)).clamp(-1.0, 1.0)
+
+
+def uniform_actions(shape: Sequence[int], device, generator: torch.Generator | None = None):
+    """Uniform actions on [-1, 1]^d, ``shape = (..., d)``, with their log-density ``−d·log 2`` (a float)."""
+    a = torch.rand(tuple(shape), device=device, generator=generator) * 2 - 1
+    return a, -shape[-1] * math.log(2.0)
+
+
+def gaussian_log_density(noise: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``log N(noise; 0, σ² I)`` summed over the last dim: ``[..., d] → [...]``."""
+    d = noise.shape[-1]
+    return -0.5 * (noise / sigma).pow(2).sum(-1) - d * (math.log(sigma) + 0.5 * math.log(2 * math.pi))
+
+
+def batch_softmax_weights(x: torch.Tensor, temperature: float, dim: int = 0) -> torch.Tensor:
+    """ICQ's importance weights ``exp(x/α) / Z`` with ``Z`` the batch mean of ``exp(x/α)``: ``B·softmax(x/α)``.
+
+    The weights average to 1 along ``dim`` (the batch axis) and are detached. Source: Yang et al. 2021, Eq. 8
+    (critic) and Eq. 11 (actor); the batch normaliser follows the official ICQ-MA code.
+    """
+    return (x.shape[dim] * torch.softmax(x / temperature, dim=dim)).detach()
+
+
+def attach_next_actions(sampler: DeviceSampler) -> None:
+    """Add ``next_actions`` (the action the dataset took in s') and ``has_next_action`` to the sampler's tensors.
+
+    Row t's successor is row t+1 when the transition is neither terminal nor a timeout and row t+1 starts where
+    row t ends (``observations[t+1] == next_observations[t]``). Rows without a successor in the data (terminal
+    rows, timeouts, the last row, shuffled data) get ``has_next_action = 0``; in-sample targets then cannot
+    bootstrap from them (for terminals they must not anyway).
+
+    Raises:
+        DatasetError: if no non-terminal row has a successor although the dataset has non-terminal rows (the
+            transitions are not stored in episode order).
+    """
+    t = sampler.tensors
+    size = sampler.size
+    actions = t["actions"]
+    nxt = torch.zeros_like(actions)
+    has = torch.zeros(size, device=actions.device)
+    if size > 1:
+        cont = (1 - t["terminals"][:-1]) * (1 - t["timeouts"][:-1])
+        same = (t["observations"][1:] - t["next_observations"][:-1]).abs().flatten(1).amax(1) <= 1e-6
+        ok = cont.bool() & same
+        nxt[:-1] = torch.where(ok.view(-1, *[1] * (actions.dim() - 1)), actions[1:], nxt[:-1])
+        has[:-1] = ok.float()
+        nonterminal = int(cont.sum().item())
+        if nonterminal > 0 and int(ok.sum().item()) == 0:
+            raise DatasetError("next_actions: no non-terminal transition is followed by its successor row; "
+                               "in-sample targets need transitions stored in episode order")
+    t["next_actions"] = nxt
+    t["has_next_action"] = has
