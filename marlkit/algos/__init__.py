@@ -14,6 +14,12 @@ __all__ = ["ALGOS", "get_algo", "list_algos", "Algorithm", "AlgoConfig", "Config
 
 ALGOS: dict[str, str] = {
     "bc": "marlkit.algos.bc:BC",
+    "mabcq": "marlkit.algos.mabcq:MABCQ",
+    "bcq-dec": "marlkit.algos.mabcq:BCQDec",
+    "macql": "marlkit.algos.macql:MACQL",
+    "cql-dec": "marlkit.algos.macql:CQLDec",
+    "matd3bc": "marlkit.algos.matd3bc:MATD3BC",
+    "td3bc-dec": "marlkit.algos.matd3bc:TD3BCDec",
     "bcq-ma": "marlkit.algos.bcq_ma:BCQMA",
     "comadice": "marlkit.algos.comadice:ComaDICE",
     "cql-ma": "marlkit.algos.cql_ma:CQLMA",

@@ -25,7 +25,7 @@ Contents:
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -35,10 +35,22 @@ from marlkit.data.sampler import DeviceSampler
 from marlkit.nets.mlp import MultiAgentMLP
 from marlkit.nets.policies import masked_logits
 
-__all__ = ["PerturbationActor", "bcq_select_continuous", "bcq_allowed_actions", "bcq_greedy_discrete",
-           "cql_logsumexp_discrete", "cql_logsumexp_continuous", "td3bc_actor_loss", "weighted_mse",
-           "smoothed_target_actions", "twin_soft_min", "uniform_actions", "gaussian_log_density",
-           "batch_softmax_weights", "attach_next_actions"]
+__all__ = [
+    "PerturbationActor",
+    "attach_next_actions",
+    "batch_softmax_weights",
+    "bcq_allowed_actions",
+    "bcq_greedy_discrete",
+    "bcq_select_continuous",
+    "cql_logsumexp_continuous",
+    "cql_logsumexp_discrete",
+    "gaussian_log_density",
+    "smoothed_target_actions",
+    "td3bc_actor_loss",
+    "twin_soft_min",
+    "uniform_actions",
+    "weighted_mse",
+]
 
 
 class PerturbationActor(nn.Module):

@@ -48,6 +48,30 @@ class DeviceSampler:
         self.initial_index = torch.from_numpy(np.flatnonzero(dataset.episode_starts)).to(self.device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(int(seed))
+        self.extra_per_agent: set[str] = set()
+
+    def add_field(self, name: str, values: torch.Tensor, per_agent: bool = False) -> None:
+        """Attach a precomputed per-transition column (e.g. a per-row loss weight) so batches carry it.
+
+        Args:
+            name: key in the batches (must not shadow a dataset field).
+            values: ``[T, ...]``; with ``per_agent=True`` ``[T, N, ...]``, and :meth:`sample_decentralized` then
+                gives agent i the entry of its own row.
+
+        Raises:
+            ValueError: on a name clash or a leading size other than T (or agent size other than N).
+        """
+        if name in self.tensors:
+            raise ValueError(f"sampler already has a field named {name!r}")
+        values = torch.as_tensor(values).to(self.device)
+        if values.shape[0] != self.size:
+            raise ValueError(f"field {name!r} has {values.shape[0]} rows, the dataset has {self.size}")
+        if per_agent and (values.dim() < 2 or values.shape[1] != self.dataset.n_agents):
+            raise ValueError(f"per-agent field {name!r} must be [T, N={self.dataset.n_agents}, ...], "
+                             f"got {tuple(values.shape)}")
+        self.tensors[name] = values
+        if per_agent:
+            self.extra_per_agent.add(name)
 
     def share(self, seed: int) -> "DeviceSampler":
         """A sampler over the *same* on-device tensors (no copy) with its own generator seeded with ``seed``."""
@@ -85,7 +109,7 @@ class DeviceSampler:
         out = {}
         agent = torch.arange(n, device=self.device).expand(batch_size, n)
         for k, v in self.tensors.items():
-            if k in self.PER_AGENT_FIELDS:
+            if k in self.PER_AGENT_FIELDS or k in self.extra_per_agent:
                 out[k] = v[idx, agent]  # [B, N, ...]: agent i's own slice of its own row
             else:
                 out[k] = v[idx]  # shared fields (state, reward, flags) of agent i's row: [B, N, ...]

@@ -29,6 +29,8 @@ _ENVS: dict[str, str] = {
     "xor": "marlkit.envs.matrix:_xor",
     "mne": "marlkit.envs.matrix:_mne",
     "jiang-lu": "marlkit.envs.matrix:_jiang_lu",
+    "differential": "marlkit.envs.differential:make_full",
+    "differential-partial": "marlkit.envs.differential:make_partial",
     "bridge": "marlkit.envs.bridge:BridgeEnv",
 }
 # family prefix -> ("module:function(task) -> env", "module:function() -> list of task names")

@@ -1,0 +1,210 @@
+"""MABCQ: BCQ with value deviation and transition normalization, every agent learning from its own data
+(offline-decentralized-marl.md Sec. 3.4, Algorithm 1). With ``vd=False, tn=False`` it is plain decentralized
+BCQ (registered as ``bcq-dec``).
+
+Continuous actions (BCQ, Fujimoto et al. 2019): per agent a conditional VAE G¹_i(a | s), a perturbation network
+ξ_i ∈ [−Φ, Φ] and twin critics Q_i with targets. The policy samples n actions from G¹_i, perturbs them and takes
+the best by Q_i. Critic loss (Eq. 1) ``E[λ_tn λ_vd |Q_i(s, a_i) − y_i|²]`` with ``y_i = r + γ Q̂_i(s', π̂_i(s'))``;
+actor objective (Eq. 2) ``max E[λ_tn λ_vd Q_i(s, a_i + ξ_i(s, a_i))]`` on the dataset actions a_i, as the paper
+writes it (original BCQ perturbs VAE samples instead).
+
+Discrete actions (discrete BCQ, Fujimoto et al. 2019b): per agent Q_i(o_i, ·) and a behavior model G_i(a | o_i)
+trained by maximum likelihood; only actions with ``G_i(a|o)/max_a G_i(a|o) > τ`` are considered in the target
+and by the policy. λ_tn is the empirical 1/P̂(s'|s, a_i) (see :func:`~marlkit.algos.decentralized.empirical_lambda_tn`).
+
+On the paper's matrix game (``jiang-lu``, Sec. 5.1) the analysis is unconstrained: agent 1's a2 has behavior
+ratio 0.2/0.8 = 0.25, so Table 12's τ = 0.6 forbids it; run with ``--threshold 0.2`` to reproduce Tables 2–4.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from marlkit.algos.base import ConfigError
+from marlkit.algos.common import (
+    PerturbationActor,
+    bcq_allowed_actions,
+    bcq_greedy_discrete,
+    bcq_select_continuous,
+    twin_soft_min,
+    weighted_mse,
+)
+from marlkit.algos.decentralized import DecentralizedConfig, DecentralizedLearner
+from marlkit.data.sampler import Batch
+from marlkit.nets.critics import LocalQ
+from marlkit.nets.policies import CategoricalPolicy
+from marlkit.nets.vae import ConditionalVAE
+
+__all__ = ["MABCQ", "BCQDec", "BCQDecConfig", "MABCQConfig"]
+
+
+@dataclass
+class MABCQConfig(DecentralizedConfig):
+    """MABCQ hyperparameters (offline-decentralized-marl.md App. B Table 12, "continuous BCQ"/"discrete BCQ").
+
+    Attributes:
+        lr: learning rate of Q for continuous actions (1e-3).
+        discrete_lr: learning rate of Q and of the behavior model G for discrete actions (1e-4).
+        actor_lr: learning rate of the perturbation network ξ (1e-4).
+        phi: Φ, the perturbation range (0.05).
+        n_candidates: n, actions sampled from G¹ per state (10).
+        threshold: τ of discrete BCQ, relative to the most likely action (0.6).
+        lmbda: weight of the min in BCQ's soft clipped double-Q target (0.75, Fujimoto et al. 2019).
+    """
+
+    lr: float = 1e-3
+    discrete_lr: float = 1e-4
+    actor_lr: float = 1e-4
+    phi: float = 0.05
+    n_candidates: int = 10
+    threshold: float = 0.6
+    lmbda: float = 0.75
+
+    def validate(self) -> None:
+        super().validate()
+        if self.discrete_lr <= 0 or self.actor_lr <= 0:
+            raise ConfigError(f"learning rates must be positive, got discrete_lr={self.discrete_lr}, "
+                              f"actor_lr={self.actor_lr}")
+        if self.phi < 0:
+            raise ConfigError(f"phi must be >= 0, got {self.phi}")
+        if self.n_candidates <= 0:
+            raise ConfigError(f"n_candidates must be a positive integer, got {self.n_candidates}")
+        if not 0.0 <= self.threshold < 1.0:
+            raise ConfigError(f"threshold must be in [0, 1), got {self.threshold}")
+        if not 0.0 <= self.lmbda <= 1.0:
+            raise ConfigError(f"lmbda must be in [0, 1], got {self.lmbda}")
+
+
+class MABCQ(DecentralizedLearner):
+    """MABCQ: decentralized BCQ × λ_vd·λ_tn (switches --no-vd/--no-tn; matrix game: --threshold 0.2 --discrete-lr 3e-3).
+
+    offline-decentralized-marl.md Sec. 3.4, Algorithm 1; all agents batched on the agent axis."""
+
+    name = "mabcq"
+    Config = MABCQConfig
+
+    def __init__(self, spec, config: MABCQConfig | None = None, device="cpu"):
+        super().__init__(spec, config, device)
+        cfg, N = self.config, spec.n_agents
+        if spec.discrete:
+            self.q = LocalQ(N, spec.obs_dim, n_actions=spec.n_actions, hidden=cfg.hidden,
+                            share_params=cfg.share_params)
+            self.behavior = CategoricalPolicy(N, spec.obs_dim, spec.n_actions, cfg.hidden, cfg.share_params)
+        else:
+            self.q = LocalQ(N, spec.obs_dim, act_dim=spec.act_dim, hidden=cfg.hidden, share_params=cfg.share_params,
+                            ensemble=2)
+            self.vae = ConditionalVAE(N, spec.obs_dim, spec.act_dim, cfg.vae_latent, cfg.hidden, cfg.share_params)
+            self.perturb = PerturbationActor(N, spec.obs_dim, spec.act_dim, cfg.phi, cfg.hidden, cfg.share_params)
+            self.perturb_target = copy.deepcopy(self.perturb).requires_grad_(False)
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        self.build_tn_models(None if spec.discrete else self.vae)
+        self.finish_init()
+        if spec.discrete:
+            self.q_opt = self.make_adam(self.q, self.behavior, lr=cfg.discrete_lr)
+        else:
+            self.q_opt = self.make_adam(self.q, lr=cfg.lr)
+            self.actor_opt = self.make_adam(self.perturb, lr=cfg.actor_lr)
+
+    # ------------------------------------------------------------------ continuous helpers
+    def _candidate_values(self, q_net: LocalQ, soft: bool):
+        """``(obs [n, B, N, o], act [n, B, N, a]) -> [n, B, N]`` (twin soft-min for targets, Q_1 for acting)."""
+        def fn(obs, act):
+            n, B = obs.shape[:2]
+            q = q_net(obs.reshape(n * B, *obs.shape[2:]), act.reshape(n * B, *act.shape[2:]))  # [2, nB, N]
+            q = twin_soft_min(q, self.config.lmbda) if soft else q[0]
+            return q.reshape(n, B, -1)
+        return fn
+
+    def _policy_continuous(self, obs, target: bool, generator=None):
+        perturb = self.perturb_target if target else self.perturb
+        q_net = self.q_target if target else self.q
+        return bcq_select_continuous(obs, self.vae, perturb, self._candidate_values(q_net, soft=target),
+                                     self.config.n_candidates, generator)
+
+    # ------------------------------------------------------------------ discrete helpers
+    def _allowed(self, obs, avail):
+        return bcq_allowed_actions(self.behavior.probs(obs, avail), self.config.threshold, avail)
+
+    # ------------------------------------------------------------------ update
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return self._update_discrete(batch) if self.spec.discrete else self._update_continuous(batch)
+
+    def _update_discrete(self, batch: Batch) -> dict[str, torch.Tensor]:
+        obs, act, nobs = batch["observations"], batch["actions"], batch["next_observations"]
+        avail, navail = batch.get("avail_actions"), batch.get("next_avail_actions")
+        bc_loss = -self.behavior.log_prob(obs, act, avail).mean()
+        with torch.no_grad():
+            q_next = self.q_target(nobs)  # [B, N, A]
+            a_next = bcq_greedy_discrete(q_next, self._allowed(nobs, navail))
+            v_next = q_next.gather(-1, a_next.unsqueeze(-1)).squeeze(-1)  # V*(s') = Q̂(s', π̂(s'))
+            q_hat = self.q_target.taken(obs, act)
+            y = batch["rewards"] + self.config.gamma * (1.0 - batch["terminals"]) * v_next
+            w, metrics = self.loss_weights(batch, v_next, q_hat)
+        q = self.q.taken(obs, act)
+        critic_loss = weighted_mse(q, y, w)  # Eq. (1)
+        self.q_opt.zero_grad(set_to_none=True)
+        (critic_loss + bc_loss).backward()
+        self.q_opt.step()
+        self.soft_update(self.q_target, self.q, self.config.tau)
+        return {"critic_loss": critic_loss.detach(), "bc_loss": bc_loss.detach(), "q": q.detach().mean(), **metrics}
+
+    def _update_continuous(self, batch: Batch) -> dict[str, torch.Tensor]:
+        obs, act, nobs = batch["observations"], batch["actions"], batch["next_observations"]
+        vae_loss = self.vae_step(batch)
+        with torch.no_grad():
+            _, v_next = self._policy_continuous(nobs, target=True)  # V*(s') = Q̂(s', π̂(s'))
+            q_hat = twin_soft_min(self.q_target(obs, act), self.config.lmbda)
+            y = batch["rewards"] + self.config.gamma * (1.0 - batch["terminals"]) * v_next
+            w, metrics = self.loss_weights(batch, v_next, q_hat)
+        q = self.q(obs, act)  # [2, B, N]
+        critic_loss = weighted_mse(q, y, w)  # Eq. (1)
+        self.q_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.q_opt.step()
+        actor_loss = -(w * self.q(obs, self.perturb(obs, act))[0]).mean()  # Eq. (2)
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        self.soft_update(self.q_target, self.q, self.config.tau)
+        self.soft_update(self.perturb_target, self.perturb, self.config.tau)
+        return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "vae_loss": vae_loss,
+                "q": q.detach().mean(), **metrics}
+
+    # ------------------------------------------------------------------ acting
+    def action_probs(self, obs, avail=None):
+        """One-hot of the greedy allowed action, ``[B, N, A]`` (discrete only)."""
+        if not self.spec.discrete:
+            raise NotImplementedError("continuous MABCQ has no action probabilities; use act()")
+        a = bcq_greedy_discrete(self.q(obs), self._allowed(obs, avail))
+        return torch.nn.functional.one_hot(a, self.spec.n_actions).float()
+
+    @torch.no_grad()
+    def act(self, obs, avail=None, deterministic=True, generator=None):
+        if self.spec.discrete:
+            return bcq_greedy_discrete(self.q(obs), self._allowed(obs, avail))
+        return self._policy_continuous(obs, target=False, generator=generator)[0]
+
+    @torch.no_grad()
+    def state_values(self, obs, avail=None):
+        if self.spec.discrete:
+            q = self.q(obs)
+            return q.gather(-1, bcq_greedy_discrete(q, self._allowed(obs, avail)).unsqueeze(-1)).squeeze(-1)
+        return self._policy_continuous(obs, target=False)[1]
+
+
+@dataclass
+class BCQDecConfig(MABCQConfig):
+    """Plain decentralized BCQ: MABCQ without λ_vd and λ_tn (the "BCQ" column of Tables 5 and 8)."""
+
+    vd: bool = False
+    tn: bool = False
+
+
+class BCQDec(MABCQ):
+    """Decentralized BCQ baseline: MABCQ with vd=tn=False by default (offline-decentralized-marl.md Tables 5, 8)."""
+
+    name = "bcq-dec"
+    Config = BCQDecConfig

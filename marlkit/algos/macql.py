@@ -1,0 +1,175 @@
+"""MACQL: CQL with value deviation and transition normalization, every agent learning from its own data
+(offline-decentralized-marl.md Sec. 5.3, Table 8). With ``vd=False, tn=False`` it is plain decentralized CQL
+(registered as ``cql-dec``).
+
+Per agent, the TD loss is weighted by λ_tn·λ_vd (Eq. 1) and the CQL(H) regularizer (Kumar et al. 2020, Eq. 4)
+``α E[log Σ_a exp Q_i(o_i, a) − Q_i(o_i, a_i)]`` pushes down values of actions outside B_i (unweighted: it is
+not an expectation over next states).
+
+- Discrete actions: Q_i(o_i, ·) heads; the target and the policy are greedy over available actions.
+- Continuous actions: SAC-style CQL with a tanh-Gaussian policy π_i and twin critics; the logsumexp is estimated
+  with ``cql_samples`` uniform actions plus as many policy actions (importance sampling, CQL App. F); the actor
+  maximises ``E[λ_tn λ_vd (min_j Q_j(o_i, π_i(o_i)) − α_H log π_i)]`` (Eq. 2).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+
+from marlkit.algos.base import ConfigError
+from marlkit.algos.common import cql_logsumexp_continuous, cql_logsumexp_discrete, weighted_mse
+from marlkit.algos.decentralized import DecentralizedConfig, DecentralizedLearner
+from marlkit.data.sampler import Batch
+from marlkit.nets.critics import LocalQ
+from marlkit.nets.policies import TanhGaussianPolicy, masked_logits
+
+__all__ = ["MACQL", "CQLDec", "CQLDecConfig", "MACQLConfig"]
+
+
+@dataclass
+class MACQLConfig(DecentralizedConfig):
+    """MACQL hyperparameters (offline-decentralized-marl.md App. B Table 12, "CQL" column).
+
+    Attributes:
+        lr: learning rate of Q (1e-4).
+        actor_lr: learning rate of π (1e-4; continuous actions).
+        alpha: α, the weight of the CQL regularizer (0.2).
+        entropy_alpha: SAC temperature α_H of the continuous policy (fixed; 0.2, the common SAC value).
+        cql_samples: uniform and policy actions each per state in the continuous logsumexp estimate (10).
+    """
+
+    lr: float = 1e-4
+    actor_lr: float = 1e-4
+    alpha: float = 0.2
+    entropy_alpha: float = 0.2
+    cql_samples: int = 10
+
+    def validate(self) -> None:
+        super().validate()
+        if self.actor_lr <= 0:
+            raise ConfigError(f"actor_lr must be positive, got {self.actor_lr}")
+        if self.entropy_alpha < 0:
+            raise ConfigError(f"entropy_alpha must be >= 0, got {self.entropy_alpha}")
+        if self.cql_samples <= 0:
+            raise ConfigError(f"cql_samples must be a positive integer, got {self.cql_samples}")
+
+
+class MACQL(DecentralizedLearner):
+    """MACQL: decentralized CQL × λ_vd·λ_tn (switches --no-vd/--no-tn, optimism --epsilon).
+
+    offline-decentralized-marl.md Sec. 5.3; all agents batched on the agent axis."""
+
+    name = "macql"
+    Config = MACQLConfig
+
+    def __init__(self, spec, config: MACQLConfig | None = None, device="cpu"):
+        super().__init__(spec, config, device)
+        cfg, N = self.config, spec.n_agents
+        if spec.discrete:
+            self.q = LocalQ(N, spec.obs_dim, n_actions=spec.n_actions, hidden=cfg.hidden,
+                            share_params=cfg.share_params)
+        else:
+            self.q = LocalQ(N, spec.obs_dim, act_dim=spec.act_dim, hidden=cfg.hidden, share_params=cfg.share_params,
+                            ensemble=2)
+            self.policy = TanhGaussianPolicy(N, spec.obs_dim, spec.act_dim, cfg.hidden, cfg.share_params)
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        self.build_tn_models()
+        self.finish_init()
+        self.q_opt = self.make_adam(self.q, lr=cfg.lr)
+        if not spec.discrete:
+            self.actor_opt = self.make_adam(self.policy, lr=cfg.actor_lr)
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return self._update_discrete(batch) if self.spec.discrete else self._update_continuous(batch)
+
+    def _update_discrete(self, batch: Batch) -> dict[str, torch.Tensor]:
+        obs, act, nobs = batch["observations"], batch["actions"], batch["next_observations"]
+        avail, navail = batch.get("avail_actions"), batch.get("next_avail_actions")
+        with torch.no_grad():
+            v_next = masked_logits(self.q_target(nobs), navail).amax(-1)  # V*(s') = max_a Q̂(s', a)
+            q_hat = self.q_target.taken(obs, act)
+            y = batch["rewards"] + self.config.gamma * (1.0 - batch["terminals"]) * v_next
+            w, metrics = self.loss_weights(batch, v_next, q_hat)
+        q_all = self.q(obs)
+        q = q_all.gather(-1, act.long().unsqueeze(-1)).squeeze(-1)
+        td_loss = weighted_mse(q, y, w)  # Eq. (1)
+        cql_loss = cql_logsumexp_discrete(q_all, q, avail).mean()
+        loss = td_loss + self.config.alpha * cql_loss
+        self.q_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.q_opt.step()
+        self.soft_update(self.q_target, self.q, self.config.tau)
+        return {"td_loss": td_loss.detach(), "cql_loss": cql_loss.detach(), "q": q.detach().mean(), **metrics}
+
+    def _update_continuous(self, batch: Batch) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        obs, act, nobs = batch["observations"], batch["actions"], batch["next_observations"]
+        vae_loss = self.vae_step(batch)
+        with torch.no_grad():
+            a_next, _ = self.policy.rsample(nobs)
+            v_next = self.q_target(nobs, a_next).amin(0)  # V*(s') = Q̂(s', π̂(s'))
+            q_hat = self.q_target(obs, act).amin(0)
+            y = batch["rewards"] + cfg.gamma * (1.0 - batch["terminals"]) * v_next
+            w, metrics = self.loss_weights(batch, v_next, q_hat)
+        q = self.q(obs, act)  # [2, B, N]
+        td_loss = weighted_mse(q, y, w)  # Eq. (1)
+        # CQL(H) logsumexp by importance sampling over uniform and current-policy actions
+        M, (B, N, D) = cfg.cql_samples, act.shape
+        rep = obs.unsqueeze(0).expand(2 * M, B, N, obs.shape[-1])
+        with torch.no_grad():
+            a_rand = torch.rand(M, B, N, D, device=act.device) * 2 - 1
+            a_pi, logp_pi = self.policy.rsample(rep[:M])
+        cand = torch.cat([a_rand, a_pi])  # [2M, B, N, D]
+        log_density = torch.cat([torch.full((M, B, N), -D * math.log(2.0), device=act.device), logp_pi])
+        q_cand = self.q(rep.reshape(2 * M * B, N, -1), cand.reshape(2 * M * B, N, D)).reshape(2, 2 * M, B, N)
+        cql_loss = cql_logsumexp_continuous(q_cand.transpose(0, 1), log_density.unsqueeze(1), q).mean() * 2
+        self.q_opt.zero_grad(set_to_none=True)
+        (td_loss + cfg.alpha * cql_loss).backward()
+        self.q_opt.step()
+        a_new, logp = self.policy.rsample(obs)
+        q_new = self.q(obs, a_new).amin(0)
+        actor_loss = (w * (cfg.entropy_alpha * logp - q_new)).mean()  # Eq. (2)
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        self.soft_update(self.q_target, self.q, cfg.tau)
+        return {"td_loss": td_loss.detach(), "cql_loss": cql_loss.detach(), "actor_loss": actor_loss.detach(),
+                "vae_loss": vae_loss, "q": q.detach().mean(), **metrics}
+
+    def action_probs(self, obs, avail=None):
+        """One-hot of the greedy available action, ``[B, N, A]`` (discrete only)."""
+        if not self.spec.discrete:
+            raise NotImplementedError("continuous MACQL has no action probabilities; use act()")
+        a = masked_logits(self.q(obs), avail).argmax(-1)
+        return torch.nn.functional.one_hot(a, self.spec.n_actions).float()
+
+    @torch.no_grad()
+    def act(self, obs, avail=None, deterministic=True, generator=None):
+        if self.spec.discrete:
+            return masked_logits(self.q(obs), avail).argmax(-1)
+        return self.policy.act(obs, None, deterministic, generator)
+
+    @torch.no_grad()
+    def state_values(self, obs, avail=None):
+        if self.spec.discrete:
+            return masked_logits(self.q(obs), avail).amax(-1)
+        return self.q(obs, self.policy.act(obs, None, True)).amin(0)
+
+
+@dataclass
+class CQLDecConfig(MACQLConfig):
+    """Plain decentralized CQL: MACQL without λ_vd and λ_tn (the "CQL" column of Table 8)."""
+
+    vd: bool = False
+    tn: bool = False
+
+
+class CQLDec(MACQL):
+    """Decentralized CQL baseline: MACQL with vd=tn=False by default (offline-decentralized-marl.md Table 8)."""
+
+    name = "cql-dec"
+    Config = CQLDecConfig

@@ -1,0 +1,144 @@
+"""MATD3+BC: TD3+BC with value deviation and transition normalization, every agent learning from its own data
+(offline-decentralized-marl.md Sec. 5.4–5.5, Tables 9–10). With ``vd=False, tn=False`` it is plain decentralized
+TD3+BC (registered as ``td3bc-dec``). Continuous actions only.
+
+Per agent i: a deterministic actor π_i(o_i) = tanh(f_i(o_i)), twin critics Q_i with targets (TD3, Fujimoto et al.
+2018). Critic loss (Eq. 1) ``E[λ_tn λ_vd (Q_i(o_i, a_i) − y_i)²]`` with
+``y_i = r + γ min_j Q̂_j(o_i', π̂_i(o_i') + clipped noise)``; every ``policy_freq`` updates the actor minimises the
+TD3+BC loss (Fujimoto & Gu 2021, Eq. 3) with every sample's objective weighted by λ_tn·λ_vd (Eq. 2). V*(s') for
+λ_vd is the target value min_j Q̂_j(s', π̂_i(s')) with TD3's smoothed target action (the target policy of TD3).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from marlkit.algos.base import ConfigError
+from marlkit.algos.common import smoothed_target_actions, td3bc_actor_loss, weighted_mse
+from marlkit.algos.decentralized import DecentralizedConfig, DecentralizedLearner
+from marlkit.data.sampler import Batch
+from marlkit.nets.critics import LocalQ
+from marlkit.nets.mlp import MultiAgentMLP
+
+__all__ = ["MATD3BC", "MATD3BCConfig", "TD3BCDec", "TD3BCDecConfig"]
+
+
+@dataclass
+class MATD3BCConfig(DecentralizedConfig):
+    """MATD3+BC hyperparameters (offline-decentralized-marl.md App. B Table 12, "TD3+BC" column; TD3 defaults).
+
+    Attributes:
+        lr: learning rate of Q (3e-4).
+        actor_lr: learning rate of π (3e-4).
+        alpha: TD3+BC's α (the λ of Table 12): 2.5.
+        policy_noise: σ of the target policy smoothing noise (0.2).
+        noise_clip: clip of that noise (0.5).
+        policy_freq: critic updates per actor update (2).
+    """
+
+    lr: float = 3e-4
+    actor_lr: float = 3e-4
+    alpha: float = 2.5
+    policy_noise: float = 0.2
+    noise_clip: float = 0.5
+    policy_freq: int = 2
+
+    def validate(self) -> None:
+        super().validate()
+        if self.actor_lr <= 0:
+            raise ConfigError(f"actor_lr must be positive, got {self.actor_lr}")
+        if self.policy_noise < 0 or self.noise_clip < 0:
+            raise ConfigError(f"policy_noise and noise_clip must be >= 0, got {self.policy_noise}, {self.noise_clip}")
+        if self.policy_freq <= 0:
+            raise ConfigError(f"policy_freq must be a positive integer, got {self.policy_freq}")
+
+
+class MATD3BC(DecentralizedLearner):
+    """MATD3+BC: decentralized TD3+BC × λ_vd·λ_tn (switches --no-vd/--no-tn, optimism --epsilon; continuous).
+
+    offline-decentralized-marl.md Sec. 5.4; every agent's actor and twin critics are one batched module."""
+
+    name = "matd3bc"
+    Config = MATD3BCConfig
+    supports_discrete = False
+
+    def __init__(self, spec, config: MATD3BCConfig | None = None, device="cpu"):
+        super().__init__(spec, config, device)
+        cfg, N = self.config, spec.n_agents
+        self.actor = MultiAgentMLP(N, spec.obs_dim, spec.act_dim, cfg.hidden, cfg.share_params)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.q = LocalQ(N, spec.obs_dim, act_dim=spec.act_dim, hidden=cfg.hidden, share_params=cfg.share_params,
+                        ensemble=2)
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        self.build_tn_models()
+        self.finish_init()
+        self.q_opt = self.make_adam(self.q, lr=cfg.lr)
+        self.actor_opt = self.make_adam(self.actor, lr=cfg.actor_lr)
+        self._critic_updates = 0  # python counter (no device sync); saved through get_extra_state
+        self.register_buffer("last_actor_loss", torch.zeros((), device=self.device))
+
+    def pi(self, obs: torch.Tensor, target: bool = False) -> torch.Tensor:
+        """π_i(o_i) = tanh(f_i(o_i)) for all agents, ``[B, N, act_dim]``."""
+        return torch.tanh((self.actor_target if target else self.actor)(obs))
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        obs, act, nobs = batch["observations"], batch["actions"], batch["next_observations"]
+        vae_loss = self.vae_step(batch)
+        with torch.no_grad():
+            a_next = smoothed_target_actions(self.pi(nobs, target=True), cfg.policy_noise, cfg.noise_clip)
+            v_next = self.q_target(nobs, a_next).amin(0)  # V*(s') = Q̂(s', π̂(s'))
+            q_hat = self.q_target(obs, act).amin(0)
+            y = batch["rewards"] + cfg.gamma * (1.0 - batch["terminals"]) * v_next
+            w, metrics = self.loss_weights(batch, v_next, q_hat)
+        q = self.q(obs, act)  # [2, B, N]
+        critic_loss = weighted_mse(q, y, w)  # Eq. (1)
+        self.q_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.q_opt.step()
+        out = {"critic_loss": critic_loss.detach(), "q": q.detach().mean(), "vae_loss": vae_loss, **metrics}
+        self._critic_updates += 1
+        if self._critic_updates % cfg.policy_freq == 0:
+            pi = self.pi(obs)
+            actor_loss = td3bc_actor_loss(self.q(obs, pi)[0], pi, act, cfg.alpha, w)  # Eq. (2) on TD3+BC
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.actor_opt.step()
+            self.soft_update(self.q_target, self.q, cfg.tau)
+            self.soft_update(self.actor_target, self.actor, cfg.tau)
+            self.last_actor_loss.copy_(actor_loss.detach())
+        out["actor_loss"] = self.last_actor_loss.clone()  # latest actor loss (updated every policy_freq steps)
+        return out
+
+    def get_extra_state(self) -> torch.Tensor:
+        """Checkpointed position in the policy_freq cycle."""
+        return torch.tensor(self._critic_updates, dtype=torch.long)
+
+    def set_extra_state(self, state) -> None:
+        self._critic_updates = int(state)
+
+    @torch.no_grad()
+    def act(self, obs, avail=None, deterministic=True, generator=None):
+        return self.pi(obs)
+
+    @torch.no_grad()
+    def state_values(self, obs, avail=None):
+        return self.q(obs, self.pi(obs)).amin(0)
+
+
+@dataclass
+class TD3BCDecConfig(MATD3BCConfig):
+    """Plain decentralized TD3+BC: MATD3+BC without λ_vd and λ_tn (the "TD3+BC" column of Tables 9–10)."""
+
+    vd: bool = False
+    tn: bool = False
+
+
+class TD3BCDec(MATD3BC):
+    """Decentralized TD3+BC baseline: MATD3+BC with vd=tn=False by default (offline-decentralized-marl.md Table 9)."""
+
+    name = "td3bc-dec"
+    Config = TD3BCDecConfig
