@@ -3,6 +3,8 @@
     marlkit train --env xor --dataset b --algo bc --json
     marlkit train --env mne --dataset imbalanced --algo omiga --alpha 1 --steps 3000
     marlkit envs | marlkit algos
+    marlkit bench --preset quick
+    marlkit bench --env xor --datasets a,b --algos bc --seeds 0-4 --steps 2000 [--backend ray]
 
 Any algorithm hyperparameter can be set as ``--name value`` (``--f soft-chi2``, ``--tau 0.01``) and boolean ones
 as ``--name`` / ``--no-name``; names are checked against the algorithm's config and unknown ones are an error.
@@ -146,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
 
+    from marlkit.bench import add_bench_parser
+
+    add_bench_parser(sub)
     sub.add_parser("envs", help="list environments").set_defaults(func=_envs)
     sub.add_parser("algos", help="list algorithms").set_defaults(func=_algos)
     return p
