@@ -92,7 +92,8 @@ def _train(args, extra: list[str]) -> int:
         overrides["alpha"] = args.alpha
     run_cfg = RunConfig(steps=args.steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                         seed=args.seed, device=args.device, threads=args.threads,
-                        progress=not args.json and not args.quiet, out=args.out)
+                        progress=not args.json and not args.quiet, out=args.out,
+                        checkpoint_every=args.checkpoint_every, resume=args.resume)
     try:
         record = run(args.env, args.dataset, args.algo, overrides, run_cfg, dataset_size=args.dataset_size)
     except ConfigError as exc:
@@ -144,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-episodes", type=int, default=32)
     t.add_argument("--dataset-size", type=int, default=None, help="transitions for sampled datasets")
     t.add_argument("--out", default=None, help="directory for metrics.csv, evals.jsonl, result.json")
+    t.add_argument("--checkpoint-every", type=int, default=0,
+                   help="write OUT/checkpoint.pt every N updates (full training state; needs --out)")
+    t.add_argument("--resume", default=None, help="continue from a checkpoint file or a run directory")
     t.add_argument("--json", action="store_true", help="print one JSON record and nothing else")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
@@ -158,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``marlkit`` console script."""
+    from marlkit.checkpoint import CheckpointError
     from marlkit.data.dataset import DatasetError
     from marlkit.envs.registry import UnknownNameError
 
@@ -167,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args, extra)
-    except (UnknownNameError, DatasetError, FileNotFoundError) as exc:
+    except (UnknownNameError, DatasetError, FileNotFoundError, CheckpointError) as exc:
         print(f"marlkit: error: {exc}", file=sys.stderr)
         return 2
 

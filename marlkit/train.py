@@ -22,6 +22,7 @@ from marlkit import __version__
 from marlkit.algos import get_algo
 from marlkit.algos.base import Algorithm, ConfigError
 from marlkit.data.dataset import MultiAgentDataset
+from marlkit.checkpoint import dataset_fingerprint, load_checkpoint, make_header, save_checkpoint
 from marlkit.data.sampler import DeviceSampler
 from marlkit.envs.registry import load_dataset, make_env
 from marlkit.eval.evaluate import evaluate
@@ -48,7 +49,10 @@ class RunConfig:
         device: ``"auto"``, ``"cpu"`` or ``"cuda[:k]"``.
         threads: CPU threads; None measures the fastest count on this update (see :mod:`marlkit.utils`).
         progress: show a tqdm bar.
-        out: directory for ``metrics.csv``, ``evals.jsonl`` and ``result.json`` (None: no files).
+        out: directory for ``metrics.csv``, ``evals.jsonl``, ``result.json`` and ``checkpoint.pt`` (None: no files).
+        checkpoint_every: write ``out/checkpoint.pt`` every this many updates (0: never; needs ``out``).
+        resume: a checkpoint file (or a run directory holding ``checkpoint.pt``) to continue from; it must match
+            the algorithm, its config, the env and the dataset, else :class:`~marlkit.checkpoint.CheckpointError`.
     """
 
     steps: int | None = None
@@ -61,6 +65,8 @@ class RunConfig:
     threads: int | None = None
     progress: bool = True
     out: str | None = None
+    checkpoint_every: int = 0
+    resume: str | None = None
 
     def validate(self) -> None:
         """Raises :class:`ConfigError` on out-of-range settings."""
@@ -76,6 +82,11 @@ class RunConfig:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"threads must be a positive integer or None, got {self.threads!r}")
+        if isinstance(self.checkpoint_every, bool) or not isinstance(self.checkpoint_every, int) \
+                or self.checkpoint_every < 0:
+            raise ConfigError(f"checkpoint_every must be a non-negative integer, got {self.checkpoint_every!r}")
+        if self.checkpoint_every and not self.out:
+            raise ConfigError("checkpoint_every needs an output directory (out)")
 
 
 def _check_finite(metrics: dict[str, float], step: int, last: dict[str, float]) -> None:
@@ -119,27 +130,41 @@ def iterate(algo: Algorithm, dataset: MultiAgentDataset, env, run_cfg: RunConfig
         set_num_threads(run_cfg.threads)
     elif algo.device.type == "cpu":
         _calibrate_threads(algo, sampler)
+    header = None
+    if run_cfg.checkpoint_every or run_cfg.resume:
+        header = make_header(algo, env.spec.name, dataset_fingerprint(dataset))
+    start = 0
+    if run_cfg.resume:
+        ckpt = Path(run_cfg.resume)
+        start = load_checkpoint(ckpt / "checkpoint.pt" if ckpt.is_dir() else ckpt, algo, sampler, header)
+        if start > run_cfg.steps:
+            raise ConfigError(f"checkpoint is at update {start}, beyond steps={run_cfg.steps}")
     out = Path(run_cfg.out) if run_cfg.out else None
     writer = None
     if out:
         out.mkdir(parents=True, exist_ok=True)
-        metrics_file = open(out / "metrics.csv", "w", newline="")
-        evals_file = open(out / "evals.jsonl", "w")
-    bar = tqdm(total=run_cfg.steps, disable=not run_cfg.progress, desc=algo.name, dynamic_ncols=True)
+        appending = bool(start) and (out / "metrics.csv").exists()
+        metrics_file = open(out / "metrics.csv", "a" if appending else "w", newline="")
+        evals_file = open(out / "evals.jsonl", "a" if start else "w")
+    bar = tqdm(total=run_cfg.steps, initial=start, disable=not run_cfg.progress, desc=algo.name, dynamic_ncols=True)
     sums: dict[str, torch.Tensor] = {}
     last: dict[str, float] = {}
     count = 0
     t_start = time.perf_counter()
     train_time = 0.0
     try:
-        for step in range(1, run_cfg.steps + 1):
+        if start == run_cfg.steps:  # resumed a finished run: just report its evaluation
+            ev = evaluate(algo, env, run_cfg.eval_episodes, run_cfg.deterministic_eval, seed=run_cfg.seed)
+            yield {"step": start, **ev, "metrics": {}, "updates_per_s": float("nan"), "wall_time_s": 0.0}
+        for step in range(start + 1, run_cfg.steps + 1):
             t0 = time.perf_counter()
             metrics = algo.train_step(sampler)
             for k, v in metrics.items():
                 sums[k] = sums[k] + v if k in sums else v.detach().clone()
             count += 1
             is_eval = (run_cfg.eval_every and step % run_cfg.eval_every == 0) or step == run_cfg.steps
-            if step % run_cfg.log_every == 0 or is_eval:
+            is_ckpt = run_cfg.checkpoint_every and step % run_cfg.checkpoint_every == 0
+            if step % run_cfg.log_every == 0 or is_eval or is_ckpt:
                 avg = {k: float(v) / count for k, v in sums.items()}
                 train_time += time.perf_counter() - t0
                 _check_finite(avg, step, last)
@@ -148,7 +173,8 @@ def iterate(algo: Algorithm, dataset: MultiAgentDataset, env, run_cfg: RunConfig
                 if out:
                     if writer is None:
                         writer = csv.DictWriter(metrics_file, fieldnames=["step", *avg])
-                        writer.writeheader()
+                        if not appending:
+                            writer.writeheader()
                     writer.writerow({"step": step, **avg})
                 bar.set_postfix({k: f"{v:.3g}" for k, v in list(avg.items())[:4]}, refresh=False)
             else:
@@ -156,11 +182,16 @@ def iterate(algo: Algorithm, dataset: MultiAgentDataset, env, run_cfg: RunConfig
             bar.update(1)
             if is_eval:
                 ev = evaluate(algo, env, run_cfg.eval_episodes, run_cfg.deterministic_eval, seed=run_cfg.seed)
-                record = {"step": step, **ev, "metrics": dict(last), "updates_per_s": step / max(train_time, 1e-9),
+                record = {"step": step, **ev, "metrics": dict(last),
+                          "updates_per_s": (step - start) / max(train_time, 1e-9),
                           "wall_time_s": time.perf_counter() - t_start}
                 if out:
                     evals_file.write(json.dumps(record) + "\n")
                     evals_file.flush()
+            if is_ckpt:
+                metrics_file.flush()
+                save_checkpoint(out / "checkpoint.pt", algo, sampler, step, header)
+            if is_eval:
                 yield record
     finally:
         bar.close()
