@@ -35,14 +35,32 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 __all__ = [
-    "ParameterError", "GridError", "NOTEBOOK_PARAMETERS", "validate_parameters", "reference_returns",
-    "git_commit", "make_record", "write_record", "plot_learning_curve", "Cell", "Grid", "PRESETS", "preset",
-    "parse_seeds", "parse_list", "find_notebook", "run_cell", "run_sweep", "summarize", "bench_main",
+    "NOTEBOOK_PARAMETERS",
+    "PRESETS",
+    "Cell",
+    "Grid",
+    "GridError",
+    "ParameterError",
+    "bench_main",
+    "find_notebook",
+    "git_commit",
+    "make_record",
+    "parse_list",
+    "parse_seeds",
+    "plot_learning_curve",
+    "preset",
+    "reference_returns",
+    "run_cell",
+    "run_sweep",
+    "summarize",
+    "validate_parameters",
+    "write_record",
 ]
 
 NOTEBOOK = "10_benchmark.ipynb"
@@ -81,12 +99,12 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[tuple[type, ...], bool, str]] = {
 
 
 def _type_name(types: tuple[type, ...], optional: bool) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", dict: "a dict"}
-    out = " or ".join(dict.fromkeys(names[t] if t in names else t.__name__ for t in types))
-    if types == (int, float):
-        out = "a number"
-    if dict in types and str in types:
+    if dict in types:
         out = "a dict or a JSON object string"
+    elif float in types:
+        out = "a number"
+    else:
+        out = {int: "an integer", str: "a string"}[types[0]]
     return out + (" or None" if optional else "")
 
 
@@ -184,11 +202,11 @@ def git_commit(path: str | os.PathLike | None = None) -> dict[str, Any]:
     where = Path(path) if path else Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10)
+                             timeout=10, check=False)
         if sha.returncode != 0:
             return {"commit": None, "dirty": None}
         st = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-                            capture_output=True, text=True, timeout=10)
+                            capture_output=True, text=True, timeout=10, check=False)
         return {"commit": sha.stdout.strip(), "dirty": bool(st.stdout.strip()) if st.returncode == 0 else None}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
@@ -519,7 +537,7 @@ class Grid:
         return out
 
     @classmethod
-    def from_dict(cls, spec: dict[str, Any]) -> "Grid":
+    def from_dict(cls, spec: dict[str, Any]) -> Grid:
         """Build from a dict (a parsed YAML file), e.g.::
 
             envs: [xor]                 # or tasks: [{env: xor, dataset: b}, {env: mne, dataset: imbalanced}]
@@ -573,7 +591,7 @@ class Grid:
                    device=str(spec.get("device", "cpu")))
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "Grid":
+    def from_yaml(cls, path: str | os.PathLike) -> Grid:
         """Read a grid file (see :meth:`from_dict`).
 
         Raises:
@@ -1024,8 +1042,8 @@ def bench_main(args, extra: list[str] | None = None) -> int:
     summary = run_sweep(grid, out, backend=args.backend, workers=args.workers, threads=args.threads,
                         notebook=args.notebook, ray_address=args.ray_address, timeout=args.timeout,
                         progress=not args.quiet, retry_failed=not args.no_retry_failed)
-    paths = summarize(out)
     root = Path(summary["out"])
+    paths = summarize(root)
     report = None
     if paths and not args.no_report:
         try:

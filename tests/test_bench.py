@@ -15,8 +15,19 @@ import pytest
 from scipy import stats
 
 from marlkit.algos.bc import BC, BCConfig
-from marlkit.bench import (FAILED, RECORD, Grid, GridError, ParameterError, find_notebook, parse_seeds, preset,
-                           run_sweep, summarize, validate_parameters)
+from marlkit.bench import (
+    FAILED,
+    RECORD,
+    Grid,
+    GridError,
+    ParameterError,
+    find_notebook,
+    parse_seeds,
+    preset,
+    run_sweep,
+    summarize,
+    validate_parameters,
+)
 from marlkit.eval import aggregate as agg
 
 GOOD = dict(env="xor", dataset="b", algo="bc", hyperparameters={}, alpha=None, seed=0, steps=10, eval_every=0,
@@ -106,6 +117,13 @@ def test_grid_from_yaml_and_errors(tmp_path):
     f.write_text("envs: [xor]\nfoo: 1\n")
     with pytest.raises(GridError, match="unknown grid key"):
         Grid.from_yaml(f)
+
+
+def test_shipped_grid_files_expand():
+    files = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.yaml"))
+    assert files
+    for f in files:
+        assert Grid.from_yaml(f).cells(), f
 
 
 def test_presets_and_cli_list(capsys):

@@ -25,16 +25,31 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["load_records", "load_failures", "tidy", "default_score", "welch_compare", "results_table",
-           "to_markdown", "to_latex", "score_matrices", "stratified_bootstrap_ci", "aggregate_estimates",
-           "performance_profiles", "plot_aggregates", "plot_performance_profiles", "plot_learning_curves",
-           "plot_alpha_sweep"]
+__all__ = [
+    "aggregate_estimates",
+    "default_score",
+    "load_failures",
+    "load_records",
+    "performance_profiles",
+    "plot_aggregates",
+    "plot_alpha_sweep",
+    "plot_learning_curves",
+    "plot_performance_profiles",
+    "results_table",
+    "score_matrices",
+    "stratified_bootstrap_ci",
+    "tidy",
+    "to_latex",
+    "to_markdown",
+    "welch_compare",
+]
 
 _COLUMNS = ["env", "dataset", "algo", "variant", "seed", "alpha", "return", "normalized_score", "steps",
             "wall_time_s", "updates_per_s", "marlkit_version", "git_commit", "config", "evals", "path"]
@@ -442,7 +457,7 @@ def plot_learning_curves(df: pd.DataFrame, score: str | None = None, column: str
         ax.grid(alpha=0.3)
     for ax in axes.ravel()[len(tasks):]:
         ax.axis("off")
-    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    handles, _ = axes.ravel()[0].get_legend_handles_labels()
     if handles:
         axes.ravel()[0].legend(fontsize=8)
     fig.tight_layout()
