@@ -50,6 +50,7 @@ __all__ = [
     "bench_main",
     "find_notebook",
     "git_commit",
+    "init_ray",
     "make_record",
     "parse_list",
     "parse_seeds",
@@ -773,20 +774,31 @@ def is_finished(cell: Cell, root: str | os.PathLike) -> bool:
         return False
 
 
-def _ray_runner(address: str | None, workers: int):
-    import ray
+def init_ray(address: str | None = None, workers: int | None = None):
+    """Connect to Ray (once per process) and return the ``ray`` module.
 
+    Without ``address`` a local Ray is started with ``workers`` CPUs (default: the CPU count) and this marlkit
+    checkout on the workers' ``PYTHONPATH``; with an address (``"ray://host:10001"`` or ``"host:6379"``) the
+    cluster's nodes must have marlkit installed.
+
+    Raises:
+        ImportError: if ray is not installed (``pip install 'marlkit[ray]'``).
+    """
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError("--backend ray needs Ray: pip install 'marlkit[ray]'") from exc
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address:
             kwargs["address"] = address
         else:
-            kwargs["num_cpus"] = workers
+            kwargs["num_cpus"] = workers or os.cpu_count() or 1
             pkg_root = str(Path(__file__).resolve().parents[1])
             kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(
                 filter(None, [pkg_root, os.environ.get("PYTHONPATH", "")]))}}
         ray.init(**kwargs)
-    return ray, ray.remote(num_cpus=1)(run_cell)
+    return ray
 
 
 def run_sweep(grid: Grid, out: str | os.PathLike, backend: str = "local", workers: int | None = None,
@@ -847,7 +859,8 @@ def run_sweep(grid: Grid, out: str | os.PathLike, backend: str = "local", worker
         if not todo:
             pass
         elif backend == "ray":
-            ray, remote = _ray_runner(ray_address, workers)
+            ray = init_ray(ray_address, workers)
+            remote = ray.remote(num_cpus=1)(run_cell)
             pending = {remote.remote(c, str(root), nb, threads, timeout): c for c in todo}
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)

@@ -298,10 +298,19 @@ def test_wrong_typed_papermill_parameter_gives_clear_error(tmp_path):
 
 def test_ray_backend_local(tmp_path):
     ray = pytest.importorskip("ray")
+    from marlkit.bench import init_ray
+
+    try:
+        init_ray(workers=2)
+    except Exception as exc:  # Ray's own start-up (raylet waiting for its agents) can time out on a loaded host
+        if "timed out during startup" in str(exc):
+            pytest.skip(f"a local Ray could not start on this machine: {exc}")
+        raise
     grid = _grid(tasks=[("xor", "c")], seeds=[0, 1], sweep={})
     try:
         summary = run_sweep(grid, tmp_path, backend="ray", workers=2, progress=False)
     finally:
         ray.shutdown()
     assert summary["ok"] == 2 and not summary["failed"], summary
-    assert len(agg.load_records(tmp_path)) == 2
+    records = agg.load_records(tmp_path)
+    assert sorted(records["seed"]) == [0, 1] and (records["steps"] == 20).all()
