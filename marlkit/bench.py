@@ -649,7 +649,7 @@ def _algos_supporting(discrete: bool) -> list[str]:
 
 
 PRESETS: dict[str, str] = {
-    "tiny": "CI smoke test: every discrete algorithm × xor/b × seeds 0-1, 100 updates (< 1 min)",
+    "tiny": "CI smoke test: every discrete algorithm × xor/b × seed 0, 100 updates (< 1 min)",
     "quick": "the main job: every discrete algorithm × xor/b and mne/imbalanced (inspo.md Table 1) × seeds 0-2, "
              "1000 updates; built-in data, no download (a few minutes on a laptop CPU)",
     "mamujoco-table1": "omiga.md Table 1, MaMuJoCo block: every continuous-action algorithm × Hopper-3x1, Ant-2x4, "
@@ -665,7 +665,7 @@ def preset(name: str) -> Grid:
         GridError: for an unknown preset name.
     """
     if name == "tiny":
-        return Grid(tasks=[("xor", "b")], algos=_algos_supporting(True), seeds=[0, 1], steps=100,
+        return Grid(tasks=[("xor", "b")], algos=_algos_supporting(True), seeds=[0], steps=100,
                     eval_every=50, hyperparameters={"hidden": [64, 64]})
     if name == "quick":
         return Grid(tasks=[("xor", "b"), ("mne", "imbalanced")], algos=_algos_supporting(True), seeds=[0, 1, 2],

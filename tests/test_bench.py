@@ -130,7 +130,7 @@ def test_presets_and_cli_list(capsys):
     from marlkit.algos import ALGOS
     from marlkit.cli import main
 
-    assert len(preset("tiny").cells()) == 2 * len(preset("tiny").algos) and preset("tiny").algos
+    assert len(preset("tiny").cells()) == len(preset("tiny").algos) and preset("tiny").algos
     table1 = preset("mamujoco-table1")
     assert {e for e, _ in table1.tasks} == {"mamujoco:Hopper-3x1", "mamujoco:Ant-2x4", "mamujoco:HalfCheetah-6x1"}
     assert table1.seeds == [0, 1, 2, 3, 4] and set(table1.algos) <= set(ALGOS)
@@ -283,6 +283,22 @@ def test_failure_is_recorded_and_not_fatal(sweep):
     assert "load_dataset" in info["traceback"]  # the notebook line that raised
     assert (failed.parent / "10_benchmark.ipynb").is_file()
     assert len(agg.load_failures(out)) == 1 and len(agg.load_records(out)) == 8
+
+
+def test_cli_on_a_finished_sweep_summarizes_and_reports(sweep, capsys):
+    from marlkit.cli import main
+
+    out, _ = sweep
+    grid = out / "grid.yaml"
+    grid.write_text("envs: [xor]\ndatasets: [a, b]\nalgos: [bc]\nseeds: 0-1\nsweep: {lr: [0.001, 0.0005]}\n"
+                    "hyperparameters: {hidden: [16, 16], batch_size: 32}\nsteps: 20\neval_every: 10\n")
+    assert main(["bench", "--grid", str(grid), "--out", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "ran 0 (ok 0, failed 0), skipped 8" in text  # nothing reruns
+    assert "| xor | b |" in text and "report notebook:" in text
+    for name in ("table.md", "table.tex", "results.csv", "learning_curves.png", "11_results.ipynb",
+                 "figures/11_learning_curves.png", "figures/11_aggregates.png"):
+        assert (out / name).is_file(), name
 
 
 def test_wrong_typed_papermill_parameter_gives_clear_error(tmp_path):
