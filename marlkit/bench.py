@@ -765,6 +765,18 @@ def run_cell(cell: Cell, root: str, notebook: str, threads: int = 1, timeout: fl
                 "error": failure["error"]}
 
 
+def _worker_failure(cell: Cell, root: Path, exc: BaseException) -> dict[str, Any]:
+    """Record a run whose worker process died (no traceback from the notebook) in its ``failed.json``."""
+    out = cell.directory(root)
+    out.mkdir(parents=True, exist_ok=True)
+    error = f"{type(exc).__name__}: {exc}"
+    _atomic_write(out / FAILED, json.dumps({
+        "status": "failed", "label": cell.label, "error": error, "exception": type(exc).__name__,
+        "message": str(exc), "traceback": "".join(traceback.format_exception(exc)), "notebook": str(out / NOTEBOOK),
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}, indent=2))
+    return {"label": cell.label, "dir": str(out), "status": "failed", "seconds": 0.0, "error": error}
+
+
 def is_finished(cell: Cell, root: str | os.PathLike) -> bool:
     """A cell is finished when its directory holds a readable ``record.json`` with status ``ok``."""
     path = cell.directory(root) / RECORD
@@ -869,8 +881,7 @@ def run_sweep(grid: Grid, out: str | os.PathLike, backend: str = "local", worker
                     try:
                         done(ray.get(ref))
                     except Exception as exc:  # noqa: BLE001 - a lost worker is a failure of that cell only
-                        done({"label": cell.label, "dir": str(cell.directory(root)), "status": "failed",
-                              "seconds": 0.0, "error": f"{type(exc).__name__}: {exc}"})
+                        done(_worker_failure(cell, root, exc))
         else:
             import multiprocessing as mp
 
@@ -883,8 +894,7 @@ def run_sweep(grid: Grid, out: str | os.PathLike, backend: str = "local", worker
                         try:
                             done(fut.result())
                         except Exception as exc:  # noqa: BLE001 - a crashed worker fails its cell only
-                            done({"label": cell.label, "dir": str(cell.directory(root)), "status": "failed",
-                                  "seconds": 0.0, "error": f"{type(exc).__name__}: {exc}"})
+                            done(_worker_failure(cell, root, exc))
     finally:
         bar.close()
     failed = [r["label"] for r in results if r["status"] == "failed"]
