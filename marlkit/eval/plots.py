@@ -14,7 +14,18 @@ import seaborn as sns
 from marlkit.envs.matrix import MatrixGame
 from marlkit.exact.matrix import ood_mass, regularized_optimum, regularized_return
 
-__all__ = ["figures_dir", "savefig", "plot_table", "plot_game", "regularized_policy_view"]
+__all__ = [
+    "figures_dir",
+    "omiga_policy_view",
+    "plot_alpha_curves",
+    "plot_decomposition",
+    "plot_game",
+    "plot_policy_bars",
+    "plot_table",
+    "plot_v_objective",
+    "regularized_policy_view",
+    "savefig",
+]
 
 
 def figures_dir() -> Path:
@@ -87,3 +98,109 @@ def regularized_policy_view(game: MatrixGame, dataset: str, alpha: float, alphas
     ax2.set_title(f"{game.spec.name} ({dataset}): return vs α")
     fig.tight_layout()
     return fig, ret, ood_mass(pi, mu)
+
+
+def plot_policy_bars(policies, action_names, title: str = "", ax=None, reference=None, reference_label: str = "μ_i"):
+    """Grouped bars of per-agent distributions ``policies [N][A]``; optional ``reference [N][A]`` drawn as ticks."""
+    policies = np.asarray(policies, dtype=float)
+    ax = ax or plt.gca()
+    n, A = policies.shape
+    width = 0.8 / n
+    x = np.arange(A)
+    for i in range(n):
+        ax.bar(x + (i - (n - 1) / 2) * width, policies[i], width, label=f"π_{i + 1}", color=f"C{i}", alpha=0.8)
+        if reference is not None:
+            ax.scatter(x + (i - (n - 1) / 2) * width, np.asarray(reference[i], float), marker="_", s=300,
+                       color="k", zorder=3, label=reference_label if i == 0 else None)
+    ax.set_xticks(x, action_names)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("probability")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_decomposition(game: MatrixGame, dataset: str, sol=None):
+    """The linear decomposition Q_tot = Σ_i w_i Q_i + b fitted in-sample (omiga.md Eq. 8/13, exact least squares)
+    next to the payoff r and the data d; the fitted table extrapolates to joint actions outside the data.
+
+    Returns:
+        ``(fig, sol)`` with ``sol`` the :class:`~marlkit.exact.omiga.OmigaSolution` (α = 1 if not given; the fit
+        does not depend on α).
+    """
+    from marlkit.exact.omiga import omiga_solution
+
+    d = game.datasets[dataset].joint
+    sol = sol or omiga_solution(game.payoff, d, 1.0)
+    lim = float(np.abs(game.payoff).max())
+    fig, axes = plt.subplots(1, 3, figsize=(8.4, 2.8))
+    plot_table(game.payoff, game.action_names, "payoff r", axes[0], fmt=".1f", cmap="vlag", vmin=-lim, vmax=lim)
+    plot_table(d, game.action_names, f"dataset {dataset}", axes[1], vmin=0, vmax=1)
+    plot_table(sol.q_tot, game.action_names, "fitted Σ w_i Q_i + b", axes[2], fmt=".2f", cmap="vlag", vmin=-lim,
+               vmax=lim)
+    for a in np.argwhere(d <= 0):  # hatch joint actions the data never shows
+        axes[2].add_patch(plt.Rectangle((a[1], a[0]), 1, 1, fill=False, hatch="//", edgecolor="k", lw=0))
+    fig.suptitle(f"{game.spec.name} ({dataset}): hatched = outside the data (extrapolated)", fontsize=9)
+    fig.tight_layout()
+    return fig, sol
+
+
+def plot_v_objective(q, mu, w: float, alphas, ax=None):
+    """Eq. 11/12 ``f(V) = E_μ[exp(w(Q − V)/α)] + wV/α`` minus its minimum, as a function of V for each α, with the
+    closed-form minimizer V* (Eq. 10) dotted. (With ``u = w(V − V*)/α``, ``f − f* = e^{−u} + u − 1 ≥ 0``.)"""
+    from marlkit.exact.omiga import local_value, local_value_objective
+
+    ax = ax or plt.gca()
+    q = np.asarray(q, float)
+    stars = [local_value(q, mu, w, a) for a in alphas]
+    lo = min(v - 3 * a / w for v, a in zip(stars, alphas))
+    hi = max(v + 3 * a / w for v, a in zip(stars, alphas))
+    grid = np.linspace(lo, hi, 500)
+    for k, (alpha, v_star) in enumerate(zip(alphas, stars)):
+        f = local_value_objective(grid, q, mu, w, alpha) - float(local_value_objective(v_star, q, mu, w, alpha))
+        ax.plot(grid, f, color=f"C{k}", label=f"α = {alpha:g}: V* = {v_star:.3f}")
+        ax.axvline(v_star, color=f"C{k}", ls=":", lw=1)
+    ax.set_ylim(-0.05, 1.5)
+    ax.set_xlabel("V_i")
+    ax.set_ylabel("objective − minimum")
+    ax.set_title("Eq. 12 is convex in V_i; dotted: Eq. 10 minimizer")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def omiga_policy_view(game: MatrixGame, dataset: str, alpha: float):
+    """Exact OMIGA at one α: local policies π_i ∝ μ_i exp(w_i(Q_i − V_i)/α) (Eq. 9) against μ_i (BC), and the
+    joint product policy. Large α gives BC, small α the greedy action of the fitted decomposition.
+
+    Returns:
+        ``(fig, return, ood_mass)`` of the product policy.
+    """
+    from marlkit.exact.omiga import omiga_solution
+
+    d = game.datasets[dataset].joint
+    sol = omiga_solution(game.payoff, d, alpha)
+    ret, ood = sol.expected_return(game.payoff), ood_mass(sol.joint, d)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7.5, 3))
+    plot_policy_bars(sol.policies, game.action_names, f"local policies at α = {alpha:.3g}", ax1,
+                     reference=sol.mus, reference_label="μ_i (BC)")
+    plot_table(sol.joint, game.action_names, f"⊗ π_i: return {ret:.2f}, OOD {ood:.2f}", ax2, vmin=0, vmax=1)
+    fig.tight_layout()
+    return fig, ret, ood
+
+
+def plot_alpha_curves(curves: dict, alphas, points: dict | None = None, ax=None, title: str = ""):
+    """Return-vs-α curves ``{label: returns [len(alphas)]}`` on a log axis, with optional scatter points
+    ``{label: (alphas, returns)}`` (e.g. neural runs) in the matching colors."""
+    ax = ax or plt.gca()
+    colors = {}
+    for k, (label, ys) in enumerate(curves.items()):
+        (line,) = ax.semilogx(alphas, ys, label=label, color=f"C{k}")
+        colors[label] = line.get_color()
+    for k, (label, (xs, ys)) in enumerate((points or {}).items()):
+        ax.scatter(xs, ys, label=label, color=colors.get(label.split(" (")[0], f"C{k + len(curves)}"), zorder=3,
+                   edgecolor="k")
+    ax.set_xlabel("α")
+    ax.set_ylabel("expected return")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return ax

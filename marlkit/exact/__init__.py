@@ -2,6 +2,10 @@
 
 from marlkit.exact.matrix import (action_values, best_response, is_product, marginals, ood_actions, ood_mass,
                                   pure_nash, regularized_optimum, regularized_return)
+from marlkit.exact.omiga import (OmigaSolution, linear_decomposition, local_value, local_value_objective,
+                                 omiga_policies, omiga_solution)
 
 __all__ = ["regularized_optimum", "regularized_return", "marginals", "is_product", "pure_nash", "best_response",
-           "action_values", "ood_mass", "ood_actions"]
+           "action_values", "ood_mass", "ood_actions",
+           "OmigaSolution", "linear_decomposition", "local_value", "local_value_objective", "omiga_policies",
+           "omiga_solution"]
