@@ -15,12 +15,16 @@ from marlkit.envs.matrix import MatrixGame
 from marlkit.exact.matrix import ood_mass, regularized_optimum, regularized_return
 
 __all__ = [
+    "dice_dual_view",
+    "dice_ratio_view",
     "figures_dir",
+    "local_wbc_view",
     "omiga_policy_view",
     "plot_alpha_curves",
     "plot_decomposition",
     "plot_game",
     "plot_policy_bars",
+    "plot_return_comparison",
     "plot_table",
     "plot_v_objective",
     "regularized_policy_view",
@@ -204,3 +208,115 @@ def plot_alpha_curves(curves: dict, alphas, points: dict | None = None, ax=None,
     ax.set_title(title)
     ax.legend(fontsize=7)
     return ax
+
+
+# ---------------------------------------------------------------------------------------------- DICE (notebook 03)
+def _support_labels(game: MatrixGame, d: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    idx = np.argwhere(d > 0)
+    return idx, ["(" + ",".join(game.action_names[k] for k in a) + ")" for a in idx]
+
+
+def dice_dual_view(game: MatrixGame, dataset: str, alpha: float, fs=None, mass: float = 1.0, ax=None):
+    """The one-step DICE dual ``L̃(ν) = m·ν + E_d[α f*((r − ν)/α)]`` for each f, with its minimiser ν* marked.
+
+    Returns:
+        ``(fig, nu_star)`` with ``nu_star[f]`` the multiplier of :func:`marlkit.exact.dice.dice_optimum`.
+    """
+    from marlkit.algos.fdiv import F_DIVERGENCES
+    from marlkit.exact.dice import dice_dual, dice_optimum
+
+    fs = list(F_DIVERGENCES) if fs is None else list(fs)
+    d = game.datasets[dataset].joint
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(4.5, 3.2))
+    r = game.payoff[d > 0]
+    grid = np.linspace(r.min() - 2 * alpha, r.max() + 2 * alpha, 400)
+    nu_star = {}
+    for k, f in enumerate(fs):
+        sol = dice_optimum(game.payoff, d, alpha, f, mass=mass)
+        nu_star[f] = sol["nu"]
+        ax.plot(grid, dice_dual(game.payoff, d, alpha, f, grid, mass=mass), color=f"C{k}", label=f)
+        ax.scatter([sol["nu"]], [dice_dual(game.payoff, d, alpha, f, sol["nu"], mass=mass)], color=f"C{k}", zorder=3)
+    ax.set_xlabel("Lagrange multiplier ν")
+    ax.set_ylabel("dual L̃(ν)")
+    ax.set_title(f"{game.spec.name} ({dataset}), α = {alpha:.3g}: dual and ν*")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig, nu_star
+
+
+def dice_ratio_view(game: MatrixGame, dataset: str, alpha: float, fs=None, factored: bool = True, alphas=None):
+    """How w* reweights the dataset at one α (bars per in-support joint action, one colour per f) and the return
+    of ComaDICE's exact local weighted-BC policies over α (right; the point marks α).
+
+    Returns:
+        ``(fig, table)`` where ``table[f]`` holds ``w`` (ratios on the support, in ``labels`` order), ``labels``
+        and ``return`` at ``alpha``.
+    """
+    from marlkit.algos.fdiv import F_DIVERGENCES
+    from marlkit.exact.dice import comadice_solution
+
+    fs = list(F_DIVERGENCES) if fs is None else list(fs)
+    d = game.datasets[dataset].joint
+    idx, labels = _support_labels(game, d)
+    alphas = np.logspace(-1.5, 2, 50) if alphas is None else np.asarray(alphas)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.3), gridspec_kw={"width_ratios": [1.4, 1]})
+    width = 0.8 / len(fs)
+    x = np.arange(len(labels))
+    table = {}
+    for k, f in enumerate(fs):
+        sol = comadice_solution(game.payoff, d, alpha, f, factored=factored)
+        w = sol["w"][tuple(idx.T)]
+        table[f] = {"labels": labels, "w": w, "return": sol["return"]}
+        ax1.bar(x + (k - (len(fs) - 1) / 2) * width, w, width, color=f"C{k}", label=f)
+        curve = [comadice_solution(game.payoff, d, a, f, factored=factored)["return"] for a in alphas]
+        ax2.semilogx(alphas, curve, color=f"C{k}", label=f)
+        ax2.scatter([alpha], [sol["return"]], color=f"C{k}", zorder=3)
+    ax1.axhline(1.0, color="grey", ls=":", lw=1)
+    ax1.set_xticks(x, labels, rotation=45 if len(labels) > 4 else 0)
+    ax1.set_ylabel("w*(a) = ρ(a)/d(a)")
+    ax1.set_title(f"{game.spec.name} ({dataset}): occupancy ratios at α = {alpha:.3g}")
+    ax1.legend(fontsize=8)
+    ax2.axhline(float((d * game.payoff).sum()), color="grey", ls=":", label="E_d[r] (data)")
+    ax2.set_xlabel("α")
+    ax2.set_ylabel("return of local WBC policies")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    return fig, table
+
+
+def local_wbc_view(game: MatrixGame, dataset: str, alpha: float, f: str = "soft-chi2", factored: bool = True):
+    """Prop. 4.3 on a 2-agent game: the dataset d, the DICE occupancy ρ = d·w* (the global weighted-BC optimum
+    over all joint policies) and the product of the local weighted-BC policies (the best product policy).
+
+    Returns:
+        ``(fig, info)`` with ``occupancy_return`` (E_ρ[r]), ``product_return`` (return of ⊗ π_i) and
+        ``policies`` (the local π_i).
+    """
+    from marlkit.exact.dice import comadice_solution
+
+    d = game.datasets[dataset].joint
+    sol = comadice_solution(game.payoff, d, alpha, f, factored=factored)
+    rho = sol["rho"] / sol["rho"].sum()
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+    plot_table(d, game.action_names, "dataset d", axes[0], vmin=0, vmax=1)
+    plot_table(rho, game.action_names, f"occupancy ρ = d·w* ({f})", axes[1], vmin=0, vmax=1)
+    plot_table(sol["joint_policy"], game.action_names, "⊗ local WBC π_i", axes[2], vmin=0, vmax=1)
+    fig.suptitle(f"{game.spec.name} ({dataset}), α = {alpha:.3g}", y=1.02)
+    fig.tight_layout()
+    return fig, {"occupancy_return": float((rho * game.payoff).sum()), "product_return": sol["return"],
+                 "policies": sol["policies"]}
+
+
+def plot_return_comparison(rows, x: str = "task", hue: str = "method", y: str = "return", ax=None, title: str = ""):
+    """Grouped bar chart of returns: ``rows`` is a list of dicts (or a DataFrame) with columns x, hue, y."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(max(6, 1.3 * df[x].nunique()), 3.3))
+    sns.barplot(df, x=x, y=y, hue=hue, ax=ax)
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.tick_params(axis="x", rotation=20)
+    fig.tight_layout()
+    return fig

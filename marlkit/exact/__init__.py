@@ -1,5 +1,7 @@
 """Exact tabular oracles for small games (closed forms, fixed points, exact sequential updates)."""
 
+from marlkit.exact.dice import (additive_projection, comadice_solution, dice_dual, dice_objective, dice_optimum,
+                                local_wbc_policies)
 from marlkit.exact.matrix import (action_values, best_response, is_product, marginals, ood_actions, ood_mass,
                                   pure_nash, regularized_optimum, regularized_return)
 from marlkit.exact.omiga import (OmigaSolution, linear_decomposition, local_value, local_value_objective,
@@ -7,5 +9,6 @@ from marlkit.exact.omiga import (OmigaSolution, linear_decomposition, local_valu
 
 __all__ = ["regularized_optimum", "regularized_return", "marginals", "is_product", "pure_nash", "best_response",
            "action_values", "ood_mass", "ood_actions",
+           "dice_optimum", "dice_objective", "dice_dual", "additive_projection", "local_wbc_policies", "comadice_solution",
            "OmigaSolution", "linear_decomposition", "local_value", "local_value_objective", "omiga_policies",
            "omiga_solution"]
