@@ -963,7 +963,7 @@ def summarize(out: str | os.PathLike, figures: bool = True) -> dict[str, Path]:
         paths["learning_curves"] = root / "learning_curves.png"
         fig.savefig(paths["learning_curves"], dpi=120, bbox_inches="tight")
         plt.close(fig)
-        if df["alpha"].dropna().nunique() > 1:
+        if agg.alpha_varied(df):
             fig = agg.plot_alpha_sweep(df, score=score)
             paths["alpha_sweep"] = root / "alpha_sweep.png"
             fig.savefig(paths["alpha_sweep"], dpi=120, bbox_inches="tight")

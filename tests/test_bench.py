@@ -210,6 +210,11 @@ def test_aggregates_profiles_and_alpha_sweep(tmp_path):
     for fig in (agg.plot_alpha_sweep(df), agg.plot_learning_curves(df), agg.plot_aggregates(est),
                 agg.plot_performance_profiles(prof)):
         assert fig.axes
+    assert agg.alpha_varied(df)
+    one_alpha_each = df[df["alpha"] == 1.0].assign(alpha=np.where(df[df["alpha"] == 1.0]["algo"] == "a", 1.0, 3.0))
+    assert not agg.alpha_varied(one_alpha_each)  # different defaults per algorithm are not a sweep
+    with pytest.raises(ValueError, match="several values"):
+        agg.plot_alpha_sweep(one_alpha_each)
     paths = summarize(tmp_path)
     assert {"results", "table_md", "table_tex", "learning_curves", "alpha_sweep"} <= set(paths)
     assert all(p.is_file() for p in paths.values())

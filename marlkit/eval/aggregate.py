@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ import pandas as pd
 
 __all__ = [
     "aggregate_estimates",
+    "alpha_varied",
     "default_score",
     "load_failures",
     "load_records",
@@ -178,7 +180,9 @@ def welch_compare(groups: dict[str, Iterable[float]], level: float = 0.05) -> di
             if a.std() == 0 and vals[best].std() == 0:
                 p = 1.0 if means[k] == means[best] else 0.0
             else:
-                p = float(stats.ttest_ind(vals[best], a, equal_var=False).pvalue)
+                with warnings.catch_warnings():  # near-identical samples: scipy warns, the p-value stands
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    p = float(stats.ttest_ind(vals[best], a, equal_var=False).pvalue)
             star = bool(p >= level)
         out[k] = {"mean": means[k], "std": float(a.std()), "n": int(a.size), "best": k == best, "star": star,
                   "p": p}
@@ -464,19 +468,29 @@ def plot_learning_curves(df: pd.DataFrame, score: str | None = None, column: str
     return fig
 
 
+def alpha_varied(df: pd.DataFrame) -> bool:
+    """True when some algorithm was run with more than one α on the same task (an α sweep)."""
+    d = df[df["alpha"].notna()]
+    return bool(len(d)) and int(d.groupby(["env", "dataset", "algo"])["alpha"].nunique().max()) > 1
+
+
 def plot_alpha_sweep(df: pd.DataFrame, score: str | None = None):
     """Final score against α (log axis), mean ± std over seeds, one line per algorithm, one panel per task
     (the shape of omiga.md Fig. 1(b) and comadice.md Fig. 1); returns the figure.
 
+    Only algorithms run with several α values on a task are drawn.
+
     Raises:
-        ValueError: if no run has an α.
+        ValueError: if no algorithm was run with several α values (see :func:`alpha_varied`).
     """
     import matplotlib.pyplot as plt
 
     score = score or default_score(df)
     d = df[df["alpha"].notna()]
+    counts = d.groupby(["env", "dataset", "algo"])["alpha"].transform("nunique")
+    d = d[counts > 1]
     if d.empty:
-        raise ValueError("no run has a regularization weight α")
+        raise ValueError("no algorithm was run with several values of the regularization weight α")
     tasks = _tasks(d)
     ncol = min(3, len(tasks))
     nrow = math.ceil(len(tasks) / ncol)
