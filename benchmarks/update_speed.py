@@ -9,8 +9,14 @@ Each (algorithm, shape, device, threads) cell reports the median over ``--repeat
 OMIGA (``omiga_loop.py``: one set of networks per agent, one optimizer step per agent network) so the gain of
 batching the agent dimension is a ratio measured side by side.
 
+Population column (``--population K``, default 8): for algorithms following the population contract
+(:mod:`marlkit.population`), K runs with different seeds trained as one vectorized population against the same
+K runs trained one after another, timed in alternating blocks in the same process; reported per run
+(ms of one member's update = block time / (K · updates)).
+
     python benchmarks/update_speed.py                  # full table -> benchmarks/RESULTS.md
     python benchmarks/update_speed.py --smoke          # tiny sizes, a few updates (CI)
+    python benchmarks/update_speed.py --cpu-time       # process CPU time instead of wall time (busy machines)
 """
 
 from __future__ import annotations
@@ -45,15 +51,15 @@ SHAPES = {
 
 
 def synthetic(shape: dict, T: int = 20_000, episode_len: int = 1000, seed: int = 0):
-    """Random data of the given shapes (valid episodes, all actions available)."""
+    """Random data of the given shapes (valid episodes stored in order, all actions available)."""
     rng = np.random.default_rng(seed)
     N, O, S = shape["n_agents"], shape["obs_dim"], shape["state_dim"]
     starts = np.zeros(T, bool)
     starts[::episode_len] = True
     ends = np.roll(starts, -1)
-    fields = dict(observations=rng.normal(size=(T, N, O)), states=rng.normal(size=(T, S)),
-                  rewards=rng.normal(size=T), next_observations=rng.normal(size=(T, N, O)),
-                  next_states=rng.normal(size=(T, S)), terminals=np.zeros(T, bool), timeouts=ends,
+    obs, states = rng.normal(size=(T + 1, N, O)), rng.normal(size=(T + 1, S))  # row t+1 follows row t
+    fields = dict(observations=obs[:-1], states=states[:-1], rewards=rng.normal(size=T),
+                  next_observations=obs[1:], next_states=states[1:], terminals=np.zeros(T, bool), timeouts=ends,
                   episode_starts=starts)
     if "n_actions" in shape:
         A = shape["n_actions"]
@@ -67,6 +73,9 @@ def synthetic(shape: dict, T: int = 20_000, episode_len: int = 1000, seed: int =
     return MultiAgentDataset(**fields, meta={"n_actions": shape.get("n_actions")}), spec
 
 
+CLOCK = time.perf_counter
+
+
 def time_updates(step, updates: int, repeats: int, sync) -> float:
     """Median seconds per update over ``repeats`` blocks (one warm-up block first)."""
     for _ in range(max(updates // 10, 3)):
@@ -74,12 +83,66 @@ def time_updates(step, updates: int, repeats: int, sync) -> float:
     sync()
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         for _ in range(updates):
             step()
         sync()
-        times.append((time.perf_counter() - t0) / updates)
+        times.append((CLOCK() - t0) / updates)
     return statistics.median(times)
+
+
+def bench_population(name: str, shape_name: str, device: str, threads: int, updates: int, repeats: int,
+                     overrides: dict, K: int):
+    """Per-run seconds per update of K sequential runs and of one K-member vectorized population.
+
+    Blocks alternate (sequential, vectorized, sequential, ...) so both see the same machine load; each block runs
+    ``updates`` updates of every run. Returns ``(sequential, vectorized)`` medians, or None if unsupported.
+    """
+    from marlkit.population import Population, supports_population
+
+    cls = get_algo(name)
+    data, spec = synthetic(SHAPES[shape_name])
+    if not supports_population(cls) or (spec.discrete and not cls.supports_discrete) or \
+            (not spec.discrete and not cls.supports_continuous):
+        return None
+    torch.set_num_threads(threads)
+    cfg = cls.Config.from_dict(overrides)
+
+    def build():
+        algos, samplers = [], []
+        for k in range(K):
+            torch.manual_seed(k)
+            algos.append(cls(spec, cfg, device=device))
+            samplers.append(DeviceSampler(data, device, seed=k))
+            algos[-1].setup(samplers[-1])
+        return algos, samplers
+
+    seq, seq_s = build()
+    members, pop_s = build()
+    pop = Population(members)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def run_seq(n):
+        for a, s in zip(seq, seq_s):
+            for _ in range(n):
+                a.train_step(s)
+
+    def run_pop(n):
+        for _ in range(n):
+            pop.train_step(pop_s)
+
+    warm = max(updates // 10, 2)
+    run_seq(warm)
+    run_pop(warm)
+    sync()
+    ts, tp = [], []
+    for _ in range(repeats):
+        for fn, out in ((run_seq, ts), (run_pop, tp)):
+            t0 = CLOCK()
+            fn(updates)
+            sync()
+            out.append((CLOCK() - t0) / (updates * K))
+    return statistics.median(ts), statistics.median(tp)
 
 
 def bench_algo(name: str, shape_name: str, device: str, threads: int, updates: int, repeats: int, overrides: dict):
@@ -138,6 +201,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", default="1,2", help="CPU thread counts to time")
     p.add_argument("--updates", type=int, default=200, help="updates per timed block")
     p.add_argument("--repeats", type=int, default=3, help="timed blocks (median reported)")
+    p.add_argument("--population", type=int, default=8, help="K of the population column (0: skip it)")
+    p.add_argument("--cpu-time", action="store_true", help="time with process CPU time (busy machines)")
     p.add_argument("--smoke", action="store_true", help="tiny networks and a few updates (CI smoke test)")
     p.add_argument("--json", default=None, help="write raw results here")
     p.add_argument("--markdown", default=None, help="write the results table here (e.g. benchmarks/RESULTS.md)")
@@ -147,6 +212,10 @@ def main(argv=None) -> int:
     if args.smoke:
         overrides = {"hidden": (16, 16), "batch_size": 16}
         args.updates, args.repeats = 3, 1
+        args.population = min(args.population, 2)
+    if args.cpu_time:
+        global CLOCK
+        CLOCK = time.process_time
     devices = [("cpu", int(t)) for t in args.threads.split(",")]
     if torch.cuda.is_available():
         devices.append(("cuda", 1))
@@ -163,6 +232,17 @@ def main(argv=None) -> int:
                 rows.append(dict(algo="omiga (per-agent loop)", shape=shape, device=device, threads=threads,
                                  ms=sec * 1e3))
                 print(f"{shape:>16} {device}:{threads} {'omiga-loop':>10}: {sec * 1e3:8.2f} ms/update", flush=True)
+            for name in args.algos.split(",") if args.population > 0 else []:
+                res = bench_population(name, shape, device, threads, max(args.updates // args.population, 1),
+                                       args.repeats, overrides, args.population)
+                if res is None:
+                    continue
+                K = args.population
+                for label, sec in ((f"{name} ({K} runs, sequential)", res[0]), (f"{name} ({K} runs, vectorized)",
+                                                                                   res[1])):
+                    rows.append(dict(algo=label, shape=shape, device=device, threads=threads, ms=sec * 1e3))
+                print(f"{shape:>16} {device}:{threads} {name:>10} x{K}: sequential {res[0] * 1e3:8.2f}, vectorized "
+                      f"{res[1] * 1e3:8.2f} ms/update per run ({res[0] / res[1]:.2f}x)", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     if args.markdown:
@@ -182,7 +262,11 @@ def write_markdown(rows, args, path: Path) -> None:
              f"Python {platform.python_version()}.", "",
              "Command: `python benchmarks/update_speed.py " + " ".join(sys.argv[1:]) + "`", "",
              f"Synthetic data, batch {128 if not args.smoke else 16}, hidden (256, 256), separate per-agent "
-             f"parameters, median of {args.repeats} blocks of {args.updates} updates.", ""]
+             f"parameters, median of {args.repeats} blocks of {args.updates} updates"
+             f"{' (process CPU time)' if args.cpu_time else ''}. Rows 'K runs, sequential/vectorized': "
+             f"time per update of one run when K={args.population} runs (seeds) train one after another or as one "
+             f"vectorized population (alternating blocks of {max(args.updates // max(args.population, 1), 1)} "
+             f"updates per run).", ""]
     for shape, sub in df.groupby("shape", sort=False):
         table = sub.pivot(index="algo", columns="column", values="cell")
         lines += [f"## {shape}", "", table.to_markdown(), ""]

@@ -2,9 +2,16 @@
 
     marlkit train --env xor --dataset b --algo bc --json
     marlkit train --env mne --dataset imbalanced --algo omiga --alpha 1 --steps 3000
+    marlkit train --env xor --dataset b --algo omiga --seeds 0-7 --vectorize --json
     marlkit envs | marlkit algos
+    marlkit data build mamujoco:Hopper-3x1 --quality medium --transitions 100000 --seed 0
     marlkit bench --preset quick
     marlkit bench --env xor --datasets a,b --algos bc --seeds 0-4 --steps 2000 [--backend ray]
+
+``--seeds 0-7`` (ranges and commas: ``0-3,10``) trains one run per seed; with ``--alphas 1,10`` one run per
+(α, seed) pair. Runs go one after another, or, with ``--vectorize``, all at once as one population with stacked
+weights (:mod:`marlkit.population`). With ``--json`` every run prints one JSON record on its own line (JSON
+Lines, α-major then seed order); a single run without ``--seeds`` prints one record as before.
 
 Any algorithm hyperparameter can be set as ``--name value`` (``--f soft-chi2``, ``--tau 0.01``) and boolean ones
 as ``--name`` / ``--no-name``; names are checked against the algorithm's config and unknown ones are an error.
@@ -18,7 +25,32 @@ import json
 import sys
 from typing import Any
 
-__all__ = ["main", "parse_overrides"]
+__all__ = ["main", "parse_overrides", "parse_int_list"]
+
+
+def parse_int_list(text: str) -> list[int]:
+    """``"0-3,7"`` → ``[0, 1, 2, 3, 7]`` (non-negative integers, inclusive ranges, order kept).
+
+    Raises:
+        SystemExit: on malformed input, a reversed range or a duplicate.
+    """
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                out.extend(range(lo, hi + 1))
+            else:
+                out.append(int(part))
+    except ValueError:
+        raise SystemExit(f"marlkit: error: --seeds expects non-negative integers and ranges like 0-7,9; got {text!r}") \
+            from None
+    if any(v < 0 for v in out) or len(set(out)) != len(out):
+        raise SystemExit(f"marlkit: error: --seeds must list distinct non-negative integers, got {text!r}")
+    return out
 
 
 def _coerce(value: str, kind: str, name: str) -> Any:
@@ -93,11 +125,32 @@ def _train(args, extra: list[str]) -> int:
     run_cfg = RunConfig(steps=args.steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                         seed=args.seed, device=args.device, threads=args.threads,
                         progress=not args.json and not args.quiet, out=args.out,
-                        checkpoint_every=args.checkpoint_every, resume=args.resume)
+                        checkpoint_every=args.checkpoint_every, resume=args.resume, compile=args.compile)
+    many = args.seeds is not None or args.alphas is not None or args.vectorize
     try:
-        record = run(args.env, args.dataset, args.algo, overrides, run_cfg, dataset_size=args.dataset_size)
+        if many:
+            from marlkit.train import run_many
+
+            alphas = None
+            if args.alphas is not None:
+                try:
+                    alphas = [float(a) for a in args.alphas.split(",")]
+                except ValueError:
+                    raise SystemExit(f"marlkit: error: --alphas expects numbers like 1,3,10; got {args.alphas!r}") \
+                        from None
+            seeds = parse_int_list(args.seeds) if args.seeds is not None else [args.seed]
+            records = run_many(args.env, args.dataset, args.algo, overrides, run_cfg, seeds=seeds, alphas=alphas,
+                               dataset_size=args.dataset_size, vectorize=args.vectorize)
+        else:
+            records = [run(args.env, args.dataset, args.algo, overrides, run_cfg, dataset_size=args.dataset_size)]
     except ConfigError as exc:
         raise SystemExit(f"marlkit: error: {exc}") from None
+    for record in records:
+        _print_record(record, args)
+    return 0
+
+
+def _print_record(record: dict, args) -> None:
     if args.json:
         print(json.dumps(record))
     else:
@@ -106,9 +159,8 @@ def _train(args, extra: list[str]) -> int:
         for k in keys:
             if k in record:
                 print(f"{k:>16}: {record[k]}")
-        if args.out:
+        if args.out and "population" not in record:
             print(f"{'record':>16}: {args.out}/result.json")
-    return 0
 
 
 def _envs(args, extra) -> int:
@@ -127,6 +179,23 @@ def _algos(args, extra) -> int:
     return 0
 
 
+def _data_build(args, extra) -> int:
+    from marlkit.data.build import build_dataset, dataset_card
+
+    if args.transitions is not None and args.episodes is not None:
+        raise SystemExit("marlkit: error: give at most one of --transitions and --episodes")
+    try:
+        ds = build_dataset(args.env, args.quality, transitions=args.transitions, episodes=args.episodes,
+                           seed=args.seed, cache=not args.no_cache, verbose=not args.json)
+    except (KeyError, ValueError) as exc:
+        if isinstance(exc, KeyError) and type(exc).__name__ != "KeyError":
+            raise
+        raise SystemExit(f"marlkit: error: {exc.args[0] if exc.args else exc}") from None
+    if args.json:
+        print(json.dumps(dataset_card(ds)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="marlkit", description="Offline cooperative multi-agent RL.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -139,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--alpha", type=float, default=None, help="regularization weight α of the algorithm")
     t.add_argument("--steps", type=int, default=None, help="gradient updates (default: the env's)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seeds", default=None, help="several runs, e.g. 0-7 or 0,3,5 (one record per run)")
+    t.add_argument("--alphas", default=None, help="comma-separated α values: one run per (α, seed)")
+    t.add_argument("--vectorize", action="store_true",
+                   help="train all --seeds/--alphas runs at once as one population (stacked weights)")
     t.add_argument("--device", default="auto", help="auto, cpu or cuda[:k]")
     t.add_argument("--threads", type=int, default=None, help="CPU threads (default: measured)")
     t.add_argument("--eval-every", type=int, default=0, help="evaluate every N updates (0: at the end)")
@@ -148,9 +221,23 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=int, default=0,
                    help="write OUT/checkpoint.pt every N updates (full training state; needs --out)")
     t.add_argument("--resume", default=None, help="continue from a checkpoint file or a run directory")
+    t.add_argument("--compile", action="store_true",
+                   help="torch.compile the update (CUDA graphs on CUDA; slow to compile on CPU)")
     t.add_argument("--json", action="store_true", help="print one JSON record and nothing else")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
+
+    d = sub.add_parser("data", help="build datasets").add_subparsers(dest="data_command", required=True)
+    b = d.add_parser("build", help="roll behavior policies out into a cached HDF5 dataset and print its card")
+    b.add_argument("env", help="environment name (see `marlkit envs`)")
+    b.add_argument("--quality", required=True, help="dataset name: random, medium, expert, medium-expert, "
+                                                    "medium-replay (MuJoCo), optimal/mixed (bridge)")
+    b.add_argument("--transitions", type=int, default=None, help="number of transitions")
+    b.add_argument("--episodes", type=int, default=None, help="number of episodes")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--no-cache", action="store_true", help="rebuild and do not write the cache")
+    b.add_argument("--json", action="store_true", help="print the dataset card as one JSON object")
+    b.set_defaults(func=_data_build)
 
     from marlkit.bench import add_bench_parser
 

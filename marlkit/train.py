@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import json
 import math
 import time
@@ -28,7 +29,7 @@ from marlkit.envs.registry import load_dataset, make_env
 from marlkit.eval.evaluate import evaluate
 from marlkit.utils import choose_num_threads, resolve_device, rng_state, seed_everything, set_num_threads, set_rng_state
 
-__all__ = ["RunConfig", "NonFiniteLossError", "iterate", "fit", "run", "build_algo"]
+__all__ = ["RunConfig", "NonFiniteLossError", "iterate", "fit", "run", "run_many", "build_algo"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -53,6 +54,10 @@ class RunConfig:
         checkpoint_every: write ``out/checkpoint.pt`` every this many updates (0: never; needs ``out``).
         resume: a checkpoint file (or a run directory holding ``checkpoint.pt``) to continue from; it must match
             the algorithm, its config, the env and the dataset, else :class:`~marlkit.checkpoint.CheckpointError`.
+        compile: run the update's loss (forward and backward) through ``torch.compile``
+            (:meth:`Algorithm.enable_compile`: CUDA graphs via ``mode="reduce-overhead"`` on CUDA, fused C++
+            kernels on CPU, where compiling takes a while and rarely pays off for these small networks).
+        compile_backend: ``torch.compile`` backend (``"inductor"``; ``"eager"`` only traces, for checks).
     """
 
     steps: int | None = None
@@ -67,6 +72,8 @@ class RunConfig:
     out: str | None = None
     checkpoint_every: int = 0
     resume: str | None = None
+    compile: bool = False
+    compile_backend: str = "inductor"
 
     def validate(self) -> None:
         """Raises :class:`ConfigError` on out-of-range settings."""
@@ -87,6 +94,10 @@ class RunConfig:
             raise ConfigError(f"checkpoint_every must be a non-negative integer, got {self.checkpoint_every!r}")
         if self.checkpoint_every and not self.out:
             raise ConfigError("checkpoint_every needs an output directory (out)")
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"compile must be true/false, got {self.compile!r}")
+        if not isinstance(self.compile_backend, str) or not self.compile_backend:
+            raise ConfigError(f"compile_backend must be a torch.compile backend name, got {self.compile_backend!r}")
 
 
 def _check_finite(metrics: dict[str, float], step: int, last: dict[str, float]) -> None:
@@ -130,6 +141,8 @@ def iterate(algo: Algorithm, dataset: MultiAgentDataset, env, run_cfg: RunConfig
         set_num_threads(run_cfg.threads)
     elif algo.device.type == "cpu":
         _calibrate_threads(algo, sampler)
+    if run_cfg.compile:
+        algo.enable_compile(run_cfg.compile_backend)
     header = None
     if run_cfg.checkpoint_every or run_cfg.resume:
         header = make_header(algo, env.spec.name, dataset_fingerprint(dataset))
@@ -252,3 +265,144 @@ def run(env: str, dataset: str, algo: str, overrides: dict[str, Any] | None = No
         Path(run_cfg.out).mkdir(parents=True, exist_ok=True)
         (Path(run_cfg.out) / "result.json").write_text(json.dumps(record, indent=2))
     return record
+
+
+def _member_overrides(overrides: dict[str, Any] | None, alpha: float | None) -> dict[str, Any]:
+    out = dict(overrides or {})
+    if alpha is not None:
+        out["alpha"] = alpha
+    return out
+
+
+def run_many(env: str, dataset: str, algo: str, overrides: dict[str, Any] | None = None,
+             run_cfg: RunConfig | None = None, seeds: list[int] | None = None, alphas: list[float] | None = None,
+             dataset_size: int | None = None, vectorize: bool = False) -> list[dict[str, Any]]:
+    """Train one run per (α, seed) pair — ``alphas × seeds``, α-major — and return one record per run.
+
+    Without ``vectorize`` the runs are :func:`run` calls one after another (``run_cfg.out``, if set, gets one
+    subdirectory per run, ``seed{s}`` or ``alpha{a}_seed{s}``). With ``vectorize`` all runs train in lockstep as
+    one :class:`~marlkit.population.Population` (stacked weights, one vmapped update); run k then uses exactly
+    the data, initialisation and minibatches of the sequential run with its seed, so its numbers equal that
+    run's up to floating-point reduction order. Vectorized records carry the same keys as :func:`run`'s, plus
+    ``population`` (K) and ``population_updates_per_s`` (updates of all K runs per second); ``updates_per_s``
+    there is each run's own rate (K runs advance together).
+
+    Raises:
+        ConfigError: for invalid settings, an algorithm without the population contract (vectorized), α given to
+            an algorithm without ``alpha``, duplicate runs, or checkpointing/resume with ``vectorize``.
+        UnknownNameError: for unknown env/dataset/algo names.
+    """
+    run_cfg = run_cfg or RunConfig()
+    run_cfg.validate()
+    seeds = [run_cfg.seed] if not seeds else list(seeds)
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise ConfigError(f"seeds must be non-negative integers, got {s!r}")
+    alpha_list: list[float | None] = list(alphas) if alphas else [None]
+    if alphas and "alpha" not in {f.name for f in dataclasses.fields(get_algo(algo).Config)}:
+        raise ConfigError(f"algo {algo!r} has no regularization weight alpha")
+    pairs = [(a, s) for a in alpha_list for s in seeds]
+    if len(set(pairs)) != len(pairs):
+        raise ConfigError(f"duplicate runs in seeds {seeds} x alphas {alphas}")
+
+    def name(a, s):
+        return f"seed{s}" if a is None else f"alpha{a:g}_seed{s}"
+
+    if not vectorize:
+        records = []
+        for a, s in pairs:
+            cfg = replace(run_cfg, seed=s, out=str(Path(run_cfg.out) / name(a, s)) if run_cfg.out else None)
+            records.append(run(env, dataset, algo, _member_overrides(overrides, a), cfg, dataset_size))
+        return records
+    return _run_vectorized(env, dataset, algo, overrides, run_cfg, pairs, dataset_size, name)
+
+
+def _run_vectorized(env, dataset, algo, overrides, run_cfg, pairs, dataset_size, name) -> list[dict[str, Any]]:
+    from marlkit.population import Population, supports_population
+
+    if run_cfg.compile:
+        raise ConfigError("compile is not supported for vectorized populations (vmap); drop one of the two")
+    if run_cfg.checkpoint_every or run_cfg.resume:
+        raise ConfigError("checkpoint_every/resume are not supported for vectorized populations; "
+                          "run the seeds sequentially to checkpoint them")
+    if not supports_population(get_algo(algo)):
+        raise ConfigError(f"algorithm {algo!r} does not support vectorized populations; drop --vectorize")
+    environment = make_env(env)
+    if run_cfg.steps is None:
+        run_cfg = replace(run_cfg, steps=environment.spec.default_steps)
+    device = resolve_device(run_cfg.device)
+    models, samplers = [], []
+    for a, s in pairs:  # exactly the order of run(): dataset from the seed, then re-seed, then the networks
+        seed_everything(s)
+        data = load_dataset(environment, dataset, size=dataset_size, seed=s)
+        data.check_compatible(environment.spec)
+        seed_everything(s)
+        model = build_algo(algo, environment.spec, _member_overrides(overrides, a), device)
+        sampler = DeviceSampler(data, model.device, seed=s)
+        model.setup(sampler)
+        models.append(model)
+        samplers.append(sampler)
+    pop = Population(models)
+    K = pop.size
+    if run_cfg.threads is not None:
+        set_num_threads(run_cfg.threads)
+    elif device.type == "cpu":
+        saved, saved_samplers = rng_state(), [s.state_dict() for s in samplers]
+        probe = copy.deepcopy(pop)
+        try:
+            choose_num_threads(lambda: probe.train_step(samplers), repeats=3)
+        finally:
+            set_rng_state(saved)
+            for s, st in zip(samplers, saved_samplers):
+                s.load_state_dict(st)
+            del probe
+    out = Path(run_cfg.out) if run_cfg.out else None
+    bar = tqdm(total=run_cfg.steps, disable=not run_cfg.progress, desc=f"{algo} x{K}", dynamic_ncols=True)
+    sums: dict[str, torch.Tensor] = {}
+    last: list[dict[str, float]] = [{} for _ in pairs]
+    history: list[list[dict]] = [[] for _ in pairs]
+    finals: list[dict] = [{} for _ in pairs]
+    count, train_time, t_start = 0, 0.0, time.perf_counter()
+    try:
+        for step in range(1, run_cfg.steps + 1):
+            t0 = time.perf_counter()
+            metrics = pop.train_step(samplers)
+            for k, v in metrics.items():
+                sums[k] = sums[k] + v if k in sums else v.detach().clone()
+            count += 1
+            is_eval = (run_cfg.eval_every and step % run_cfg.eval_every == 0) or step == run_cfg.steps
+            if step % run_cfg.log_every == 0 or is_eval:
+                avg = {k: (v.double() / count).tolist() for k, v in sums.items()}  # one host sync for K runs
+                train_time += time.perf_counter() - t0
+                for m in range(K):
+                    mine = {k: v[m] for k, v in avg.items()}
+                    _check_finite(mine, step, last[m])
+                    last[m] = mine
+                sums, count = {}, 0
+                bar.set_postfix({k: f"{sum(v) / K:.3g}" for k, v in list(avg.items())[:4]}, refresh=False)
+            else:
+                train_time += time.perf_counter() - t0
+            bar.update(1)
+            if is_eval:
+                for m, (model, (a, s)) in enumerate(zip(pop.write_back(), pairs)):
+                    ev = evaluate(model, environment, run_cfg.eval_episodes, run_cfg.deterministic_eval, seed=s)
+                    history[m].append({"step": step, "return": ev["return"]})
+                    finals[m] = {"step": step, **ev}
+    finally:
+        bar.close()
+    wall = time.perf_counter() - t_start
+    records = []
+    for m, (model, (a, s)) in enumerate(zip(pop.members, pairs)):
+        record = {
+            "algo": algo, "env": env, "dataset": dataset, "seed": s, "steps": run_cfg.steps,
+            **finals[m], "evals": history[m], "final_metrics": dict(last[m]),
+            "updates_per_s": run_cfg.steps / max(train_time, 1e-9),
+            "population_updates_per_s": K * run_cfg.steps / max(train_time, 1e-9), "population": K,
+            "wall_time_s": wall, "device": str(device), "threads": torch.get_num_threads(),
+            "config": model.config.to_dict(), "run": asdict(replace(run_cfg, seed=s)), "marlkit_version": __version__,
+        }
+        records.append(record)
+        if out:
+            (out / name(a, s)).mkdir(parents=True, exist_ok=True)
+            (out / name(a, s) / "result.json").write_text(json.dumps(record, indent=2))
+    return records

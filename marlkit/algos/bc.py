@@ -39,12 +39,9 @@ class BC(Algorithm):
         logp = self.policy.log_prob(batch["observations"], batch["actions"], batch.get("avail_actions"))
         return -logp.mean()
 
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss = self.bc_loss(batch)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        return {"bc_loss": loss.detach()}
+        return loss, {"bc_loss": loss.detach()}
 
     def action_probs(self, obs, avail=None):
         return self.policy.probs(obs, avail)

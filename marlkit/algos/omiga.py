@@ -90,6 +90,7 @@ class OMIGA(Algorithm):
 
     name = "omiga"
     Config = OMIGAConfig
+    population_fields = ("alpha",)
 
     def __init__(self, spec, config: OMIGAConfig | None = None, device="cpu"):
         super().__init__(spec, config, device)
@@ -107,8 +108,6 @@ class OMIGA(Algorithm):
         self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
         self.to(self.device)
         self.opt = self.make_adam(self.q, self.mixer, self.v, self.policy)
-        self._groups = [list(m.parameters()) for m in (self.q, self.mixer, self.v, self.policy)]
-        self._groups = [self._groups[0] + self._groups[1], self._groups[2], self._groups[3]]
 
     # ------------------------------------------------------------------ the paper's objectives
     def exponent(self, w: torch.Tensor, q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -143,7 +142,9 @@ class OMIGA(Algorithm):
         return -(torch.exp(z).detach() * logp).mean()
 
     # ------------------------------------------------------------------ one update (Algorithm 1, lines 4–9)
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Eqs. 12–14 on one minibatch: ``q_loss + v_loss + pi_loss`` (disjoint parameters, so one backward equals
+        three) and the metrics."""
         cfg = self.config
         obs, nobs = batch["observations"], batch["next_observations"]
         state, nstate, actions = batch["states"], batch["next_states"], batch["actions"]
@@ -155,8 +156,13 @@ class OMIGA(Algorithm):
             o2 = torch.cat([obs, nobs], 0) if local else None
             w2, b2 = self.mixer_target.weights(s2, o2), self.mixer_target.bias(s2)
             w_bar, w_next, b_next = w2[:B], w2[B:], b2[B:]
-        v2 = self.v(torch.cat([obs, nobs], 0))  # V_i(o_i) and V_i(o'_i) in one pass
-        v, v_next = v2[:B], v2[B:].detach()
+        if obs.device.type == "cuda":  # launch-bound: V_i(o_i) and V_i(o'_i) in one pass
+            v2 = self.v(torch.cat([obs, nobs], 0))
+            v, v_next = v2[:B], v2[B:].detach()
+        else:  # compute-bound: V_i(o'_i) without graph, so the backward pass skips the o' half
+            v = self.v(obs)
+            with torch.no_grad():
+                v_next = self.v(nobs)
         # Eq. 13: Q_tot(o, a) regressed onto r + γ (1 − done) V_tot(o')
         target = batch["rewards"] + cfg.gamma * (1.0 - batch["terminals"]) * self.mixer.mix(v_next, w_next, b_next)
         q = self.q.taken(obs, actions)
@@ -169,16 +175,23 @@ class OMIGA(Algorithm):
         logp = self.policy.log_prob(obs, actions, batch.get("avail_actions"))
         pi_loss = self.policy_loss_eq14(z, logp)
 
-        self.opt.zero_grad(set_to_none=True)
-        (q_loss + v_loss + pi_loss).backward()  # disjoint parameters: equals three separate backward passes
-        if cfg.grad_norm_clip > 0:
-            for group in self._groups:
-                nn.utils.clip_grad_norm_(group, cfg.grad_norm_clip, foreach=True)
-        self.opt.step()
-        self.soft_update(self.q_target, self.q, cfg.tau)
-        self.soft_update(self.mixer_target, self.mixer, cfg.tau)
-        return {"q_loss": q_loss.detach(), "v_loss": v_loss.detach(), "policy_loss": pi_loss.detach(),
-                "q_tot": q_tot.detach().mean(), "w_mean": w.detach().mean(), "exp_z_mean": torch.exp(z).detach().mean()}
+        metrics = {"q_loss": q_loss.detach(), "v_loss": v_loss.detach(), "policy_loss": pi_loss.detach(),
+                   "q_tot": q_tot.detach().mean(), "w_mean": w.detach().mean(),
+                   "exp_z_mean": torch.exp(z).detach().mean()}
+        return q_loss + v_loss + pi_loss, metrics
+
+    def grad_clip_groups(self) -> list[list[nn.Parameter]]:
+        """Q_i with the mixer, V_i, π_i: clipped each on its own (authors' code)."""
+        groups = [list(m.parameters()) for m in (self.q, self.mixer, self.v, self.policy)]
+        return [groups[0] + groups[1], groups[2], groups[3]]
+
+    def grad_clip_norm(self) -> float:
+        return self.config.grad_norm_clip
+
+    def after_step(self) -> None:
+        """Polyak updates of the Q_i and mixer targets (rate τ)."""
+        self.soft_update(self.q_target, self.q, self.config.tau)
+        self.soft_update(self.mixer_target, self.mixer, self.config.tau)
 
     # ------------------------------------------------------------------ acting
     def action_probs(self, obs, avail=None):

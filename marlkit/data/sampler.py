@@ -6,6 +6,8 @@ device-side generator and gathers rows there, so no host→device copy happens p
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -46,6 +48,13 @@ class DeviceSampler:
         self.initial_index = torch.from_numpy(np.flatnonzero(dataset.episode_starts)).to(self.device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(int(seed))
+
+    def share(self, seed: int) -> "DeviceSampler":
+        """A sampler over the *same* on-device tensors (no copy) with its own generator seeded with ``seed``."""
+        other = copy.copy(self)
+        other.generator = torch.Generator(device=self.device)
+        other.generator.manual_seed(int(seed))
+        return other
 
     def sample_index(self, batch_size: int) -> torch.Tensor:
         """Uniform row indices, shape ``[batch_size]``."""

@@ -29,12 +29,18 @@ _ENVS: dict[str, str] = {
     "xor": "marlkit.envs.matrix:_xor",
     "mne": "marlkit.envs.matrix:_mne",
     "jiang-lu": "marlkit.envs.matrix:_jiang_lu",
+    "bridge": "marlkit.envs.bridge:BridgeEnv",
 }
 # family prefix -> ("module:function(task) -> env", "module:function() -> list of task names")
 # (built-in families import their simulator only when a task is built or listed)
 _FAMILIES: dict[str, tuple[str, str]] = {
     "smax": ("marlkit.envs.smax:make_smax", "marlkit.envs.smax:list_maps"),
+    "mpe": ("marlkit.envs.mpe:make_task", "marlkit.envs.mpe:list_tasks"),
+    "mamujoco": ("marlkit.envs.mamujoco:make_task", "marlkit.envs.mamujoco:list_tasks"),
 }
+
+# family prefix -> pip extra that installs its simulator
+_EXTRAS = {"smax": "smax", "mpe": "mpe", "mamujoco": "mujoco"}
 
 
 def register_env(name: str, target: str | Callable[[], MultiAgentEnv]) -> None:
@@ -78,7 +84,16 @@ def make_env(name: str) -> MultiAgentEnv:
     if ":" in name:
         prefix, task = name.split(":", 1)
         if prefix in _FAMILIES:
-            return _resolve(_FAMILIES[prefix][0])(task)
+            try:
+                return _resolve(_FAMILIES[prefix][0])(task)
+            except ImportError as exc:
+                extra = _EXTRAS.get(prefix, prefix)
+                raise ImportError(f"env family {prefix!r} needs its optional dependencies: "
+                                  f"pip install 'marlkit[{extra}]' ({exc})") from exc
+            except UnknownNameError:
+                raise
+            except KeyError as exc:  # the family's own unknown-task error
+                raise UnknownNameError(str(exc.args[0]) if exc.args else f"unknown env {name!r}") from None
     raise UnknownNameError(f"unknown env {name!r}; valid: {', '.join(list_envs())}")
 
 

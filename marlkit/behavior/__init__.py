@@ -1,0 +1,1 @@
+"""Behavior policies that generate marlkit's datasets (scripted ones live with their environments)."""

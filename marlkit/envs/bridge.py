@@ -1,0 +1,295 @@
+"""Bridge: AlberDICE's two-agent grid world (Matsunaga et al., 2023), used by InSPO (inspo.md, Table 3).
+
+The 3×6 map (``B`` cells are walls; ``1`` and ``2`` mark the goals)::
+
+    1 A B B A A        row 0
+    A A A A A A        row 1   agents start side by side at (1,2) (agent 0) and (1,3) (agent 1)
+    A A B B A 2        row 2
+
+Agent 0's goal is (2,5), agent 1's is (0,0): they face each other on a one-cell-wide bridge and one of them
+must step back to let the other cross — a temporal version of the XOR game.
+
+Rules (as in the authors' environment code):
+
+- actions ``0 stay, 1 up, 2 down, 3 right, 4 left``, all always available;
+- a move into a wall or off the map leaves the agent in place; agents may follow each other (move into a cell
+  the other one leaves in the same step), but a swap leaves both in place and when both move into the same
+  cell agent 0 (resolved first) gets it; an agent that has reached its goal is *done*: it stays there, its
+  actions are ignored, and it no longer blocks the other agent; a move onto one's own goal always succeeds;
+- reward: each agent not done before the step gets ``-0.1·‖goal - pos‖₂`` (pos after the step), a done agent
+  0; the team reward is the mean over the two agents;
+- the episode terminates when both agents are done and is cut (timeout) after 50 steps.
+
+Observation (the same for both agents, fully observable as in the original) and state:
+``[r_0, c_0, gr_0, gc_0, r_1, c_1, gr_1, gc_1]`` — positions and goals as grid coordinates.
+
+Datasets (as in inspo.md, Sec. 5): ``optimal`` = 500 episodes alternating the two deterministic "one yields"
+policies (:class:`YieldPolicy`), ``mixed`` = those plus 500 uniform-random episodes (:class:`UniformPolicy`).
+The yielding agent steps back and aside into the row of the *other* agent's goal, which returns −1.259 as the
+original data (≈ −1.26); stepping aside towards its own goal row instead (``side="near"``) is the exact
+optimum, −1.2355 (:func:`optimal_value`, by value iteration).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from marlkit.data.dataset import MultiAgentDataset
+from marlkit.data.rollout import collect
+from marlkit.data.views import concat
+from marlkit.envs.base import EnvSpec, MultiAgentEnv, StepResult
+
+__all__ = ["BridgeEnv", "YieldPolicy", "UniformPolicy", "optimal_value", "MAP", "STARTS", "GOALS"]
+
+MAP = ("1ABBAA", "AAAAAA", "AABBA2")
+STARTS = np.array([[1, 2], [1, 3]])
+GOALS = np.array([[2, 5], [0, 0]])
+MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, 1], [0, -1]])  # stay, up, down, right, left
+WALLS = np.array([[ch == "B" for ch in row] for row in MAP])
+H, W = WALLS.shape
+
+# Open-loop action sequences of the two "one yields" policies (the env is deterministic and starts fixed).
+# side "far": the yielder steps aside into the other agent's goal row (the original data, return -1.259);
+# side "near": into its own goal row (the exact optimum, -1.2355).
+_STAY, _UP, _DOWN, _RIGHT, _LEFT = range(5)
+_YIELD_SEQS = {
+    # agent 0 yields: back left, aside, back into the corridor behind agent 1, then right to (2,5)
+    (0, "far"): [(_LEFT, _LEFT), (_UP, _LEFT), (_DOWN, _LEFT), (_RIGHT, _UP), (_RIGHT, _STAY), (_RIGHT, _STAY),
+                 (_DOWN, _STAY), (_RIGHT, _STAY)],
+    (0, "near"): [(_LEFT, _LEFT), (_DOWN, _LEFT), (_UP, _UP), (_RIGHT, _LEFT), (_RIGHT, _STAY), (_RIGHT, _STAY),
+                  (_DOWN, _STAY), (_RIGHT, _STAY)],
+    # agent 1 yields: the mirror image (180° rotation swaps up/down and left/right)
+    (1, "far"): [(_RIGHT, _RIGHT), (_RIGHT, _DOWN), (_RIGHT, _UP), (_DOWN, _LEFT), (_STAY, _LEFT), (_STAY, _LEFT),
+                 (_STAY, _UP), (_STAY, _LEFT)],
+    (1, "near"): [(_RIGHT, _RIGHT), (_RIGHT, _UP), (_DOWN, _DOWN), (_RIGHT, _LEFT), (_STAY, _LEFT),
+                  (_STAY, _LEFT), (_STAY, _UP), (_STAY, _LEFT)],
+}
+
+
+def _transition(pos: np.ndarray, done: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised Bridge dynamics.
+
+    Args:
+        pos: ``[E, 2, 2]`` int positions (row, col) of the two agents.
+        done: ``[E, 2]`` bool, agent already at its goal.
+        actions: ``[E, 2]`` int in 0..4.
+
+    Returns:
+        new positions ``[E, 2, 2]`` and per-agent rewards ``[E, 2]``.
+    """
+    act = np.where(done, 0, actions)
+    tgt = pos + MOVES[act]
+    off = (tgt[..., 0] < 0) | (tgt[..., 0] >= H) | (tgt[..., 1] < 0) | (tgt[..., 1] >= W)
+    r, c = np.clip(tgt[..., 0], 0, H - 1), np.clip(tgt[..., 1], 0, W - 1)
+    invalid = off | WALLS[r, c]
+    tgt = np.where(invalid[..., None], pos, tgt)
+    moving = (tgt != pos).any(-1)                                   # [E, 2]
+    to_goal = (tgt == GOALS[None]).all(-1)                          # [E, 2]
+    p0, p1, t0, t1 = pos[:, 0], pos[:, 1], tgt[:, 0], tgt[:, 1]
+    both = ~done[:, 0] & ~done[:, 1]
+
+    # agent 0 is resolved first (the original resolves agents in index order)
+    a0 = both & moving[:, 0] & ~to_goal[:, 0]
+    p1_at_t0 = (p1 == t0).all(-1)
+    same = (t1 == t0).all(-1) & moving[:, 1]                        # both move into one cell: agent 0 gets it
+    swap = p1_at_t0 & moving[:, 1] & (t1 == p0).all(-1)
+    stay_block = p1_at_t0 & ~moving[:, 1]                           # agent 1 stays where agent 0 wants to go
+    follow = p1_at_t0 & moving[:, 1] & ~swap                        # agent 0 follows agent 1 (both move)
+    block0 = a0 & (stay_block | swap)
+    block1 = a0 & (same | swap)
+    resolved1 = a0 & (same | swap | follow)
+    final0 = np.where(block0[:, None], p0, t0)
+    # agent 1, unless already resolved above
+    a1 = ~resolved1 & both & moving[:, 1] & ~to_goal[:, 1]
+    block1 |= a1 & (t1 == final0).all(-1)
+    final1 = np.where(block1[:, None], p1, t1)
+    new = np.stack([final0, final1], 1)
+    dist = np.linalg.norm((GOALS[None] - new).astype(np.float64), axis=-1)
+    rewards = np.where(done, 0.0, -0.1 * dist)
+    return new, rewards
+
+
+class BridgeEnv(MultiAgentEnv):
+    """Vectorised Bridge (see the module docstring for the exact rules). Registered as ``bridge``."""
+
+    datasets = {"optimal": "500 episodes of the two 'one yields' policies (alternating)",
+                "mixed": "optimal + 500 uniform-random episodes"}
+
+    def __init__(self, episode_limit: int = 50):
+        if episode_limit <= 0:
+            raise ValueError(f"episode_limit must be positive, got {episode_limit}")
+        self.spec = EnvSpec(name="bridge", n_agents=2, obs_dim=8, state_dim=8, n_actions=5,
+                            episode_limit=episode_limit, gamma=0.99, default_steps=20_000)
+        self._pos = np.zeros((0, 2, 2), np.int64)
+        self._done = np.zeros((0, 2), bool)
+        self._t = 0
+        # measured with :func:`reference_returns_measured` (uniform random, 1000 episodes, seed 0) and the
+        # far-side yield policies
+        self.reference_returns = {"random": RANDOM_RETURN, "expert": OPTIMAL_DATA_RETURN}
+
+    def _state(self) -> np.ndarray:
+        E = self._pos.shape[0]
+        goals = np.broadcast_to(GOALS[None], (E, 2, 2))
+        return np.concatenate([self._pos, goals], -1).reshape(E, 8).astype(np.float32)
+
+    def _observe(self):
+        s = self._state()
+        obs = np.repeat(s[:, None], 2, axis=1)
+        return obs, s, np.ones((s.shape[0], 2, 5), bool)
+
+    def reset(self, n_envs: int = 1, seed: int | None = None):
+        """Start ``n_envs`` episodes (the start is fixed, ``seed`` is accepted for the common interface)."""
+        if n_envs <= 0:
+            raise ValueError(f"n_envs must be positive, got {n_envs}")
+        self._pos = np.repeat(STARTS[None], n_envs, axis=0).astype(np.int64)
+        self._done = np.zeros((n_envs, 2), bool)
+        self._t = 0
+        return self._observe()
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Advance every episode one step.
+
+        Raises:
+            ValueError: if ``actions`` is not ``[n_envs, 2]`` with values in 0..4.
+        """
+        actions = np.asarray(actions)
+        E = self._pos.shape[0]
+        if actions.shape != (E, 2):
+            raise ValueError(f"actions must have shape [{E}, 2], got {actions.shape}")
+        if not np.issubdtype(actions.dtype, np.integer) or (actions < 0).any() or (actions > 4).any():
+            raise ValueError("Bridge actions must be integers in 0..4 (stay, up, down, right, left)")
+        self._pos, per_agent = _transition(self._pos, self._done, actions)
+        self._done = self._done | (self._pos == GOALS[None]).all(-1)
+        self._t += 1
+        terminal = self._done.all(-1)
+        timeout = ~terminal & (self._t >= self.spec.episode_limit)
+        obs, state, avail = self._observe()
+        return StepResult(obs, state, avail, per_agent.mean(-1).astype(np.float32), terminal, timeout,
+                          {"agents_done": self._done.copy()})
+
+    def make_dataset(self, name: str, size: int | None = None, seed: int = 0,
+                     episodes: int | None = None) -> MultiAgentDataset:
+        """Build the named dataset (deterministic for a seed; the ``optimal`` part does not depend on it).
+
+        Args:
+            name: ``optimal`` or ``mixed``.
+            size: if given, keep only the first ``size`` transitions' worth of whole episodes (the count of
+                episodes of each behavior is scaled down proportionally).
+            episodes: episodes per behavior source (default 500, as the original).
+
+        Raises:
+            KeyError: for an unknown dataset name.
+        """
+        if name not in self.datasets:
+            raise KeyError(f"unknown dataset {name!r} for env 'bridge'; valid: {sorted(self.datasets)}")
+        n = 500 if episodes is None else int(episodes)
+        parts = [collect(self, YieldPolicy(), episodes=n, seed=seed, meta={"dataset": name})]
+        if name == "mixed":
+            parts.append(collect(self, UniformPolicy(), episodes=n, seed=seed + 1, meta={"dataset": name}))
+        ds = concat(parts, name=name) if len(parts) > 1 else parts[0]
+        if size is not None:
+            ds = _first_transitions(ds, size)
+        ds.meta.update({"env": "bridge", "dataset": name, "seed": int(seed), "n_actions": 5,
+                        "behavior": self.datasets[name]})
+        return ds
+
+
+def _first_transitions(ds: MultiAgentDataset, size: int) -> MultiAgentDataset:
+    """Whole episodes, taken evenly from each behavior block, totalling at most ``size`` transitions."""
+    if size <= 0:
+        raise ValueError(f"size must be positive, got {size}")
+    if size >= ds.size:
+        return ds
+    ends = np.flatnonzero(ds.terminals | ds.timeouts) + 1
+    starts = np.concatenate([[0], ends[:-1]])
+    order = np.random.default_rng(0).permutation(len(starts))
+    keep, total = [], 0
+    for k in order:
+        if total + ends[k] - starts[k] > size:
+            continue
+        keep.append(k)
+        total += ends[k] - starts[k]
+    if not keep:
+        raise ValueError(f"size {size} is shorter than any episode")
+    idx = np.concatenate([np.arange(starts[k], ends[k]) for k in sorted(keep)])
+    return ds.subset(idx)
+
+
+class YieldPolicy:
+    """The two deterministic optimal-crossing policies: episode k uses "agent k mod 2 yields".
+
+    Args:
+        side: ``"far"`` (the original data: the yielder steps aside into the other agent's goal row,
+            return −1.259) or ``"near"`` (into its own goal row: the exact optimum −1.2355).
+        yielder: 0 or 1 to always let that agent yield; None alternates between episodes.
+    """
+
+    def __init__(self, side: str = "far", yielder: int | None = None):
+        if side not in ("far", "near"):
+            raise ValueError(f"side must be 'far' or 'near', got {side!r}")
+        if yielder not in (None, 0, 1):
+            raise ValueError(f"yielder must be None, 0 or 1, got {yielder!r}")
+        self.side, self.yielder = side, yielder
+        self.description = f"deterministic 'one yields' policies (side={side}, yielder=" \
+                           f"{'alternating' if yielder is None else yielder})"
+        self._episodes_seen = 0
+        self._who = np.zeros(0, int)
+        self._t = 0
+
+    def reset(self, n_envs: int, rng=None) -> None:
+        if self.yielder is None:
+            self._who = (self._episodes_seen + np.arange(n_envs)) % 2
+        else:
+            self._who = np.full(n_envs, self.yielder)
+        self._episodes_seen += n_envs
+        self._t = 0
+
+    def act(self, obs, state, avail, rng=None) -> np.ndarray:
+        seqs = [_YIELD_SEQS[(0, self.side)], _YIELD_SEQS[(1, self.side)]]
+        t = self._t
+        self._t += 1
+        rows = [seqs[w][t] if t < len(seqs[w]) else (_STAY, _STAY) for w in self._who]
+        return np.asarray(rows, dtype=np.int64)
+
+
+class UniformPolicy:
+    """Each agent picks one of its available actions uniformly at random (any discrete env)."""
+
+    description = "uniform random over available actions"
+
+    def reset(self, n_envs: int, rng=None) -> None:
+        pass
+
+    def act(self, obs, state, avail, rng: np.random.Generator) -> np.ndarray:
+        if avail is None:
+            raise ValueError("UniformPolicy needs avail_actions (a discrete env)")
+        u = rng.random(avail.shape) * avail
+        return u.argmax(-1).astype(np.int64)
+
+
+def optimal_value(episode_limit: int = 50) -> float:
+    """Exact optimal undiscounted return from the start, by finite-horizon value iteration over joint states
+    (positions and done flags) and the 25 joint actions."""
+    cells = [(r, c) for r in range(H) for c in range(W) if not WALLS[r, c]]
+    states = [(a, b) for a in cells for b in cells]
+    pos = np.array([[a, b] for a, b in states], dtype=np.int64)       # [S, 2, 2]
+    done = (pos == GOALS[None]).all(-1)
+    index = {s: k for k, s in enumerate(states)}
+    joint = np.array(list(itertools.product(range(5), repeat=2)))      # [25, 2]
+    S, J = len(states), len(joint)
+    new, rew = _transition(np.repeat(pos, J, 0), np.repeat(done, J, 0), np.tile(joint, (S, 1)))
+    nxt = np.array([index[(tuple(p[0]), tuple(p[1]))] for p in new]).reshape(S, J)
+    team = rew.mean(-1).reshape(S, J)
+    terminal = done.all(-1)
+    V = np.zeros(S)
+    for _ in range(episode_limit):
+        V = np.where(terminal, 0.0, (team + V[nxt]).max(-1))
+    return float(V[index[(tuple(STARTS[0]), tuple(STARTS[1]))]])
+
+
+# Reference returns for the normalised score, measured by tests/test_envs_bridge.py::test_reference_returns
+# (uniform random: 1000 episodes, seed 0).
+OPTIMAL_DATA_RETURN = -1.2591
+RANDOM_RETURN = -17.8932

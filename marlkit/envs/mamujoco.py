@@ -1,0 +1,219 @@
+"""Multi-agent MuJoCo (MaMuJoCo) from ``gymnasium-robotics`` (``mamujoco_v1``, MuJoCo 3+, Gymnasium v5 dynamics).
+
+Tasks (omiga.md, App. B), all with ``agent_obsk = 1`` (each agent sees its own joints and their neighbours):
+
+=================== ======= ================== ==================== ==========
+registry name       agents  obs sizes          action size / agent  state size
+=================== ======= ================== ==================== ==========
+mamujoco:Hopper-3x1 3       8, 9, 8            1                    11
+mamujoco:Ant-2x4    2       63, 63             4                    105
+mamujoco:HalfCheetah-6x1 6  9, 9, 8, 9, 9, 8   1                    17
+=================== ======= ================== ==================== ==========
+
+Per-agent observations are zero-padded to the largest size; ``spec.obs_mask [N, obs_dim]`` marks the real
+entries. The state is the underlying single-agent Gymnasium observation (``env.state()``). Actions are
+``[E, N, act_dim]`` in [-1, 1] (the robots' action bounds). Episodes last at most 1000 steps; falling (Hopper,
+Ant) terminates them.
+
+Behavior policies are TD3 actors trained on the joint task (:mod:`marlkit.behavior.td3`) whose joint action is
+split among the agents by the MaMuJoCo partition; their shipped weights define the dataset qualities
+``random``, ``medium``, ``expert``, ``medium-expert`` and ``medium-replay``. MuJoCo writes ``MUJOCO_LOG.TXT``
+into the working directory on warnings (git-ignored).
+
+Requires the optional extra ``marlkit[mujoco]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from marlkit.envs.base import EnvSpec, MultiAgentEnv, StepResult
+
+__all__ = ["TASKS", "MaMuJoCoEnv", "JointPolicy", "make_task", "list_tasks", "make_mamujoco_parallel"]
+
+TASKS = {
+    "Hopper-3x1": ("Hopper", "3x1"),
+    "Ant-2x4": ("Ant", "2x4"),
+    "HalfCheetah-6x1": ("HalfCheetah", "6x1"),
+}
+BEHAVIOR_NOISE = 0.1
+"""σ of the Gaussian noise added to the behavior actors' actions when datasets are rolled out."""
+
+
+def make_mamujoco_parallel(task: str, agent_obsk: int = 1):
+    """The PettingZoo parallel env of ``task`` (e.g. ``"Hopper-3x1"``).
+
+    Raises:
+        KeyError: naming the valid tasks.
+    """
+    if task not in TASKS:
+        raise KeyError(f"unknown multi-agent MuJoCo task {task!r}; valid: {', '.join(TASKS)}")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from gymnasium_robotics import mamujoco_v1
+
+        scenario, conf = TASKS[task]
+        return mamujoco_v1.parallel_env(scenario, conf, agent_obsk=agent_obsk)
+
+
+def list_tasks() -> list[str]:
+    """Task names of the ``mamujoco:`` family (raises ImportError when ``gymnasium-robotics`` is missing)."""
+    import importlib.util
+
+    for module in ("gymnasium_robotics", "mujoco"):
+        if importlib.util.find_spec(module) is None:
+            raise ImportError(f"{module} is not installed")
+    return list(TASKS)
+
+
+def make_task(task: str) -> "MaMuJoCoEnv":
+    """Build ``mamujoco:<task>``."""
+    return MaMuJoCoEnv(task)
+
+
+class MaMuJoCoEnv(MultiAgentEnv):
+    """``n_envs`` parallel MaMuJoCo episodes with padded per-agent observations (see the module docstring)."""
+
+    def __init__(self, task: str):
+        probe = make_mamujoco_parallel(task)
+        self.task = task
+        self._agents = list(probe.possible_agents)
+        sizes = [probe.observation_space(a).shape[0] for a in self._agents]
+        acts = [probe.action_space(a).shape[0] for a in self._agents]
+        if len(set(acts)) != 1:
+            raise ValueError(f"{task}: agents with different action sizes {acts} are not supported")
+        for a in self._agents:
+            sp = probe.action_space(a)
+            if not (np.allclose(sp.low, -1) and np.allclose(sp.high, 1)):
+                raise ValueError(f"{task}: expected action bounds [-1, 1], got [{sp.low}, {sp.high}]")
+        obs_dim = max(sizes)
+        mask = np.zeros((len(sizes), obs_dim), bool)
+        for i, k in enumerate(sizes):
+            mask[i, :k] = True
+        self.obs_sizes = sizes
+        # joint-action index of each agent's local action entries: [N, act_dim]
+        self.action_index = np.array([[node.act_ids for node in part] for part in probe.agent_action_partitions])
+        limit = probe.single_agent_env.spec.max_episode_steps or 1000
+        self.spec = EnvSpec(name=f"mamujoco:{task}", n_agents=len(sizes), obs_dim=obs_dim,
+                            state_dim=probe.state().shape[0], act_dim=acts[0], episode_limit=int(limit),
+                            gamma=0.99, obs_mask=mask, default_steps=100_000)
+        self._envs = [probe]
+        self._active = []
+        self.datasets = {"random": "randomly initialised TD3 actor", "medium": "early-stopped TD3 actor",
+                         "expert": "best TD3 actor of the run", "medium-expert": "equal mix of medium and expert",
+                         "medium-replay": "rollouts of every training checkpoint up to medium"}
+        self.reference_returns = _reference_returns(task)
+
+    def _pad(self, obs_dict) -> np.ndarray:
+        out = np.zeros((self.spec.n_agents, self.spec.obs_dim), np.float32)
+        for i, a in enumerate(self._agents):
+            o = obs_dict[a]
+            out[i, :len(o)] = o
+        return out
+
+    def reset(self, n_envs: int = 1, seed: int | None = None):
+        if n_envs <= 0:
+            raise ValueError(f"n_envs must be positive, got {n_envs}")
+        while len(self._envs) < n_envs:
+            self._envs.append(make_mamujoco_parallel(self.task))
+        self._active = self._envs[:n_envs]
+        obs, states = [], []
+        for e, env in enumerate(self._active):
+            o, _ = env.reset(seed=None if seed is None else int(seed) * 10_007 + e)
+            obs.append(self._pad(o))
+            states.append(env.state())
+        self._done = np.zeros(n_envs, bool)
+        self._last = (np.stack(obs), np.stack(states).astype(np.float32))
+        return self._last[0], self._last[1], None
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Step all episodes (finished ones stay frozen with zero reward).
+
+        Raises:
+            ValueError: on a wrong action shape or non-finite actions.
+        """
+        actions = np.asarray(actions, dtype=np.float64)
+        E, N, A = len(self._active), self.spec.n_agents, self.spec.act_dim
+        if actions.shape != (E, N, A):
+            raise ValueError(f"actions must have shape [{E}, {N}, {A}], got {list(actions.shape)}")
+        if not np.isfinite(actions).all():
+            raise ValueError("actions contain NaN/inf")
+        actions = np.clip(actions, -1.0, 1.0)
+        obs, states = self._last[0].copy(), self._last[1].copy()
+        rew = np.zeros(E, np.float32)
+        term, trunc = np.zeros(E, bool), np.zeros(E, bool)
+        for e, env in enumerate(self._active):
+            if self._done[e]:
+                trunc[e] = True
+                continue
+            o, r, te, tr, _ = env.step({a: actions[e, i] for i, a in enumerate(self._agents)})
+            obs[e] = self._pad(o)
+            states[e] = env.state()
+            rew[e] = r[self._agents[0]]
+            term[e], trunc[e] = te[self._agents[0]], tr[self._agents[0]] and not te[self._agents[0]]
+        self._done |= term | trunc
+        self._last = (obs, states)
+        return StepResult(obs, states, None, rew, term, trunc)
+
+    def close(self) -> None:
+        for env in self._envs:
+            env.close()
+
+    # ------------------------------------------------------------------ behavior and datasets
+    def behavior_policy(self, name: str, noise: float = BEHAVIOR_NOISE) -> "JointPolicy":
+        """The shipped behavior actor ``name`` (``random``, ``medium``, ``expert`` or ``replay_k``).
+
+        Raises:
+            FileNotFoundError: if no weights are shipped for this task.
+            KeyError: for an unknown actor name.
+        """
+        from marlkit.behavior.td3 import load_policies
+
+        actors = load_policies(self.task)
+        if name not in actors:
+            raise KeyError(f"no behavior actor {name!r} for {self.task}; valid: {sorted(actors)}")
+        return JointPolicy(actors[name], self.action_index, noise, f"TD3 actor '{name}' of {self.task}")
+
+    def make_dataset(self, name: str, size: int | None = None, seed: int = 0):
+        """Build (or load from the cache) the named dataset; ``size`` = transitions."""
+        from marlkit.data.build import build_dataset
+
+        return build_dataset(self.spec.name, name, transitions=size, seed=seed)
+
+
+class JointPolicy:
+    """A joint actor ``a = π(s)`` on the global state, split among agents by the MaMuJoCo partition, with
+    Gaussian noise σ = ``noise`` (clipped to [-1, 1])."""
+
+    def __init__(self, actor, action_index: np.ndarray, noise: float, description: str):
+        import torch
+
+        self._torch = torch
+        self.actor, self.action_index, self.noise = actor, np.asarray(action_index), float(noise)
+        self.description = f"{description}, Gaussian action noise σ={noise}"
+
+    def reset(self, n_envs: int, rng=None) -> None:
+        pass
+
+    def act(self, obs, state, avail, rng: np.random.Generator) -> np.ndarray:
+        with self._torch.no_grad():
+            joint = self.actor(self._torch.as_tensor(state, dtype=self._torch.float32)).numpy()
+        if self.noise > 0:
+            joint = np.clip(joint + self.noise * rng.standard_normal(joint.shape), -1.0, 1.0)
+        return joint[:, self.action_index].astype(np.float32)                # [E, N, act_dim]
+
+
+def _reference_returns(task: str) -> dict | None:
+    """``{"random": R0, "expert": R1}`` from the shipped behavior card (dataset-rollout returns), or None."""
+    try:
+        from marlkit.behavior.td3 import load_card
+
+        card = load_card(task)
+    except FileNotFoundError:
+        return None
+    ref = card.get("measured_returns")
+    if not ref:
+        return None
+    return {"random": ref["random"]["mean"], "expert": ref["expert"]["mean"]}

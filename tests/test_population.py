@@ -1,0 +1,230 @@
+"""Vectorized populations: member k of a population equals the single run with its seed (and α), per-member
+gradient clipping, the contract's refusals, and the CLI's --seeds/--alphas/--vectorize."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from marlkit.algos.base import ConfigError
+from marlkit.algos.bc import BC
+from marlkit.cli import main as cli_main
+from marlkit.cli import parse_int_list
+from marlkit.data.sampler import DeviceSampler
+from marlkit.envs import load_dataset, make_env
+from marlkit.population import Population, stack_batches, supports_population
+from marlkit.train import RunConfig, build_algo, run, run_many
+from marlkit.utils import seed_everything
+from tests.helpers import toy_continuous_dataset
+
+SMALL = {"hidden": (16, 16), "batch_size": 16}
+
+
+def _members(algo, env, data_fn, seeds, overrides_fn):
+    models, samplers = [], []
+    for s in seeds:
+        data = data_fn(s)
+        seed_everything(s)
+        models.append(build_algo(algo, env.spec, overrides_fn(s)))
+        samplers.append(DeviceSampler(data, "cpu", seed=s))
+    return models, samplers
+
+
+def _max_diff(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    return max((sa[k].double() - sb[k].double()).abs().max().item() for k in sa)
+
+
+@pytest.mark.parametrize("algo", ["bc", "omiga"])
+@pytest.mark.parametrize("kind", ["discrete", "continuous"])
+def test_member_equals_single_run(algo, kind):
+    if kind == "discrete":
+        env = make_env("xor")
+        data_fn = lambda s: load_dataset(env, "b", size=200, seed=s)
+    else:
+        _, env = toy_continuous_dataset()
+        data_fn = lambda s: toy_continuous_dataset(seed=s)[0]
+    seeds = [0, 3, 5]
+    # OMIGA members also differ in alpha (a population field); BC members only in seeds
+    alpha = {0: 1.0, 3: 10.0, 5: 3.0}
+    over = (lambda s: {**SMALL, "alpha": alpha[s]}) if algo == "omiga" else (lambda s: dict(SMALL))
+    singles, single_metrics = [], []
+    for model, sampler in zip(*_members(algo, env, data_fn, seeds, over)):
+        for _ in range(25):
+            m = model.train_step(sampler)
+        singles.append(model)
+        single_metrics.append(m)
+    models, samplers = _members(algo, env, data_fn, seeds, over)
+    pop = Population(models)
+    for _ in range(25):
+        pm = pop.train_step(samplers)
+    pop.write_back()
+    for k, (single, member) in enumerate(zip(singles, models)):
+        assert int(member.num_updates) == 25
+        assert _max_diff(single, member) < 1e-5
+        for name, v in single_metrics[k].items():
+            assert pm[name].shape == (len(seeds),)
+            assert torch.allclose(pm[name][k], v, rtol=1e-5, atol=1e-6), name
+    # members really are different runs
+    assert _max_diff(models[0], models[1]) > 1e-3
+
+
+def test_clipping_is_per_member():
+    env = make_env("xor")
+    models = []
+    for s in (0, 1):
+        seed_everything(s)
+        models.append(build_algo("omiga", env.spec, SMALL))
+    pop = Population(models)
+    groups = pop.stacked.grad_clip_groups()
+    torch.manual_seed(0)
+    for g in groups:
+        for p in g:
+            p.grad = torch.randn_like(p)
+    for p in groups[1]:
+        p.grad[1] *= 1e-4  # member 1's V gradients are tiny: must stay unclipped
+    expect = []
+    for k in (0, 1):
+        slices = [[p.grad[k].clone() for p in g] for g in groups]
+        for grads in slices:
+            torch.nn.utils.clip_grad_norm_([torch.nn.Parameter(torch.zeros_like(x)) for x in grads], 1.0)
+            total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(x) for x in grads]))
+            coef = min(1.0, 1.0 / (float(total) + 1e-6))
+            for x in grads:
+                x.mul_(coef)
+        expect.append(slices)
+    tiny_before = [p.grad[1].clone() for p in groups[1]]
+    pop.clip_grads()
+    for k in (0, 1):
+        for g, slices in zip(groups, expect[k]):
+            for p, x in zip(g, slices):
+                assert torch.allclose(p.grad[k], x, rtol=1e-6, atol=1e-9)
+    for p, before in zip(groups[1], tiny_before):
+        assert torch.equal(p.grad[1], before)
+    norms = [torch.linalg.vector_norm(torch.stack([p.grad[0].norm() for p in g])) for g in groups]
+    assert all(abs(float(n) - 1.0) < 1e-4 for n in norms)
+
+
+def test_run_many_vectorized_matches_sequential_records():
+    cfg = RunConfig(steps=60, threads=1, progress=False, log_every=20)
+    over = {"hidden": (16,), "batch_size": 32}
+    vec = run_many("mne", "balanced", "omiga", over, cfg, seeds=[0, 2], alphas=[1.0, 10.0], vectorize=True)
+    seq = run_many("mne", "balanced", "omiga", over, cfg, seeds=[0, 2], alphas=[1.0, 10.0], vectorize=False)
+    assert [(r["config"]["alpha"], r["seed"]) for r in vec] == [(1.0, 0), (1.0, 2), (10.0, 0), (10.0, 2)]
+    for v, s in zip(vec, seq):
+        assert (v["seed"], v["config"]) == (s["seed"], s["config"])
+        assert v["population"] == 4 and v["steps"] == 60
+        np.testing.assert_allclose(v["per_agent_policy"], s["per_agent_policy"], atol=1e-5)
+        assert v["return"] == pytest.approx(s["return"], abs=1e-5)
+    single = run("mne", "balanced", "omiga", {**over, "alpha": 10.0}, RunConfig(steps=60, threads=1, progress=False,
+                                                                                 log_every=20, seed=2))
+    assert vec[3]["return"] == pytest.approx(single["return"], abs=1e-5)
+
+
+def test_refusals():
+    env = make_env("xor")
+    seed_everything(0)
+    a = build_algo("omiga", env.spec, SMALL)
+    b = build_algo("omiga", env.spec, {**SMALL, "tau": 0.01})
+    with pytest.raises(ConfigError, match="tau"):
+        Population([a, b])
+    with pytest.raises(ConfigError, match="one algorithm class"):
+        Population([a, build_algo("bc", env.spec, SMALL)])
+    with pytest.raises(ConfigError, match="at least one"):
+        Population([])
+
+    class Custom(BC):
+        name = "custom"
+
+        def update(self, batch):
+            return super().update(batch)
+
+    assert supports_population(BC) and not supports_population(Custom)
+    with pytest.raises(ConfigError, match="does not support vectorized"):
+        Population([Custom(env.spec, BC.Config(**SMALL))])
+    with pytest.raises(ConfigError, match="checkpoint"):
+        run_many("xor", "b", "bc", SMALL, RunConfig(steps=5, out="/tmp/x", checkpoint_every=5, progress=False),
+                 seeds=[0, 1], vectorize=True)
+    with pytest.raises(ConfigError, match="alpha"):
+        run_many("xor", "b", "bc", SMALL, RunConfig(steps=5, progress=False), seeds=[0], alphas=[1.0])
+    with pytest.raises(ValueError, match="one sampler per member"):
+        Population([a]).train_step([])
+
+
+def test_stack_batches_shapes():
+    b = [{"x": torch.zeros(4, 2)}, {"x": torch.ones(4, 2)}]
+    s = stack_batches(b)
+    assert s["x"].shape == (2, 4, 2) and s["x"][1].sum() == 8
+
+
+def test_cli_seeds(capsys):
+    assert parse_int_list("0-2,7") == [0, 1, 2, 7]
+    for bad in ("3-1", "a", "1,1", "-2"):
+        with pytest.raises(SystemExit):
+            parse_int_list(bad)
+    args = ["train", "--env", "xor", "--dataset", "b", "--algo", "bc", "--steps", "40", "--threads", "1",
+            "--hidden", "16", "--seeds", "0-1", "--json"]
+    assert cli_main(args + ["--vectorize"]) == 0
+    vec = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert cli_main(args) == 0
+    seq = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["seed"] for r in vec] == [r["seed"] for r in seq] == [0, 1]
+    for v, s in zip(vec, seq):
+        assert v["return"] == pytest.approx(s["return"], abs=1e-5)
+
+
+def _compiled_vs_eager(backend, steps):
+    env = make_env("xor")
+    out = []
+    for compile_ in (False, True):
+        data = load_dataset(env, "b", size=200, seed=0)
+        seed_everything(0)
+        algo = build_algo("omiga", env.spec, SMALL)
+        from marlkit.train import fit
+
+        rec = fit(algo, data, env, RunConfig(steps=steps, threads=1, progress=False, log_every=5, compile=compile_,
+                                             compile_backend=backend))
+        out.append((algo, rec))
+    return out
+
+
+def test_compile_path_runs_on_cpu():
+    """The compile path end to end with the tracing-only backend (fast): same numbers as eager."""
+    (eager, r0), (comp, r1) = _compiled_vs_eager("eager", 10)
+    assert comp._compile_opts == ("eager", None)
+    assert _max_diff(eager, comp) < 1e-6
+    assert r0["return"] == pytest.approx(r1["return"], abs=1e-6)
+    with pytest.raises(ConfigError, match="compile"):
+        run_many("xor", "b", "bc", SMALL, RunConfig(steps=5, progress=False, compile=True), seeds=[0, 1],
+                 vectorize=True)
+    with pytest.raises(ConfigError, match="compile"):
+        RunConfig(compile="yes").validate()
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("MARLKIT_TEST_INDUCTOR"),
+                    reason="inductor compiles C++ kernels, minutes on a small CPU; set MARLKIT_TEST_INDUCTOR=1")
+def test_compile_inductor_cpu():
+    (eager, _), (comp, _) = _compiled_vs_eager("inductor", 10)
+    assert _max_diff(eager, comp) < 1e-4
+
+
+def test_benchmark_smoke():
+    """The speed tools run at a tiny size (population rows of update_speed, phase profile)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import profile_update
+    import update_speed
+
+    tiny = {"hidden": (8,), "batch_size": 8}
+    seq, vec = update_speed.bench_population("omiga", "halfcheetah-6x1", "cpu", 1, 2, 1, tiny, 2)
+    assert seq > 0 and vec > 0
+    assert update_speed.bench_population("omiga", "5m_vs_6m", "cpu", 1, 1, 1, tiny, 2) is not None
+    phases = profile_update.profile("bc", "5m_vs_6m", "cpu", 3, tiny)
+    assert set(phases) == set(profile_update.PHASES) and all(v >= 0 for v in phases.values())
+    assert sum(phases.values()) > 0
