@@ -5,6 +5,8 @@
     marlkit train --env xor --dataset b --algo omiga --seeds 0-7 --vectorize --json
     marlkit envs | marlkit algos
     marlkit data build mamujoco:Hopper-3x1 --quality medium --transitions 100000 --seed 0
+    marlkit bench --preset quick
+    marlkit bench --env xor --datasets a,b --algos bc --seeds 0-4 --steps 2000 [--backend ray]
 
 ``--seeds 0-7`` (ranges and commas: ``0-3,10``) trains one run per seed; with ``--alphas 1,10`` one run per
 (α, seed) pair. Runs go one after another, or, with ``--vectorize``, all at once as one population with stacked
@@ -237,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print the dataset card as one JSON object")
     b.set_defaults(func=_data_build)
 
+    from marlkit.bench import add_bench_parser
+
+    add_bench_parser(sub)
     sub.add_parser("envs", help="list environments").set_defaults(func=_envs)
     sub.add_parser("algos", help="list algorithms").set_defaults(func=_algos)
     return p

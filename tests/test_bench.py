@@ -1,0 +1,337 @@
+"""marlkit bench: grids, resumable papermill sweeps (local pool and Ray), failures, parameters, result tables.
+
+Notebook executions are slow (a kernel start each), so one module-scoped 2×2×2 sweep is shared by the resume and
+failure tests, which add one execution each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from marlkit.algos.bc import BC, BCConfig
+from marlkit.bench import (
+    FAILED,
+    RECORD,
+    Grid,
+    GridError,
+    ParameterError,
+    find_notebook,
+    parse_seeds,
+    preset,
+    run_sweep,
+    summarize,
+    validate_parameters,
+)
+from marlkit.eval import aggregate as agg
+
+GOOD = dict(env="xor", dataset="b", algo="bc", hyperparameters={}, alpha=None, seed=0, steps=10, eval_every=0,
+            eval_episodes=32, dataset_size=None, device="cpu", threads=1, out_dir="x", figures_dir=None)
+SMALL = {"hidden": [16, 16], "batch_size": 32}
+
+
+@dataclasses.dataclass
+class AlphaBCConfig(BCConfig):
+    """BC with an (unused) α, to test how grids treat algorithms with and without α."""
+
+    alpha: float = 1.0
+
+
+class AlphaBC(BC):
+    """Test-only algorithm whose config has α."""
+
+    name = "alpha-bc"
+    Config = AlphaBCConfig
+
+
+# ------------------------------------------------------------------------------------------ pure functions
+def test_validate_parameters_accepts_defaults_and_json_hyperparameters():
+    p = validate_parameters({**GOOD, "hyperparameters": '{"hidden": [64, 64]}', "alpha": 3})
+    assert p["hyperparameters"] == {"hidden": [64, 64]} and p["alpha"] == 3.0
+
+
+@pytest.mark.parametrize("name,value,match", [
+    ("steps", "ten", r"'steps' must be an integer or None, got str 'ten'"),
+    ("steps", 10.0, r"'steps' must be an integer"),
+    ("seed", True, r"'seed' must be an integer, got bool"),
+    ("alpha", "high", r"'alpha' must be a number or None, got str"),
+    ("env", 3, r"'env' must be a string"),
+    ("hyperparameters", "[1, 2]", r"must be a JSON object"),
+    ("hyperparameters", "{hidden: 1}", r"not valid JSON"),
+    ("eval_episodes", 0, r"'eval_episodes' must be >= 1"),
+    ("alpha", -1.0, r"positive finite"),
+])
+def test_validate_parameters_names_the_bad_parameter(name, value, match):
+    with pytest.raises(ParameterError, match=match):
+        validate_parameters({**GOOD, name: value})
+
+
+def test_validate_parameters_missing_and_unknown():
+    with pytest.raises(ParameterError, match="missing benchmark parameter"):
+        validate_parameters({k: v for k, v in GOOD.items() if k != "seed"})
+    with pytest.raises(ParameterError, match="unknown benchmark parameter"):
+        validate_parameters({**GOOD, "lr": 1e-3})
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("0,2,5-6") == [0, 2, 5, 6]
+    assert parse_seeds(3) == [3]
+    for bad in ("a", "3-1", "", [-1]):
+        with pytest.raises(GridError):
+            parse_seeds(bad)
+
+
+def test_grid_alpha_sweep_collapses_for_algorithms_without_alpha(monkeypatch):
+    from marlkit.algos import ALGOS
+
+    monkeypatch.setitem(ALGOS, "alpha-bc", f"{__name__}:AlphaBC")
+    grid = Grid(tasks=[("xor", "b")], algos=["bc", "alpha-bc"], seeds=[0, 1], sweep={"alpha": [1.0, 10.0]})
+    cells = grid.cells()
+    assert len(cells) == 2 + 2 * 2  # bc once per seed, alpha-bc per α and seed
+    assert {c.parameters("o")["alpha"] for c in cells if c.algo == "alpha-bc"} == {1.0, 10.0}
+    assert {c.parameters("o")["alpha"] for c in cells if c.algo == "bc"} == {None}
+    assert len({c.directory("o") for c in cells}) == len(cells)
+    with pytest.raises(GridError, match="belongs to none of the algorithms"):
+        Grid(tasks=[("xor", "b")], algos=["bc"], seeds=[0], sweep={"alpha": [1.0]}).cells()
+
+
+def test_grid_from_yaml_and_errors(tmp_path):
+    f = tmp_path / "grid.yaml"
+    f.write_text("envs: [xor, mne]\ndatasets: [b, imbalanced]\nalgos: bc\nseeds: 0-2\nsteps: 5\n"
+                 "sweep: {lr: [0.001, 0.01]}\n")
+    grid = Grid.from_yaml(f)
+    assert grid.tasks == [("xor", "b"), ("mne", "imbalanced")]  # each env paired with its own datasets
+    assert len(grid.cells()) == 2 * 3 * 2
+    f.write_text("envs: [xor]\ndatasets: [b]\nalgos: [nope]\n")
+    with pytest.raises(GridError, match="unknown algo"):
+        Grid.from_yaml(f).cells()
+    f.write_text("envs: [xor]\ndatasets: [b]\nalgos: [bc]\nsteps: -3\n")
+    with pytest.raises(GridError, match="steps must be an integer >= 1"):
+        Grid.from_yaml(f).cells()
+    f.write_text("envs: [xor]\nfoo: 1\n")
+    with pytest.raises(GridError, match="unknown grid key"):
+        Grid.from_yaml(f)
+
+
+def test_shipped_grid_files_expand():
+    files = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.yaml"))
+    assert files
+    for f in files:
+        assert Grid.from_yaml(f).cells(), f
+
+
+def test_presets_and_cli_list(capsys):
+    from marlkit.algos import ALGOS
+    from marlkit.cli import main
+
+    assert len(preset("tiny").cells()) == len(preset("tiny").algos) and preset("tiny").algos
+    table1 = preset("mamujoco-table1")
+    assert {e for e, _ in table1.tasks} == {"mamujoco:Hopper-3x1", "mamujoco:Ant-2x4", "mamujoco:HalfCheetah-6x1"}
+    assert table1.seeds == [0, 1, 2, 3, 4] and set(table1.algos) <= set(ALGOS)
+    assert main(["bench", "--preset", "quick", "--list"]) == 0
+    assert "xor/b/bc seed=0" in capsys.readouterr().out
+    assert main(["bench", "--env", "xor", "--datasets", "a,b", "--algos", "bc", "--seeds", "0-1", "--list"]) == 0
+    assert capsys.readouterr().out.strip().endswith("4 runs")
+    assert main(["bench", "--env", "xor", "--datasets", "b", "--algos", "zzz", "--list"]) == 2
+    assert "unknown algo" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------- synthetic records
+def _write(root: Path, env, dataset, algo, seed, ret, alpha=None, evals=None):
+    d = root / env / dataset / algo / f"a{alpha}" / f"seed={seed}"
+    d.mkdir(parents=True)
+    config = {"lr": 1e-3} | ({"alpha": alpha} if alpha is not None else {})
+    rec = {"status": "ok", "env": env, "dataset": dataset, "algo": algo, "seed": seed, "alpha": alpha,
+           "return": ret, "normalized_score": ret, "config": config,
+           "evals": evals or [{"step": 10, "return": ret / 2, "normalized_score": ret / 2},
+                              {"step": 20, "return": ret, "normalized_score": ret}]}
+    (d / RECORD).write_text(json.dumps(rec))
+
+
+def test_welch_table_bold_and_asterisks(tmp_path):
+    best, close, far, single = [10.0, 11.0, 12.0], [9.5, 11.0, 12.4], [1.0, 1.1, 0.9], [50.0]
+    for s in range(3):
+        _write(tmp_path, "xor", "b", "best", s, best[s])
+        _write(tmp_path, "xor", "b", "close", s, close[s])
+        _write(tmp_path, "xor", "b", "far", s, far[s])
+        _write(tmp_path, "mne", "imbalanced", "best", s, 5.0)   # constant columns: equal means -> star
+        _write(tmp_path, "mne", "imbalanced", "close", s, 5.0)
+        _write(tmp_path, "mne", "imbalanced", "far", s, 4.0)    # constant but lower -> significant
+    _write(tmp_path, "jiang-lu", "behavior", "best", 0, single[0])
+    _write(tmp_path, "jiang-lu", "behavior", "close", 0, 1.0)
+    df = agg.load_records(tmp_path)
+    assert len(df) == 20
+    table = agg.results_table(df).set_index(["env", "dataset", "variant"])
+    row = table.loc[("xor", "b")]
+    assert row.loc["best", "best"] and not row.loc["best", "star"]
+    p_close = stats.ttest_ind(best, close, equal_var=False).pvalue
+    p_far = stats.ttest_ind(best, far, equal_var=False).pvalue
+    assert p_close >= 0.05 > p_far  # the synthetic data mean what the test says
+    assert row.loc["close", "star"] and row.loc["close", "p"] == pytest.approx(p_close)
+    assert not row.loc["far", "star"] and row.loc["far", "p"] == pytest.approx(p_far)
+    assert row.loc["best", "mean"] == pytest.approx(11.0) and row.loc["best", "std"] == pytest.approx(np.std(best))
+    m = table.loc[("mne", "imbalanced")]
+    assert m.loc["close", "star"] and not m.loc["far", "star"]
+    one = table.loc[("jiang-lu", "behavior")]
+    assert one.loc["best", "best"] and not one.loc["close", "star"] and np.isnan(one.loc["close", "p"])
+    md = agg.to_markdown(agg.results_table(df))
+    assert "| xor | b | **11.00 ± 0.82** | 10.97 ± 1.18\\* | 1.00 ± 0.08 |" in md
+    tex = agg.to_latex(agg.results_table(df))
+    assert r"\textbf{11.00 $\pm$ 0.82}" in tex and r"10.97 $\pm$ 1.18$^*$" in tex
+
+
+def test_aggregates_profiles_and_alpha_sweep(tmp_path):
+    rng = np.random.default_rng(0)
+    for algo, shift in (("a", 0.0), ("b", 10.0)):
+        for alpha in (0.1, 1.0, 10.0):
+            for s in range(3):
+                _write(tmp_path, "xor", "b", algo, s, float(rng.normal(50 + shift + alpha, 5)), alpha)
+                _write(tmp_path, "mne", "balanced", algo, s, float(rng.normal(20 + shift, 5)), alpha)
+    df = agg.load_records(tmp_path)
+    assert set(df["variant"]) == {f"{a} α={x:g}" for a in "ab" for x in (0.1, 1.0, 10.0)}
+    est = agg.aggregate_estimates(df, reps=200)
+    iqm = est[(est["variant"] == "b α=10") & (est["metric"] == "IQM")].iloc[0]
+    scores = df[df["variant"] == "b α=10"]["normalized_score"].to_numpy()
+    assert iqm["value"] == pytest.approx(stats.trim_mean(scores, 0.25))
+    assert iqm["low"] <= iqm["value"] <= iqm["high"]
+    prof = agg.performance_profiles(df, reps=50)
+    p = prof["a α=1"]
+    mine = df[df["variant"] == "a α=1"]["normalized_score"].to_numpy()
+    assert np.allclose(p["fraction"], [(mine > t).mean() for t in p["tau"]])
+    assert np.all(np.diff(p["fraction"]) <= 0) and np.all(p["low"] <= p["fraction"] + 1e-12)
+    import matplotlib
+    matplotlib.use("Agg")
+    for fig in (agg.plot_alpha_sweep(df), agg.plot_learning_curves(df), agg.plot_aggregates(est),
+                agg.plot_performance_profiles(prof)):
+        assert fig.axes
+    assert agg.alpha_varied(df)
+    one_alpha_each = df[df["alpha"] == 1.0].assign(alpha=np.where(df[df["alpha"] == 1.0]["algo"] == "a", 1.0, 3.0))
+    assert not agg.alpha_varied(one_alpha_each)  # different defaults per algorithm are not a sweep
+    with pytest.raises(ValueError, match="several values"):
+        agg.plot_alpha_sweep(one_alpha_each)
+    paths = summarize(tmp_path)
+    assert {"results", "table_md", "table_tex", "learning_curves", "alpha_sweep"} <= set(paths)
+    assert all(p.is_file() for p in paths.values())
+
+
+def test_load_records_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        agg.load_records(tmp_path / "missing")
+    assert agg.load_records(tmp_path).empty
+    (tmp_path / RECORD).write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        agg.load_records(tmp_path)
+
+
+# -------------------------------------------------------------------------------- papermill executions
+papermill = pytest.importorskip("papermill")
+
+
+def _grid(**kw):
+    base = dict(tasks=[("xor", "a"), ("xor", "b")], algos=["bc"], seeds=[0, 1], sweep={"lr": [1e-3, 5e-4]},
+                hyperparameters=SMALL, steps=20, eval_every=10)
+    return Grid(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """A 2 datasets × 2 learning rates × 2 seeds sweep on the local process pool."""
+    out = tmp_path_factory.mktemp("sweep")
+    summary = run_sweep(_grid(), out, workers=2, progress=False)
+    return out, summary
+
+
+def test_2x2x2_grid_completes_with_notebook_next_to_record(sweep):
+    out, summary = sweep
+    assert summary["cells"] == 8 and summary["ok"] == 8 and not summary["failed"], summary
+    records = sorted(out.glob("**/" + RECORD))
+    assert len(records) == 8
+    for path in records:
+        assert (path.parent / "10_benchmark.ipynb").is_file() and (path.parent / "record.csv").is_file()
+        rec = json.loads(path.read_text())
+        assert rec["status"] == "ok" and rec["steps"] == 20 and [e["step"] for e in rec["evals"]] == [10, 20]
+        assert rec["parameters"]["threads"] == 1 and rec["threads"] == 1
+        assert rec["marlkit_version"] and "git_commit" in rec and rec["updates_per_s"] > 0
+        assert rec["normalized_score"] == pytest.approx(100 * rec["return"])  # xor: random 0, best payoff 1
+        assert rec["config"]["hidden"] == [16, 16]
+    df = agg.load_records(out)
+    assert set(df["variant"]) == {"bc lr=0.001", "bc lr=0.0005"}
+    assert sorted(df.groupby(["dataset", "variant"]).size()) == [2, 2, 2, 2]
+
+
+def test_interrupted_sweep_resumes(sweep):
+    out, _ = sweep
+    records = sorted(out.glob("**/" + RECORD))
+    lost = records[3]
+    lost.unlink()  # as if the sweep had been killed during this run
+    before = {p: p.stat().st_mtime_ns for p in records if p != lost}
+    summary = run_sweep(_grid(), out, workers=2, progress=False)
+    assert summary["skipped"] == 7 and summary["ran"] == 1 and summary["ok"] == 1
+    assert lost.is_file()
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # finished runs untouched
+
+
+def test_failure_is_recorded_and_not_fatal(sweep):
+    out, _ = sweep
+    grid = _grid(tasks=[("xor", "b"), ("xor", "nope")], seeds=[0], sweep={"lr": [1e-3]})
+    summary = run_sweep(grid, out, workers=2, progress=False)
+    assert summary["skipped"] == 1 and summary["ran"] == 1 and len(summary["failed"]) == 1
+    failed = next(out.glob("**/" + FAILED))
+    info = json.loads(failed.read_text())
+    assert "UnknownNameError" in info["error"] and "unknown dataset 'nope'" in info["error"]
+    assert "load_dataset" in info["traceback"]  # the notebook line that raised
+    assert (failed.parent / "10_benchmark.ipynb").is_file()
+    assert len(agg.load_failures(out)) == 1 and len(agg.load_records(out)) == 8
+
+
+def test_cli_on_a_finished_sweep_summarizes_and_reports(sweep, capsys):
+    from marlkit.cli import main
+
+    out, _ = sweep
+    grid = out / "grid.yaml"
+    grid.write_text("envs: [xor]\ndatasets: [a, b]\nalgos: [bc]\nseeds: 0-1\nsweep: {lr: [0.001, 0.0005]}\n"
+                    "hyperparameters: {hidden: [16, 16], batch_size: 32}\nsteps: 20\neval_every: 10\n")
+    assert main(["bench", "--grid", str(grid), "--out", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "ran 0 (ok 0, failed 0), skipped 8" in text  # nothing reruns
+    assert "| xor | b |" in text and "report notebook:" in text
+    for name in ("table.md", "table.tex", "results.csv", "learning_curves.png", "11_results.ipynb",
+                 "figures/11_learning_curves.png", "figures/11_aggregates.png"):
+        assert (out / name).is_file(), name
+
+
+def test_wrong_typed_papermill_parameter_gives_clear_error(tmp_path):
+    nb = find_notebook()
+    with pytest.raises(papermill.PapermillExecutionError) as info:
+        papermill.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                                   parameters={"steps": "ten", "out_dir": str(tmp_path)}, progress_bar=False,
+                                   cwd=str(nb.parent))
+    assert info.value.ename == "ParameterError"
+    assert "'steps' must be an integer or None, got str 'ten'" in info.value.evalue
+    assert not (tmp_path / RECORD).exists()
+
+
+def test_ray_backend_local(tmp_path):
+    ray = pytest.importorskip("ray")
+    from marlkit.bench import init_ray
+
+    try:
+        init_ray(workers=2)
+    except Exception as exc:  # Ray's own start-up (raylet waiting for its agents) can time out on a loaded host
+        if "timed out during startup" in str(exc):
+            pytest.skip(f"a local Ray could not start on this machine: {exc}")
+        raise
+    grid = _grid(tasks=[("xor", "c")], seeds=[0, 1], sweep={})
+    try:
+        summary = run_sweep(grid, tmp_path, backend="ray", workers=2, progress=False)
+    finally:
+        ray.shutdown()
+    assert summary["ok"] == 2 and not summary["failed"], summary
+    records = agg.load_records(tmp_path)
+    assert sorted(records["seed"]) == [0, 1] and (records["steps"] == 20).all()
