@@ -14,6 +14,7 @@ __all__ = ["ALGOS", "get_algo", "list_algos", "Algorithm", "AlgoConfig", "Config
 
 ALGOS: dict[str, str] = {
     "bc": "marlkit.algos.bc:BC",
+    "inspo": "marlkit.algos.inspo:InSPO",
 }
 
 
