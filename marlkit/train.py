@@ -239,11 +239,11 @@ def run(env: str, dataset: str, algo: str, overrides: dict[str, Any] | None = No
     model = build_algo(algo, environment.spec, overrides, device)
     t0 = time.perf_counter()
     result = fit(model, data, environment, run_cfg)
-    result.pop("metrics", None)
+    final_metrics = result.pop("metrics", {})
     record = {
         "algo": algo, "env": env, "dataset": dataset, "seed": run_cfg.seed, "steps": run_cfg.steps,
         **result,
-        "final_metrics": dict(result.get("metrics", {})),
+        "final_metrics": dict(final_metrics),
         "wall_time_s": time.perf_counter() - t0,
         "device": str(device), "threads": torch.get_num_threads(),
         "config": model.config.to_dict(), "run": asdict(run_cfg), "marlkit_version": __version__,

@@ -14,7 +14,13 @@ __all__ = ["ALGOS", "get_algo", "list_algos", "Algorithm", "AlgoConfig", "Config
 
 ALGOS: dict[str, str] = {
     "bc": "marlkit.algos.bc:BC",
+    "bcq-ma": "marlkit.algos.bcq_ma:BCQMA",
+    "comadice": "marlkit.algos.comadice:ComaDICE",
+    "cql-ma": "marlkit.algos.cql_ma:CQLMA",
+    "icq": "marlkit.algos.icq:ICQ",
     "inspo": "marlkit.algos.inspo:InSPO",
+    "omar": "marlkit.algos.omar:OMAR",
+    "omiga": "marlkit.algos.omiga:OMIGA",
 }
 
 

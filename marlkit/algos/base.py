@@ -75,9 +75,8 @@ class AlgoConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["hidden"] = list(self.hidden)
-        return d
+        """JSON-able dict of the fields (tuples such as ``hidden`` become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "AlgoConfig":

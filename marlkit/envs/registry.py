@@ -31,7 +31,10 @@ _ENVS: dict[str, str] = {
     "jiang-lu": "marlkit.envs.matrix:_jiang_lu",
 }
 # family prefix -> ("module:function(task) -> env", "module:function() -> list of task names")
-_FAMILIES: dict[str, tuple[str, str]] = {}
+# (built-in families import their simulator only when a task is built or listed)
+_FAMILIES: dict[str, tuple[str, str]] = {
+    "smax": ("marlkit.envs.smax:make_smax", "marlkit.envs.smax:list_maps"),
+}
 
 
 def register_env(name: str, target: str | Callable[[], MultiAgentEnv]) -> None:

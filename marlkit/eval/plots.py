@@ -14,8 +14,24 @@ import seaborn as sns
 from marlkit.envs.matrix import MatrixGame
 from marlkit.exact.matrix import ood_mass, regularized_optimum, regularized_return
 
-__all__ = ["figures_dir", "savefig", "plot_table", "plot_game", "regularized_policy_view", "plot_policy_trajectories",
-           "inspo_view"]
+__all__ = [
+    "dice_dual_view",
+    "dice_ratio_view",
+    "figures_dir",
+    "inspo_view",
+    "local_wbc_view",
+    "omiga_policy_view",
+    "plot_alpha_curves",
+    "plot_decomposition",
+    "plot_game",
+    "plot_policy_bars",
+    "plot_policy_trajectories",
+    "plot_return_comparison",
+    "plot_table",
+    "plot_v_objective",
+    "regularized_policy_view",
+    "savefig",
+]
 
 
 def figures_dir() -> Path:
@@ -152,3 +168,221 @@ def inspo_view(game: MatrixGame, dataset: str, alpha: float = 0.01, beta: float 
         axes[N].set_title(f"return (final {traj.final_return:.2f})")
     fig.tight_layout()
     return fig, traj.final_return
+
+
+def plot_policy_bars(policies, action_names, title: str = "", ax=None, reference=None, reference_label: str = "μ_i"):
+    """Grouped bars of per-agent distributions ``policies [N][A]``; optional ``reference [N][A]`` drawn as ticks."""
+    policies = np.asarray(policies, dtype=float)
+    ax = ax or plt.gca()
+    n, A = policies.shape
+    width = 0.8 / n
+    x = np.arange(A)
+    for i in range(n):
+        ax.bar(x + (i - (n - 1) / 2) * width, policies[i], width, label=f"π_{i + 1}", color=f"C{i}", alpha=0.8)
+        if reference is not None:
+            ax.scatter(x + (i - (n - 1) / 2) * width, np.asarray(reference[i], float), marker="_", s=300,
+                       color="k", zorder=3, label=reference_label if i == 0 else None)
+    ax.set_xticks(x, action_names)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("probability")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_decomposition(game: MatrixGame, dataset: str, sol=None):
+    """The linear decomposition Q_tot = Σ_i w_i Q_i + b fitted in-sample (omiga.md Eq. 8/13, exact least squares)
+    next to the payoff r and the data d; the fitted table extrapolates to joint actions outside the data.
+
+    Returns:
+        ``(fig, sol)`` with ``sol`` the :class:`~marlkit.exact.omiga.OmigaSolution` (α = 1 if not given; the fit
+        does not depend on α).
+    """
+    from marlkit.exact.omiga import omiga_solution
+
+    d = game.datasets[dataset].joint
+    sol = sol or omiga_solution(game.payoff, d, 1.0)
+    lim = float(np.abs(game.payoff).max())
+    fig, axes = plt.subplots(1, 3, figsize=(8.4, 2.8))
+    plot_table(game.payoff, game.action_names, "payoff r", axes[0], fmt=".1f", cmap="vlag", vmin=-lim, vmax=lim)
+    plot_table(d, game.action_names, f"dataset {dataset}", axes[1], vmin=0, vmax=1)
+    plot_table(sol.q_tot, game.action_names, "fitted Σ w_i Q_i + b", axes[2], fmt=".2f", cmap="vlag", vmin=-lim,
+               vmax=lim)
+    for a in np.argwhere(d <= 0):  # hatch joint actions the data never shows
+        axes[2].add_patch(plt.Rectangle((a[1], a[0]), 1, 1, fill=False, hatch="//", edgecolor="k", lw=0))
+    fig.suptitle(f"{game.spec.name} ({dataset}): hatched = outside the data (extrapolated)", fontsize=9)
+    fig.tight_layout()
+    return fig, sol
+
+
+def plot_v_objective(q, mu, w: float, alphas, ax=None):
+    """Eq. 11/12 ``f(V) = E_μ[exp(w(Q − V)/α)] + wV/α`` minus its minimum, as a function of V for each α, with the
+    closed-form minimizer V* (Eq. 10) dotted. (With ``u = w(V − V*)/α``, ``f − f* = e^{−u} + u − 1 ≥ 0``.)"""
+    from marlkit.exact.omiga import local_value, local_value_objective
+
+    ax = ax or plt.gca()
+    q = np.asarray(q, float)
+    stars = [local_value(q, mu, w, a) for a in alphas]
+    lo = min(v - 3 * a / w for v, a in zip(stars, alphas))
+    hi = max(v + 3 * a / w for v, a in zip(stars, alphas))
+    grid = np.linspace(lo, hi, 500)
+    for k, (alpha, v_star) in enumerate(zip(alphas, stars)):
+        f = local_value_objective(grid, q, mu, w, alpha) - float(local_value_objective(v_star, q, mu, w, alpha))
+        ax.plot(grid, f, color=f"C{k}", label=f"α = {alpha:g}: V* = {v_star:.3f}")
+        ax.axvline(v_star, color=f"C{k}", ls=":", lw=1)
+    ax.set_ylim(-0.05, 1.5)
+    ax.set_xlabel("V_i")
+    ax.set_ylabel("objective − minimum")
+    ax.set_title("Eq. 12 is convex in V_i; dotted: Eq. 10 minimizer")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def omiga_policy_view(game: MatrixGame, dataset: str, alpha: float):
+    """Exact OMIGA at one α: local policies π_i ∝ μ_i exp(w_i(Q_i − V_i)/α) (Eq. 9) against μ_i (BC), and the
+    joint product policy. Large α gives BC, small α the greedy action of the fitted decomposition.
+
+    Returns:
+        ``(fig, return, ood_mass)`` of the product policy.
+    """
+    from marlkit.exact.omiga import omiga_solution
+
+    d = game.datasets[dataset].joint
+    sol = omiga_solution(game.payoff, d, alpha)
+    ret, ood = sol.expected_return(game.payoff), ood_mass(sol.joint, d)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7.5, 3))
+    plot_policy_bars(sol.policies, game.action_names, f"local policies at α = {alpha:.3g}", ax1,
+                     reference=sol.mus, reference_label="μ_i (BC)")
+    plot_table(sol.joint, game.action_names, f"⊗ π_i: return {ret:.2f}, OOD {ood:.2f}", ax2, vmin=0, vmax=1)
+    fig.tight_layout()
+    return fig, ret, ood
+
+
+def plot_alpha_curves(curves: dict, alphas, points: dict | None = None, ax=None, title: str = ""):
+    """Return-vs-α curves ``{label: returns [len(alphas)]}`` on a log axis, with optional scatter points
+    ``{label: (alphas, returns)}`` (e.g. neural runs) in the matching colors."""
+    ax = ax or plt.gca()
+    colors = {}
+    for k, (label, ys) in enumerate(curves.items()):
+        (line,) = ax.semilogx(alphas, ys, label=label, color=f"C{k}")
+        colors[label] = line.get_color()
+    for k, (label, (xs, ys)) in enumerate((points or {}).items()):
+        ax.scatter(xs, ys, label=label, color=colors.get(label.split(" (")[0], f"C{k + len(curves)}"), zorder=3,
+                   edgecolor="k")
+    ax.set_xlabel("α")
+    ax.set_ylabel("expected return")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return ax
+
+
+# ---------------------------------------------------------------------------------------------- DICE (notebook 03)
+def _support_labels(game: MatrixGame, d: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    idx = np.argwhere(d > 0)
+    return idx, ["(" + ",".join(game.action_names[k] for k in a) + ")" for a in idx]
+
+
+def dice_dual_view(game: MatrixGame, dataset: str, alpha: float, fs=None, mass: float = 1.0, ax=None):
+    """The one-step DICE dual ``L̃(ν) = m·ν + E_d[α f*((r − ν)/α)]`` for each f, with its minimiser ν* marked.
+
+    Returns:
+        ``(fig, nu_star)`` with ``nu_star[f]`` the multiplier of :func:`marlkit.exact.dice.dice_optimum`.
+    """
+    from marlkit.algos.fdiv import F_DIVERGENCES
+    from marlkit.exact.dice import dice_dual, dice_optimum
+
+    fs = list(F_DIVERGENCES) if fs is None else list(fs)
+    d = game.datasets[dataset].joint
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(4.5, 3.2))
+    r = game.payoff[d > 0]
+    grid = np.linspace(r.min() - 2 * alpha, r.max() + 2 * alpha, 400)
+    nu_star = {}
+    for k, f in enumerate(fs):
+        sol = dice_optimum(game.payoff, d, alpha, f, mass=mass)
+        nu_star[f] = sol["nu"]
+        ax.plot(grid, dice_dual(game.payoff, d, alpha, f, grid, mass=mass), color=f"C{k}", label=f)
+        ax.scatter([sol["nu"]], [dice_dual(game.payoff, d, alpha, f, sol["nu"], mass=mass)], color=f"C{k}", zorder=3)
+    ax.set_xlabel("Lagrange multiplier ν")
+    ax.set_ylabel("dual L̃(ν)")
+    ax.set_title(f"{game.spec.name} ({dataset}), α = {alpha:.3g}: dual and ν*")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig, nu_star
+
+
+def dice_ratio_view(game: MatrixGame, dataset: str, alpha: float, fs=None, factored: bool = True, alphas=None):
+    """How w* reweights the dataset at one α (bars per in-support joint action, one colour per f) and the return
+    of ComaDICE's exact local weighted-BC policies over α (right; the point marks α).
+
+    Returns:
+        ``(fig, table)`` where ``table[f]`` holds ``w`` (ratios on the support, in ``labels`` order), ``labels``
+        and ``return`` at ``alpha``.
+    """
+    from marlkit.algos.fdiv import F_DIVERGENCES
+    from marlkit.exact.dice import comadice_solution
+
+    fs = list(F_DIVERGENCES) if fs is None else list(fs)
+    d = game.datasets[dataset].joint
+    idx, labels = _support_labels(game, d)
+    alphas = np.logspace(-1.5, 2, 50) if alphas is None else np.asarray(alphas)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.3), gridspec_kw={"width_ratios": [1.4, 1]})
+    width = 0.8 / len(fs)
+    x = np.arange(len(labels))
+    table = {}
+    for k, f in enumerate(fs):
+        sol = comadice_solution(game.payoff, d, alpha, f, factored=factored)
+        w = sol["w"][tuple(idx.T)]
+        table[f] = {"labels": labels, "w": w, "return": sol["return"]}
+        ax1.bar(x + (k - (len(fs) - 1) / 2) * width, w, width, color=f"C{k}", label=f)
+        curve = [comadice_solution(game.payoff, d, a, f, factored=factored)["return"] for a in alphas]
+        ax2.semilogx(alphas, curve, color=f"C{k}", label=f)
+        ax2.scatter([alpha], [sol["return"]], color=f"C{k}", zorder=3)
+    ax1.axhline(1.0, color="grey", ls=":", lw=1)
+    ax1.set_xticks(x, labels, rotation=45 if len(labels) > 4 else 0)
+    ax1.set_ylabel("w*(a) = ρ(a)/d(a)")
+    ax1.set_title(f"{game.spec.name} ({dataset}): occupancy ratios at α = {alpha:.3g}")
+    ax1.legend(fontsize=8)
+    ax2.axhline(float((d * game.payoff).sum()), color="grey", ls=":", label="E_d[r] (data)")
+    ax2.set_xlabel("α")
+    ax2.set_ylabel("return of local WBC policies")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    return fig, table
+
+
+def local_wbc_view(game: MatrixGame, dataset: str, alpha: float, f: str = "soft-chi2", factored: bool = True):
+    """Prop. 4.3 on a 2-agent game: the dataset d, the DICE occupancy ρ = d·w* (the global weighted-BC optimum
+    over all joint policies) and the product of the local weighted-BC policies (the best product policy).
+
+    Returns:
+        ``(fig, info)`` with ``occupancy_return`` (E_ρ[r]), ``product_return`` (return of ⊗ π_i) and
+        ``policies`` (the local π_i).
+    """
+    from marlkit.exact.dice import comadice_solution
+
+    d = game.datasets[dataset].joint
+    sol = comadice_solution(game.payoff, d, alpha, f, factored=factored)
+    rho = sol["rho"] / sol["rho"].sum()
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+    plot_table(d, game.action_names, "dataset d", axes[0], vmin=0, vmax=1)
+    plot_table(rho, game.action_names, f"occupancy ρ = d·w* ({f})", axes[1], vmin=0, vmax=1)
+    plot_table(sol["joint_policy"], game.action_names, "⊗ local WBC π_i", axes[2], vmin=0, vmax=1)
+    fig.suptitle(f"{game.spec.name} ({dataset}), α = {alpha:.3g}", y=1.02)
+    fig.tight_layout()
+    return fig, {"occupancy_return": float((rho * game.payoff).sum()), "product_return": sol["return"],
+                 "policies": sol["policies"]}
+
+
+def plot_return_comparison(rows, x: str = "task", hue: str = "method", y: str = "return", ax=None, title: str = ""):
+    """Grouped bar chart of returns: ``rows`` is a list of dicts (or a DataFrame) with columns x, hue, y."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(max(6, 1.3 * df[x].nunique()), 3.3))
+    sns.barplot(df, x=x, y=y, hue=hue, ax=ax)
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.tick_params(axis="x", rotation=20)
+    fig.tight_layout()
+    return fig

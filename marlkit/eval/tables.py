@@ -1,26 +1,32 @@
 """Comparison tables built from the command line's JSON records.
 
-:func:`cli_record` runs ``marlkit train ... --json`` in a fresh process (so a table shows exactly what a user
-typing the command gets) and :func:`comparison_table` collects algorithms × (env, dataset) into a pandas
-DataFrame, skipping algorithms that are not registered in this installation.
+:func:`cli_record` runs ``marlkit train ... --json`` (in this process by default, or in a fresh one) and parses
+its JSON record, so a table shows exactly what a user typing the command gets; :func:`comparison_table` collects
+algorithms × (env, dataset) × seeds into a long-form pandas DataFrame and :func:`pivot_returns` turns it into the
+algorithms-as-columns view of the papers' tables.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import pandas as pd
 
-__all__ = ["SEED_GAMES", "cli_record", "comparison_table", "pivot_returns", "registered", "policy_history"]
+__all__ = ["SEED_GAMES", "cli_record", "comparison_table", "pivot_returns", "registered", "learned_policy_view",
+           "policy_history"]
 
 SEED_GAMES: list[tuple[str, str]] = [("xor", "a"), ("xor", "b"), ("xor", "c"), ("mne", "balanced"),
                                      ("mne", "imbalanced"), ("jiang-lu", "behavior")]
 """The matrix games printed in the seed papers with their datasets, as ``(env, dataset)``."""
+
+COLUMNS = ["env", "dataset", "algo", "seed", "return", "greedy_return", "greedy_action", "steps", "wall_time_s"]
 
 
 def registered(algos: Iterable[str]) -> list[str]:
@@ -31,43 +37,58 @@ def registered(algos: Iterable[str]) -> list[str]:
 
 
 def cli_record(env: str, dataset: str, algo: str, steps: int | None = None, seed: int = 0,
-               threads: int | None = 1, extra: Sequence[str] = (), timeout: float | None = 900) -> dict:
-    """Run ``python -m marlkit.cli train --env ENV --dataset D --algo A --json`` and return its JSON record.
-
-    The child process imports the same ``marlkit`` as the caller (its checkout is put first on PYTHONPATH).
+               threads: int | None = 1, extra: Sequence[str] = (), in_process: bool = True,
+               timeout: float | None = 900) -> dict:
+    """Run ``marlkit train --env ENV --dataset D --algo A --json [...]`` and return its JSON record.
 
     Args:
         steps, seed, threads: the CLI's ``--steps``, ``--seed``, ``--threads`` (None: the CLI's default).
         extra: further CLI tokens, e.g. hyperparameters ``["--hidden", "64,64"]``.
-        timeout: seconds before the child is killed.
+        in_process: call :func:`marlkit.cli.main` here (no interpreter start-up per run) instead of
+            ``python -m marlkit.cli`` in a child process (which imports this checkout's ``marlkit``).
+        timeout: seconds before a child process is killed.
 
     Raises:
-        RuntimeError: if the command fails; the message holds the command and the tail of its stderr.
+        RuntimeError: if the command fails or prints no JSON; the message holds the command.
     """
-    cmd = [sys.executable, "-m", "marlkit.cli", "train", "--env", env, "--dataset", dataset, "--algo", algo,
-           "--seed", str(seed), "--json"]
+    argv = ["train", "--env", env, "--dataset", dataset, "--algo", algo, "--seed", str(seed), "--json"]
     if steps is not None:
-        cmd += ["--steps", str(steps)]
+        argv += ["--steps", str(steps)]
     if threads is not None:
-        cmd += ["--threads", str(threads)]
-    cmd += list(extra)
-    root = str(Path(__file__).resolve().parents[2])
-    env_vars = dict(os.environ)
-    env_vars["PYTHONPATH"] = root + (os.pathsep + env_vars["PYTHONPATH"] if env_vars.get("PYTHONPATH") else "")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env_vars, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[1:])} failed ({proc.returncode}): {proc.stderr.strip()[-1500:]}")
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        argv += ["--threads", str(threads)]
+    argv += [str(t) for t in extra]
+    if in_process:
+        from marlkit.cli import main
+
+        buf = io.StringIO()
+        try:
+            with redirect_stdout(buf):
+                rc = main(argv)
+        except SystemExit as exc:  # argparse / option errors
+            raise RuntimeError(f"marlkit {' '.join(argv)} failed: {exc}") from None
+        out = buf.getvalue()
+        if rc != 0:
+            raise RuntimeError(f"marlkit {' '.join(argv)} failed with exit code {rc}")
+    else:
+        root = str(Path(__file__).resolve().parents[2])
+        env_vars = dict(os.environ)
+        env_vars["PYTHONPATH"] = root + (os.pathsep + env_vars["PYTHONPATH"] if env_vars.get("PYTHONPATH") else "")
+        proc = subprocess.run([sys.executable, "-m", "marlkit.cli", *argv], capture_output=True, text=True,
+                              env=env_vars, timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"marlkit {' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()[-1500:]}")
+        out = proc.stdout
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if not lines:
-        raise RuntimeError(f"{' '.join(cmd[1:])} printed no JSON record: {proc.stdout.strip()[-500:]}")
+        raise RuntimeError(f"marlkit {' '.join(argv)} printed no JSON record: {out.strip()[-500:]}")
     return json.loads(lines[-1])
 
 
-def comparison_table(algos: Sequence[str] = ("bc", "omiga", "comadice", "inspo"),
-                     cases: Sequence[tuple[str, str]] = tuple(SEED_GAMES), steps: int | None = None,
-                     seeds: Sequence[int] = (0,), threads: int | None = 1,
-                     extra: dict[str, Sequence[str]] | None = None) -> pd.DataFrame:
-    """Train every registered algorithm of ``algos`` on every ``(env, dataset)`` through the CLI.
+def comparison_table(algos: Sequence[str], cases: Sequence[tuple[str, str]] = tuple(SEED_GAMES),
+                     steps: int | None = None, seeds: Sequence[int] = (0,), threads: int | None = 1,
+                     extra: dict[str, Sequence[str]] | None = None, in_process: bool = True,
+                     progress: bool = False) -> pd.DataFrame:
+    """Train every registered algorithm of ``algos`` on every ``(env, dataset)`` and seed through the CLI.
 
     Algorithms not registered here are skipped (the table covers whichever exist).
 
@@ -77,37 +98,80 @@ def comparison_table(algos: Sequence[str] = ("bc", "omiga", "comadice", "inspo")
         steps: ``--steps`` for every run (None: each env's default).
         seeds: one run per seed.
         threads: ``--threads`` (1 is fastest for the small matrix-game networks).
-        extra: per-algorithm extra CLI tokens, e.g. ``{"inspo": ["--bc-steps", "200"]}``; the key ``"*"``
-            applies to every algorithm.
+        extra: per-algorithm extra CLI tokens, e.g. ``{"omar": ["--omar-coe", "1"]}``; the key ``"*"`` applies to
+            every algorithm.
+        in_process: see :func:`cli_record`.
+        progress: print one line per finished run.
 
     Returns:
-        Long-form DataFrame, one row per run: ``env, dataset, algo, seed, return, greedy_return, steps,
-        wall_time_s`` (use :func:`pivot_returns` for the algorithms-as-columns view).
+        Long-form DataFrame, one row per run, columns ``env, dataset, algo, seed, return, greedy_return,
+        greedy_action, steps, wall_time_s``.
+
+    Raises:
+        ValueError: if no algorithm of ``algos`` is registered or ``seeds``/``cases`` is empty.
     """
+    names = registered(algos)
+    if not names:
+        raise ValueError(f"none of {list(algos)} is a registered algorithm")
+    if not seeds or not cases:
+        raise ValueError("comparison_table needs at least one seed and one (env, dataset) case")
     extra = dict(extra or {})
     rows = []
-    for algo in registered(algos):
+    for algo in names:
         tokens = [*extra.get("*", ()), *extra.get(algo, ())]
         for env, dataset in cases:
             for seed in seeds:
-                rec = cli_record(env, dataset, algo, steps=steps, seed=seed, threads=threads, extra=tokens)
+                rec = cli_record(env, dataset, algo, steps=steps, seed=seed, threads=threads, extra=tokens,
+                                 in_process=in_process)
                 rows.append({"env": env, "dataset": dataset, "algo": algo, "seed": seed, "return": rec["return"],
-                             "greedy_return": rec.get("greedy_return"), "steps": rec["steps"],
+                             "greedy_return": rec.get("greedy_return"),
+                             "greedy_action": ",".join(rec.get("greedy_action", [])), "steps": rec["steps"],
                              "wall_time_s": rec["wall_time_s"]})
-    return pd.DataFrame(rows, columns=["env", "dataset", "algo", "seed", "return", "greedy_return", "steps",
-                                       "wall_time_s"])
+                if progress:
+                    print(f"{algo:>8} {env}/{dataset} seed {seed}: return {rec['return']:.3f}", flush=True)
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def pivot_returns(df: pd.DataFrame, decimals: int = 2, std: bool = False) -> pd.DataFrame:
-    """``(env, dataset)`` × algorithm table of mean return (as ``"mean ± std"`` strings when ``std``), with the
-    algorithms in their order of appearance."""
+def pivot_returns(df: pd.DataFrame, decimals: int = 2, std: bool = False, value: str = "return") -> pd.DataFrame:
+    """``(env, dataset)`` × algorithm table of the mean of ``value`` over seeds (``"mean ± std"`` strings when
+    ``std``), with algorithms in their order of appearance. ``value="greedy_return"`` tabulates the payoff of
+    the greedy joint action instead of the exact return of the stochastic policy."""
     order = list(dict.fromkeys(df["algo"]))
-    g = df.groupby(["env", "dataset", "algo"], sort=False)["return"]
+    g = df.groupby(["env", "dataset", "algo"], sort=False)[value]
     if not std:
         return g.mean().round(decimals).unstack("algo")[order]
     agg = g.agg(["mean", "std"]).fillna(0.0)
-    cell = agg["mean"].round(decimals).astype(str) + " ± " + agg["std"].round(decimals).astype(str)
+    cell = agg["mean"].map(lambda v: f"{v:.{decimals}f}") + " ± " + agg["std"].map(lambda v: f"{v:.{decimals}f}")
     return cell.unstack("algo")[order]
+
+
+def learned_policy_view(algo: str, env: str = "xor", dataset: str = "b", steps: int = 200, seed: int = 0,
+                        extra: Sequence[str] = ()):
+    """Train ``algo`` through the CLI on a 2-agent matrix game and draw its learned joint policy next to the
+    dataset and the payoff (a plain function for notebook widgets).
+
+    Returns:
+        ``(fig, record)`` with the CLI's JSON record.
+
+    Raises:
+        ValueError: if the game does not have exactly 2 agents.
+    """
+    import matplotlib.pyplot as plt
+
+    from marlkit.envs.registry import make_env
+    from marlkit.eval.plots import plot_table
+
+    game = make_env(env)
+    if game.spec.n_agents != 2:
+        raise ValueError(f"learned_policy_view draws 2-agent games, {env!r} has {game.spec.n_agents} agents")
+    rec = cli_record(env, dataset, algo, steps=steps, seed=seed, extra=extra)
+    fig, axes = plt.subplots(1, 3, figsize=(8.4, 2.8))
+    plot_table(game.payoff, game.action_names, f"{env}: payoff", axes[0], fmt=".0f", cmap="vlag")
+    plot_table(game.datasets[dataset].joint, game.action_names, f"dataset {dataset}", axes[1], vmin=0, vmax=1)
+    plot_table(rec["joint_policy"], game.action_names, f"{algo}: return {rec['return']:.2f}", axes[2],
+               vmin=0, vmax=1)
+    fig.tight_layout()
+    return fig, rec
 
 
 def policy_history(env: str, dataset: str, algo: str, overrides: dict | None = None, steps: int = 1000,

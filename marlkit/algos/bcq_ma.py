@@ -1,0 +1,229 @@
+"""BCQ-MA: batch-constrained Q-learning (Fujimoto et al. 2019) per agent with the linear value decomposition
+``Q_tot(s, a) = Σ_i w_i(s) Q_i(o_i, a_i) + b(s)``, ``w_i ≥ 0`` (omiga.md Sec. 5.2 and App. C.2: "the policy
+constraint of BCQ-MA [is] imposed on the local Q-value").
+
+Because ``w_i ≥ 0``, maximising ``Q_tot`` over a joint action factorises into each agent maximising its own
+``Q_i`` over its own *constrained* candidate set, so both the TD target and the decentralised policies use
+per-agent maxima:
+
+- discrete (Fujimoto et al. 2019b, "Benchmarking batch deep RL algorithms", Eq. 9): an imitation model
+  ``G_ω(a_i|o_i)`` restricts agent i to actions with ``G_ω(a|o)/max_a' G_ω(a'|o) > τ`` (τ = 0.3, omiga.md
+  Table 6); ``π_i(o_i) = argmax`` of ``Q_i`` over those actions;
+- continuous (Fujimoto et al. 2019, Alg. 1): a conditional VAE ``G_ω(a_i|o_i)`` proposes n = 10 actions, a
+  perturbation model ξ_φ shifts each by at most Φ = 0.05, and the best under ``Q_i`` is taken; twin critics
+  with soft clipped double-Q (λ = 0.75) give the target.
+
+Training targets: ``y = r + γ (1 − d) Q̄_tot(s', a'*)`` with ``a'*_i`` the constrained per-agent maximiser and
+``Q̄`` target networks (Polyak τ = 0.005, omiga.md Table 5).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
+from marlkit.algos.common import (
+    PerturbationActor,
+    bcq_allowed_actions,
+    bcq_greedy_discrete,
+    bcq_select_continuous,
+    twin_soft_min,
+)
+from marlkit.data.sampler import Batch
+from marlkit.nets.critics import LocalQ
+from marlkit.nets.mixers import LinearMixer
+from marlkit.nets.policies import CategoricalPolicy, masked_logits
+from marlkit.nets.vae import ConditionalVAE
+
+__all__ = ["BCQMA", "BCQMAConfig"]
+
+
+@dataclass
+class BCQMAConfig(AlgoConfig):
+    """BCQ-MA hyperparameters.
+
+    Attributes:
+        tau: target-network Polyak rate (0.005, omiga.md Tables 5–6).
+        threshold: discrete action filter τ (0.3, omiga.md Table 6 "Threshold (BCQ-MA)").
+        logit_reg: weight of the L2 penalty on the imitation logits (0.01, discrete BCQ official code).
+        mixer_hidden: hidden sizes of the mixer's weight/bias nets (64, omiga.md Tables 5–6).
+        phi: continuous perturbation bound Φ (0.05, Fujimoto et al. 2019, Sec. 6).
+        lmbda: soft clipped double-Q weight λ on the min of the twin critics (0.75, Fujimoto et al. 2019).
+        n_candidates: actions sampled from the VAE per state for the max (10, Fujimoto et al. 2019).
+        vae_hidden: VAE hidden sizes ((750, 750), Fujimoto et al. 2019 official code).
+        huber: Huber instead of squared TD error for discrete actions (off; discrete BCQ's official code uses
+            Huber, but on payoffs of ±20 (M-NE) Huber turns the mixer's regression into a median fit whose
+            local utilities tie, so the default is the squared error of the value-decomposition TD loss).
+    """
+
+    tau: float = 0.005
+    threshold: float = 0.3
+    logit_reg: float = 0.01
+    mixer_hidden: tuple[int, ...] = (64,)
+    phi: float = 0.05
+    lmbda: float = 0.75
+    n_candidates: int = 10
+    vae_hidden: tuple[int, ...] = (750, 750)
+    huber: bool = False
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 <= self.threshold < 1.0:
+            raise ConfigError(f"threshold must be in [0, 1), got {self.threshold}")
+        if not 0.0 <= self.lmbda <= 1.0:
+            raise ConfigError(f"lmbda must be in [0, 1], got {self.lmbda}")
+        if self.phi < 0:
+            raise ConfigError(f"phi must be non-negative, got {self.phi}")
+        if self.logit_reg < 0:
+            raise ConfigError(f"logit_reg must be non-negative, got {self.logit_reg}")
+        if self.n_candidates < 1:
+            raise ConfigError(f"n_candidates must be a positive integer, got {self.n_candidates}")
+        for name in ("mixer_hidden", "vae_hidden"):
+            v = getattr(self, name)
+            if not v or any((not isinstance(h, int)) or h <= 0 for h in v):
+                raise ConfigError(f"{name} must be a non-empty tuple of positive integers, got {v!r}")
+
+
+class BCQMA(Algorithm):
+    """BCQ-MA: per-agent BCQ policy constraint on local Q_i, linear mixer for Q_tot (discrete and continuous)."""
+
+    name = "bcq-ma"
+    Config = BCQMAConfig
+
+    def __init__(self, spec, config: BCQMAConfig | None = None, device="cpu"):
+        super().__init__(spec, config, device)
+        c, n = self.config, spec.n_agents
+        self.mixer = LinearMixer(spec.state_dim, n, c.mixer_hidden)
+        if spec.discrete:
+            self.q = LocalQ(n, spec.obs_dim, n_actions=spec.n_actions, hidden=c.hidden, share_params=c.share_params)
+            self.imitation = CategoricalPolicy(n, spec.obs_dim, spec.n_actions, c.hidden, c.share_params)
+        else:
+            self.q = LocalQ(n, spec.obs_dim, act_dim=spec.act_dim, hidden=c.hidden, share_params=c.share_params,
+                            ensemble=2)
+            self.vae = ConditionalVAE(n, spec.obs_dim, spec.act_dim, hidden=c.vae_hidden,
+                                      share_params=c.share_params)
+            self.actor = PerturbationActor(n, spec.obs_dim, spec.act_dim, c.phi, c.hidden, c.share_params)
+            self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
+        self.to(self.device)
+        if spec.discrete:
+            self.opt = self.make_adam(self.q, self.mixer, self.imitation)
+        else:
+            self.critic_opt = self.make_adam(self.q, self.mixer)
+            self.actor_opt = self.make_adam(self.actor)
+            self.vae_opt = self.make_adam(self.vae)
+
+    # ------------------------------------------------------------------ discrete
+    def allowed(self, obs: torch.Tensor, avail: torch.Tensor | None) -> torch.Tensor:
+        """BCQ's candidate set per agent: bool ``[B, N, A]`` (threshold on G_ω(a|o)/max G_ω)."""
+        return bcq_allowed_actions(self.imitation.probs(obs, avail), self.config.threshold, avail)
+
+    def discrete_td_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Squared (or Huber, ``huber=True``) error of ``Q_tot(s, a)`` against ``r + γ(1−d) Q̄_tot(s', a'*)``.
+
+        ``a'*_i = argmax`` of the online ``Q_i(o'_i, ·)`` over the allowed set (double-DQN style, as in discrete
+        BCQ), valued by the target network. Returns the loss and mean ``Q_tot``.
+        """
+        c = self.config
+        with torch.no_grad():
+            nobs, navail = batch["next_observations"], batch.get("next_avail_actions")
+            a_next = bcq_greedy_discrete(self.q(nobs), self.allowed(nobs, navail))  # [B, N]
+            q_next = self.q_target.taken(nobs, a_next)
+            y = batch["rewards"] + c.gamma * (1 - batch["terminals"]) * self.mixer_target(q_next, batch["next_states"])
+        q_tot = self.mixer(self.q.taken(batch["observations"], batch["actions"]), batch["states"])
+        loss = F.smooth_l1_loss(q_tot, y) if c.huber else F.mse_loss(q_tot, y)
+        return loss, q_tot.mean()
+
+    def imitation_loss(self, batch: Batch) -> torch.Tensor:
+        """``−E log G_ω(a_i|o_i) + reg·E[logits²]`` (discrete BCQ's imitation network)."""
+        logits = self.imitation.net(batch["observations"])
+        logp = torch.log_softmax(masked_logits(logits, batch.get("avail_actions")), -1)
+        nll = -logp.gather(-1, batch["actions"].long().unsqueeze(-1)).mean()
+        return nll + self.config.logit_reg * logits.pow(2).mean()
+
+    # ------------------------------------------------------------------ continuous
+    def select(self, obs: torch.Tensor, actor, critic) -> tuple[torch.Tensor, torch.Tensor]:
+        """BCQ's constrained per-agent maximum: ``(actions [B, N, d], values [B, N])``.
+
+        ``n_candidates`` VAE proposals are perturbed by ``actor`` and valued by ``critic``'s soft clipped
+        double-Q ``λ min_k Q^k + (1 − λ) max_k Q^k`` (Fujimoto et al. 2019, Eq. 13).
+        """
+        lam = self.config.lmbda
+
+        def q_fn(o: torch.Tensor, a: torch.Tensor) -> torch.Tensor:  # [K, B, N, ·] -> [K, B, N]
+            K, B, N = a.shape[:3]
+            q = critic(o.reshape(K * B, N, -1), a.reshape(K * B, N, -1))  # [2, K*B, N]
+            return twin_soft_min(q, lam).reshape(K, B, N)
+
+        return bcq_select_continuous(obs, self.vae, actor, q_fn, self.config.n_candidates)
+
+    def continuous_td_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Σ over the twins of MSE(Q^k_tot(s, a), y), ``y = r + γ(1−d) Q̄_tot(s', a'*)`` (BCQ Alg. 1, mixed)."""
+        c = self.config
+        with torch.no_grad():
+            _, v_next = self.select(batch["next_observations"], self.actor_target, self.q_target)  # [B, N]
+            y = batch["rewards"] + c.gamma * (1 - batch["terminals"]) * self.mixer_target(v_next, batch["next_states"])
+        q = self.q(batch["observations"], batch["actions"])  # [2, B, N]
+        w, b = self.mixer.weights(batch["states"]), self.mixer.bias(batch["states"])
+        q_tot = self.mixer.mix(q, w, b)  # [2, B]
+        return (q_tot - y).pow(2).mean(-1).sum(), q_tot.mean()
+
+    def perturbation_loss(self, batch: Batch) -> torch.Tensor:
+        """``−E[Σ_i w_i(s) Q^1_i(o_i, ξ_φ(o_i, a_i ~ G_ω))]`` (BCQ's actor objective through the mixer weights)."""
+        obs = batch["observations"]
+        with torch.no_grad():
+            proposal = self.vae.decode(obs)
+            w = self.mixer.weights(batch["states"])
+        q1 = self.q(obs, self.actor(obs, proposal))[0]
+        return -(w * q1).sum(-1).mean()
+
+    # ------------------------------------------------------------------ update
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        c = self.config
+        if self.spec.discrete:
+            td, q_mean = self.discrete_td_loss(batch)
+            il = self.imitation_loss(batch)
+            self.opt.zero_grad(set_to_none=True)
+            (td + il).backward()
+            self.opt.step()
+            self.soft_update(self.q_target, self.q, c.tau)
+            self.soft_update(self.mixer_target, self.mixer, c.tau)
+            return {"td_loss": td.detach(), "imitation_loss": il.detach(), "q_tot": q_mean.detach()}
+        vae_loss = self.vae.loss(batch["observations"], batch["actions"])
+        self.vae_opt.zero_grad(set_to_none=True)
+        vae_loss.backward()
+        self.vae_opt.step()
+        td, q_mean = self.continuous_td_loss(batch)
+        self.critic_opt.zero_grad(set_to_none=True)
+        td.backward()
+        self.critic_opt.step()
+        actor_loss = self.perturbation_loss(batch)
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        self.soft_update(self.q_target, self.q, c.tau)
+        self.soft_update(self.mixer_target, self.mixer, c.tau)
+        self.soft_update(self.actor_target, self.actor, c.tau)
+        return {"td_loss": td.detach(), "vae_loss": vae_loss.detach(), "actor_loss": actor_loss.detach(),
+                "q_tot": q_mean.detach()}
+
+    # ------------------------------------------------------------------ acting
+    @torch.no_grad()
+    def action_probs(self, obs, avail=None):
+        """One-hot of the constrained greedy action ``argmax_{a: G(a|o)/max G > τ} Q_i(o_i, a)``, ``[B, N, A]``."""
+        if not self.spec.discrete:
+            raise NotImplementedError("bcq-ma on continuous actions has no action probabilities; use act()")
+        a = bcq_greedy_discrete(self.q(obs), self.allowed(obs, avail))
+        return F.one_hot(a, self.spec.n_actions).to(obs.dtype)
+
+    @torch.no_grad()
+    def act(self, obs, avail=None, deterministic=True, generator=None):
+        """Greedy constrained actions (BCQ acts greedily in both modes): ``[B, N]`` or ``[B, N, act_dim]``."""
+        if self.spec.discrete:
+            return bcq_greedy_discrete(self.q(obs), self.allowed(obs, avail))
+        return self.select(obs, self.actor, self.q)[0]

@@ -1,0 +1,275 @@
+"""ComaDICE: offline cooperative MARL with stationary-distribution (DICE) regularisation (Bui, Nguyen & Mai,
+ICLR 2025; ``comadice.md`` Sec. 4–5). Discrete and continuous actions.
+
+The team solves ``max_π E_{ρ^π}[r] − α D_f(ρ^π ‖ ρ^μ)`` (Eq. 1) through its Lagrange dual in the multiplier
+ν_tot(s) (Prop. 4.1). Value factorisation (Sec. 4.2, 5):
+
+- local ``ν_i(o_i)`` (:class:`~marlkit.nets.critics.LocalV`) and ``q_i(o_i, a_i)``
+  (:class:`~marlkit.nets.critics.LocalQ`) networks, batched over agents;
+- one mixer ``M_s`` with non-negative, state-generated weights for both
+  ``ν_tot(s) = M_s[ν(s)]`` and ``A_tot(s, a) = M_s[q(s, a) − ν(s)]``: the 1-layer
+  :class:`~marlkit.nets.mixers.LinearMixer` (paper's choice, default) or the 2-layer
+  :class:`~marlkit.nets.mixers.MonotonicMixer` (ELU, convex) — with either, the loss is convex in ν (Thm. 4.2).
+
+Each update runs three steps on one minibatch of transitions and one of initial states s₀ (``episode_starts``):
+
+1. **q-fitting** (:meth:`ComaDICE.q_fitting_loss`) — A_tot ≈ r + γ ν_tot(s') − ν_tot(s), derived from Eq. 5.
+   The printed Eq. 10 reads ``(A_tot − r + γ ν_tot(s') − ν_tot(s))²``, whose signs make A_tot fit
+   ``r − γ ν_tot(s') + ν_tot(s)``; Eq. 5 (``A_tot = q_tot − ν_tot`` with ``q_tot = r + γ E[ν_tot(s')]``) and the
+   sentence before Eq. 10 give the residual ``A_tot − (r + γ ν_tot(s') − ν_tot(s))`` used here. Trains the q_i
+   and the mixer θ; ν_tot(s') comes from target copies (τ = 0.005) and is zero after terminal transitions.
+2. **ν-loss, Eq. 11** (:func:`eq11_loss`) — ``(1−γ) E_{s₀}[ν_tot(s₀)] + E_D[α f*(A_tot/α)]``, minimised over
+   the ν_i with q and θ held fixed. The paper also lists θ among Eq. 11's variables; with q held fixed Eq. 11
+   has no stationary point in the mixer bias b (``∂L/∂b = (1−γ) + E[w*] > 0``), so, as the official code does,
+   θ is trained by the q-fitting loss only. With ``full_gradient`` (default) the gradient also flows through
+   ``γ ν_tot(s')`` — the gradient of Prop. 4.1, where A depends on ν at s and at s'; the official code omits
+   that path (``full_gradient=False``). In one-step tasks (every transition terminal) both coincide; on a
+   2-step chain the full gradient satisfies the Bellman flow constraint (Eq. 3) while the semi-gradient drives
+   the ratios of non-initial states to zero (``tests/test_comadice.py``).
+3. **local weighted BC, Eq. 12** (:meth:`ComaDICE.weighted_bc_loss`) —
+   ``max E_D[w*(s, a) Σ_i log π_i(a_i|o_i)]`` with the occupancy ratio
+   ``w* = max(0, (f')⁻¹(A_tot/α))`` (Prop. 4.1 / Sec. 4.3).
+
+f-divergences (``f`` field): ``chi2``, ``kl``, ``soft-chi2`` (:mod:`marlkit.algos.fdiv`).
+
+Occupancy mass: Eq. 11's stationarity gives ``E_D[w*] = 1 − γ`` in one-step tasks such as matrix games (the
+episode ends after one step, so the discounted occupancy of its states is 1 − γ); use ``gamma=0`` there to get
+the normalised one-step occupancy that :func:`marlkit.exact.dice.comadice_solution` computes with ``gamma=0``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
+from marlkit.algos.fdiv import F_DIVERGENCES, FDivergence, get_fdiv
+from marlkit.data.dataset import DatasetError
+from marlkit.data.sampler import Batch, DeviceSampler
+from marlkit.nets.critics import LocalQ, LocalV
+from marlkit.nets.mixers import LinearMixer, MonotonicMixer
+from marlkit.nets.policies import make_policy
+
+__all__ = ["ComaDICE", "ComaDICEConfig", "eq11_loss", "occupancy_ratio"]
+
+
+@dataclass
+class ComaDICEConfig(AlgoConfig):
+    """ComaDICE hyperparameters.
+
+    Inherited defaults match the official code (lr 5e-4, batch 128, γ = 0.99, 3-layer 256-unit local nets).
+
+    Attributes:
+        alpha: DICE regularisation weight α > 0 (Eq. 1). 10: the official code's value and the best of the
+            paper's α sweep (Sec. 6.4, Fig. 1).
+        f: f-divergence, ``"soft-chi2"`` (official default), ``"chi2"`` or ``"kl"`` (App. ablation).
+        mixer: ``"linear"`` (1-layer, the paper's choice, Sec. 5 footnote 1) or ``"monotonic"`` (2-layer, ELU).
+        mixer_hidden: hidden width of the mixer's hypernetworks (64, official ``MixNet``).
+        mixer_embed: width of the 2-layer mixer's mixing layer (32, as QMIX).
+        tau: Polyak rate of the target ν and mixer used for ν_tot(s') (0.005, official code).
+        grad_clip: gradient-norm clip of every network (1.0, official code; 0 disables).
+        full_gradient: let Eq. 11's gradient flow through γ ν_tot(s') (Prop. 4.1's gradient). False: the
+            official code's semi-gradient.
+        normalize_weights: divide the weighted-BC loss by the minibatch mean of w* (the optimum of Eq. 12 does
+            not depend on the scale of w*; this keeps the step size independent of E[w*] = 1 − γ in short
+            episodes). A marlkit choice, not in the paper.
+    """
+
+    alpha: float = 10.0
+    f: str = "soft-chi2"
+    mixer: str = "linear"
+    mixer_hidden: int = 64
+    mixer_embed: int = 32
+    tau: float = 0.005
+    grad_clip: float = 1.0
+    full_gradient: bool = True
+    normalize_weights: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        if self.f not in F_DIVERGENCES:
+            raise ConfigError(f"f must be one of {list(F_DIVERGENCES)}, got {self.f!r}")
+        if self.mixer not in ("linear", "monotonic"):
+            raise ConfigError(f"mixer must be 'linear' or 'monotonic', got {self.mixer!r}")
+        for name in ("mixer_hidden", "mixer_embed"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ConfigError(f"tau must be in (0, 1], got {self.tau}")
+        if self.grad_clip < 0:
+            raise ConfigError(f"grad_clip must be >= 0 (0 disables), got {self.grad_clip}")
+
+
+def eq11_loss(nu_tot0: torch.Tensor, a_tot: torch.Tensor, alpha: float, f: FDivergence,
+              gamma: float) -> torch.Tensor:
+    """ComaDICE's value loss, comadice.md Eq. 11 (the dual L̃ of Prop. 4.1 with factorised ν_tot, A_tot).
+
+    ``(1 − γ) E_{s₀}[ν_tot(s₀)] + E_D[α f*(A_tot(s, a) / α)]``
+
+    Args:
+        nu_tot0: ν_tot at initial states, ``[B0]``.
+        a_tot: A_tot on dataset transitions, ``[B]``.
+        alpha: α > 0.
+        f: the divergence (uses its conjugate f*).
+        gamma: discount γ.
+
+    Returns:
+        scalar loss.
+    """
+    return (1.0 - gamma) * nu_tot0.mean() + (alpha * f.f_star(a_tot / alpha)).mean()
+
+
+def occupancy_ratio(a_tot: torch.Tensor, alpha: float, f: FDivergence) -> torch.Tensor:
+    """``w*(s, a) = max(0, (f')⁻¹(A_tot / α))`` (Prop. 4.1, Sec. 4.3), same shape as ``a_tot``, ≥ 0."""
+    return f.ratio(a_tot / alpha)
+
+
+class ComaDICE(Algorithm):
+    """ComaDICE: factorised DICE values (ν_i, q_i, non-negative mixer) and local weighted BC."""
+
+    name = "comadice"
+    Config = ComaDICEConfig
+
+    def __init__(self, spec, config: ComaDICEConfig | None = None, device="cpu"):
+        super().__init__(spec, config, device)
+        c = self.config
+        self.fdiv = get_fdiv(c.f)
+        n = spec.n_agents
+        self.nu = LocalV(n, spec.obs_dim, c.hidden, c.share_params)
+        self.q = LocalQ(n, spec.obs_dim, n_actions=spec.n_actions, act_dim=spec.act_dim, hidden=c.hidden,
+                        share_params=c.share_params)
+        if c.mixer == "linear":
+            self.mixer = LinearMixer(spec.state_dim, n, (c.mixer_hidden,))
+        else:
+            self.mixer = MonotonicMixer(spec.state_dim, n, c.mixer_embed, (c.mixer_hidden,))
+        self.policy = make_policy(spec, c.hidden, c.share_params)
+        self.nu_target = copy.deepcopy(self.nu).requires_grad_(False)
+        self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
+        self.to(self.device)
+        self.q_opt = self.make_adam(self.q, self.mixer)
+        self.nu_opt = self.make_adam(self.nu)
+        self.policy_opt = self.make_adam(self.policy)
+        self._initial_batch: Batch | None = None
+
+    # ------------------------------------------------------------------ training
+    def setup(self, sampler: DeviceSampler) -> None:
+        """Check that the dataset marks initial states (needed by Eq. 11's (1−γ) E[ν_tot(s₀)] term).
+
+        Raises:
+            DatasetError: if ``episode_starts`` is never True.
+        """
+        if sampler.initial_index.numel() == 0:
+            raise DatasetError("episode_starts: ComaDICE needs initial states s0 (the (1-gamma) E[nu_tot(s0)] term "
+                               "of Eq. 11), but the dataset marks none")
+
+    def train_step(self, sampler: DeviceSampler) -> dict[str, torch.Tensor]:
+        """One update on a minibatch of transitions and one of initial states (both of ``batch_size``)."""
+        self._initial_batch = sampler.sample_initial(self.config.batch_size)
+        return super().train_step(sampler)
+
+    def mixed(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Local values and mixing parameters of a minibatch (all with gradients).
+
+        Returns:
+            dict with ``nu [B, N]``, ``q [B, N]`` (taken actions), ``params`` (mixer parameters at s),
+            ``nu_tot [B]`` and ``a_tot [B]`` (= M_s[q − ν]).
+        """
+        nu = self.nu(batch["observations"])
+        q = self.q.taken(batch["observations"], batch["actions"])
+        params = self.mixer.mixing_params(batch["states"])
+        nu_tot, a_tot = self.mixer.mix(torch.stack([nu, q - nu]), *params)
+        return {"nu": nu, "q": q, "params": params, "nu_tot": nu_tot, "a_tot": a_tot}
+
+    def q_fitting_loss(self, batch: Batch) -> torch.Tensor:
+        """MSE making ``A_tot(s, a) = M_s[q − ν]`` match ``r + γ (1 − done) ν̄_tot(s') − ν_tot(s)`` (from Eq. 5;
+        see the module docstring for the sign fix of the printed Eq. 10). Gradients reach q and θ only."""
+        c = self.config
+        q = self.q.taken(batch["observations"], batch["actions"])
+        params = self.mixer.mixing_params(batch["states"])
+        with torch.no_grad():
+            nu = self.nu(batch["observations"])
+            target = batch["rewards"] - self.mixer.mix(nu, *(p.detach() for p in params))
+            if c.gamma > 0:
+                nu_next = self.mixer_target(self.nu_target(batch["next_observations"]), batch["next_states"])
+                target = target + c.gamma * (1.0 - batch["terminals"]) * nu_next
+        a_tot = self.mixer.mix(q - nu, *params)
+        return (a_tot - target).pow(2).mean()
+
+    def nu_loss(self, batch: Batch, initial: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 11 as a function of the ν_i (q and mixer fixed). Returns ``(loss, A_tot [B] detached)``.
+
+        ν and the mixer weights are evaluated on the transitions' s, the initial states s₀ (and s' for the full
+        gradient) in one batched call each.
+        """
+        c = self.config
+        full = c.full_gradient and c.gamma > 0
+        obs = [batch["observations"], initial["observations"]] + ([batch["next_observations"]] if full else [])
+        states = [batch["states"], initial["states"]] + ([batch["next_states"]] if full else [])
+        sizes = [o.shape[0] for o in obs]
+        with torch.no_grad():
+            q = self.q.taken(batch["observations"], batch["actions"])
+            params = [p.split(sizes) for p in self.mixer.mixing_params(torch.cat(states))]
+        nus = self.nu(torch.cat(obs)).split(sizes)
+        a_tot = self.mixer.mix(q - nus[0], *(p[0] for p in params))
+        nu_tot0 = self.mixer.mix(nus[1], *(p[1] for p in params))
+        if full:
+            nu_next = self.mixer.mix(nus[2], *(p[2] for p in params))
+            path = c.gamma * (1.0 - batch["terminals"]) * nu_next
+            a_tot = a_tot + (path - path.detach())  # same value, adds the γ ∇ν_tot(s') term of Prop. 4.1
+        return eq11_loss(nu_tot0, a_tot, c.alpha, self.fdiv, c.gamma), a_tot.detach()
+
+    def weighted_bc_loss(self, batch: Batch, w: torch.Tensor) -> torch.Tensor:
+        """Local weighted BC, Eq. 12: ``−E_D[w* Σ_i log π_i(a_i|o_i)] / N`` (÷ mean w* if ``normalize_weights``)."""
+        logp = self.policy.log_prob(batch["observations"], batch["actions"], batch.get("avail_actions"))
+        loss = -(w.unsqueeze(-1) * logp).mean()
+        if self.config.normalize_weights:
+            loss = loss / w.mean().clamp_min(1e-8)
+        return loss
+
+    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            params = [p for g in opt.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip, foreach=True)
+        opt.step()
+
+    def update(self, batch: Batch, initial: Batch | None = None) -> dict[str, torch.Tensor]:
+        """q-fitting, Eq. 11 and Eq. 12 steps on ``batch``; ``initial`` holds s₀ rows (default: the batch drawn by
+        :meth:`train_step` with :meth:`~marlkit.data.sampler.DeviceSampler.sample_initial`).
+
+        Raises:
+            ValueError: if no initial-state batch is available.
+        """
+        initial = initial if initial is not None else self._initial_batch
+        if initial is None:
+            raise ValueError("ComaDICE.update needs a batch of initial states (use train_step, or pass initial=)")
+        q_loss = self.q_fitting_loss(batch)
+        self._step(self.q_opt, q_loss)
+        nu_loss, a_tot = self.nu_loss(batch, initial)
+        self._step(self.nu_opt, nu_loss)
+        w = occupancy_ratio(a_tot, self.config.alpha, self.fdiv)
+        pi_loss = self.weighted_bc_loss(batch, w)
+        self._step(self.policy_opt, pi_loss)
+        self.soft_update(self.nu_target, self.nu, self.config.tau)
+        self.soft_update(self.mixer_target, self.mixer, self.config.tau)
+        return {"q_loss": q_loss.detach(), "nu_loss": nu_loss.detach(), "policy_loss": pi_loss.detach(),
+                "a_tot": a_tot.mean(), "w_mean": w.mean(), "w_max": w.max()}
+
+    # ------------------------------------------------------------------ analysis
+    @torch.no_grad()
+    def ratios(self, batch: Batch) -> torch.Tensor:
+        """Learned occupancy ratios ``w*(s, a)`` of the transitions in ``batch``, ``[B]``."""
+        return occupancy_ratio(self.mixed(batch)["a_tot"], self.config.alpha, self.fdiv)
+
+    # ------------------------------------------------------------------ acting
+    def action_probs(self, obs, avail=None):
+        if not self.spec.discrete:
+            raise NotImplementedError("action_probs is for discrete actions; use act")
+        return self.policy.probs(obs, avail)
+
+    @torch.no_grad()
+    def act(self, obs, avail=None, deterministic=True, generator=None):
+        return self.policy.act(obs, avail, deterministic, generator)

@@ -1,0 +1,155 @@
+"""ICQ: implicit constraint Q-learning (Yang et al. 2021, "Believe what you see: implicit constraint approach for
+offline multi-agent reinforcement learning"), multi-agent version ICQ-MA.
+
+Both the critic and the actors only ever evaluate actions that are in the dataset:
+
+- critic (Eq. 8, in-sample SARSA target with importance weights): with the linear decomposition
+  ``Q_tot = Σ_i w_i(s) Q_i(o_i, a_i) + b(s)``::
+
+      y = r + γ (1 − d) · ρ(s', a') · Q̄_tot(s', a'),   ρ = exp(Q̄_tot(s', a') / α_Q) / Z
+
+  where ``a'`` is the action the dataset took in ``s'`` and ``Z`` normalises ``ρ`` over the minibatch
+  (``ρ = B · softmax_batch(Q̄_tot / α_Q)``, official ICQ-MA code).
+- actors (Eq. 11, decomposed): ``min_π −E_D[ Σ_i w_i(s) · exp(A_i(o_i, a_i) / α) / Z_i · log π_i(a_i|o_i) ]`` with
+  the counterfactual advantage ``A_i = Q_i(o_i, a_i) − Σ_a π_i(a|o_i) Q_i(o_i, a)`` and ``Z_i`` the batch
+  normaliser; α is the Lagrangian coefficient (10, omiga.md Tables 5–6).
+
+Differences from the official code (kept simple, documented): one-step targets instead of TD(λ) over whole
+episodes (our sampler gives transitions), Polyak target updates (τ = 0.005, omiga.md Table 5) instead of hard
+copies, local ``Q_i(o_i, ·)`` critics instead of a state-conditioned COMA critic. Continuous actions (used by
+omiga.md's MaMuJoCo comparison) estimate the baseline ``V_i(o_i) = E_{a~π_i} Q_i(o_i, a)`` with
+``n_action_samples`` policy samples.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
+from marlkit.algos.common import attach_next_actions, batch_softmax_weights
+from marlkit.data.sampler import Batch, DeviceSampler
+from marlkit.nets.critics import LocalQ
+from marlkit.nets.mixers import LinearMixer
+from marlkit.nets.policies import make_policy
+
+__all__ = ["ICQ", "ICQConfig"]
+
+
+@dataclass
+class ICQConfig(AlgoConfig):
+    """ICQ hyperparameters.
+
+    Attributes:
+        alpha: Lagrangian coefficient α of the actor's implicit constraint (10, omiga.md Tables 5–6).
+        critic_alpha: temperature α_Q of the critic's importance weights (1000, official ICQ-MA code).
+        tau: target-network Polyak rate (0.005, omiga.md Tables 5–6).
+        mixer_hidden: hidden sizes of the mixer's weight/bias nets (64, omiga.md Tables 5–6).
+        n_action_samples: policy samples for the continuous baseline V_i (10, marlkit choice).
+    """
+
+    alpha: float = 10.0
+    critic_alpha: float = 1000.0
+    tau: float = 0.005
+    mixer_hidden: tuple[int, ...] = (64,)
+    n_action_samples: int = 10
+
+    def validate(self) -> None:
+        super().validate()
+        if self.critic_alpha <= 0:
+            raise ConfigError(f"critic_alpha must be positive, got {self.critic_alpha}")
+        if self.n_action_samples < 1:
+            raise ConfigError(f"n_action_samples must be a positive integer, got {self.n_action_samples}")
+        if not self.mixer_hidden or any((not isinstance(h, int)) or h <= 0 for h in self.mixer_hidden):
+            raise ConfigError(f"mixer_hidden must be a non-empty tuple of positive integers, got {self.mixer_hidden!r}")
+
+
+class ICQ(Algorithm):
+    """ICQ-MA: in-sample importance-weighted critic and advantage-weighted actors (discrete and continuous)."""
+
+    name = "icq"
+    Config = ICQConfig
+
+    def __init__(self, spec, config: ICQConfig | None = None, device="cpu"):
+        super().__init__(spec, config, device)
+        c, n = self.config, spec.n_agents
+        self.policy = make_policy(spec, c.hidden, c.share_params)
+        self.mixer = LinearMixer(spec.state_dim, n, c.mixer_hidden)
+        if spec.discrete:
+            self.q = LocalQ(n, spec.obs_dim, n_actions=spec.n_actions, hidden=c.hidden, share_params=c.share_params)
+        else:
+            self.q = LocalQ(n, spec.obs_dim, act_dim=spec.act_dim, hidden=c.hidden, share_params=c.share_params)
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
+        self.to(self.device)
+        self.critic_opt = self.make_adam(self.q, self.mixer)
+        self.actor_opt = self.make_adam(self.policy)
+
+    def setup(self, sampler: DeviceSampler) -> None:
+        """Attach the dataset's next actions ``a'`` (in-sample targets need them)."""
+        attach_next_actions(sampler)
+
+    def critic_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """MSE of ``Q_tot(s, a)`` against the importance-weighted in-sample target (Yang et al. 2021, Eq. 8)."""
+        c = self.config
+        with torch.no_grad():
+            q_next = self.q_target.taken(batch["next_observations"], batch["next_actions"])
+            q_tot_next = self.mixer_target(q_next, batch["next_states"])
+            boot = (1 - batch["terminals"]) * batch["has_next_action"]
+            # the batch normaliser only runs over rows that bootstrap
+            logits = torch.where(boot > 0, q_tot_next, torch.full_like(q_tot_next, -torch.inf))
+            rho = batch_softmax_weights(logits, c.critic_alpha) * boot.mean().clamp_min(1e-8)
+            rho = torch.nan_to_num(rho, nan=0.0)
+            y = batch["rewards"] + c.gamma * boot * rho * q_tot_next
+        q_tot = self.mixer(self.q.taken(batch["observations"], batch["actions"]), batch["states"])
+        return F.mse_loss(q_tot, y), q_tot.mean()
+
+    def advantages(self, batch: Batch) -> torch.Tensor:
+        """Counterfactual advantages ``A_i = Q_i(o_i, a_i) − E_{π_i} Q_i(o_i, ·)``, ``[B, N]`` (no gradient)."""
+        obs = batch["observations"]
+        with torch.no_grad():
+            if self.spec.discrete:
+                q_all = self.q(obs)
+                q_data = q_all.gather(-1, batch["actions"].long().unsqueeze(-1)).squeeze(-1)
+                baseline = (self.policy.probs(obs, batch.get("avail_actions")) * q_all).sum(-1)
+            else:
+                K, (B, N, D) = self.config.n_action_samples, obs.shape
+                o = obs.unsqueeze(0).expand(K, B, N, D).reshape(K * B, N, D)
+                a, _ = self.policy.rsample(o)
+                baseline = self.q(o, a).reshape(K, B, N).mean(0)
+                q_data = self.q(obs, batch["actions"])
+        return q_data - baseline
+
+    def actor_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """``−E[Σ_i w_i(s) · B·softmax_batch(A_i/α) · log π_i(a_i|o_i)] / N`` (Yang et al. 2021, Eq. 11)."""
+        adv = self.advantages(batch)
+        weights = batch_softmax_weights(adv, self.config.alpha, dim=0)  # [B, N], per agent over the batch
+        with torch.no_grad():
+            coe = self.mixer.weights(batch["states"])
+        logp = self.policy.log_prob(batch["observations"], batch["actions"], batch.get("avail_actions"))
+        return -(coe * weights * logp).mean(), adv.mean()
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        c = self.config
+        critic, q_mean = self.critic_loss(batch)
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic.backward()
+        self.critic_opt.step()
+        actor, adv = self.actor_loss(batch)
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor.backward()
+        self.actor_opt.step()
+        self.soft_update(self.q_target, self.q, c.tau)
+        self.soft_update(self.mixer_target, self.mixer, c.tau)
+        return {"critic_loss": critic.detach(), "actor_loss": actor.detach(), "q_tot": q_mean.detach(),
+                "advantage": adv.detach()}
+
+    def action_probs(self, obs, avail=None):
+        return self.policy.probs(obs, avail)
+
+    @torch.no_grad()
+    def act(self, obs, avail=None, deterministic=True, generator=None):
+        return self.policy.act(obs, avail, deterministic, generator)
