@@ -4,9 +4,11 @@ Behavior-regularized *and* entropy-regularized offline MARL (the MEBR Markov gam
 sequential, in-sample policy updates:
 
 1. Behavior cloning of every agent's behavior policy μ^i (Algorithm 1 line 1; batched over agents, done in
-   :meth:`InSPO.setup`). The policies π^i start from μ^i.
-2. Every iteration (one :meth:`InSPO.update` on a uniform minibatch of the dataset):
-   draw a random permutation ``i_1, ..., i_N`` of the agents and, for ``n = 1..N`` in that order:
+   :meth:`InSPO.setup`). The policies π^i start from μ^i, and the local Qs are first fitted to π_0
+   (``q_warmup_steps``).
+2. Every iteration k: π_old ← π, draw a random permutation ``i_1, ..., i_N`` of the agents and, for
+   ``n = 1..N`` in that order, take ``agent_steps`` gradient steps (one :meth:`InSPO.update` each, on a
+   uniform minibatch of the dataset) of agent i_n:
 
    a. importance ratios ``ρ^{i_n} = Π_{j≠i_n} π^j(a^j|o^j) / μ^j(a^j|o^j)`` (Eq. 14): π^j is already the
       *new* policy for ``j ∈ i_{1:n-1}`` and still the old one for the others;
@@ -19,8 +21,9 @@ sequential, in-sample policy updates:
       ``A^{i_n} = Q^{i_n}(s, a) − E_{π_old^{i_n}}[Q^{i_n}(s, ·)]``.
 
    Only agent i_n's parameters move in its step (its loss alone is back-propagated, and Adam runs with
-   β1 = 0 so zero-gradient agents stay put), so agent i_{n+1}'s ρ sees i_n's new policy; every network
-   forward still runs all agents in one batched op.
+   β1 = 0 so zero-gradient agents stay put), so agent i_{n+1}'s ρ sees i_n's new policy. Every network
+   forward runs all agents in one batched op on the uniform minibatch; agent i's resampled batch is a gather
+   of its own outputs at the resampled rows.
 
 Options: ``sequential=False`` updates all agents at once from the old joint policy ("InSPO w/o SPO", Fig. 5b);
 ``entropy=False`` sets β = 0 ("InSPO w/o entropy", Fig. 5a); ``auto_alpha`` tunes α toward a target KL
@@ -72,7 +75,10 @@ class InSPOConfig(AlgoConfig):
         beta_decay_steps: iterations (gradient steps) of the linear β decay (default 2000; matrix games train 3000).
         entropy: False gives the "w/o entropy" ablation (β = 0 everywhere).
         sequential: False gives the "w/o SPO" ablation: one simultaneous update of all agents per iteration,
-            every ρ^i computed from the old policies.
+            every ρ^i computed from the old policies. The exact oracle shows the paper's failure on XOR (b)
+            (symmetric agents oscillate between (A, A) and (B, B)); with small gradient steps the neural
+            variant is close to the sequential one and sampling noise breaks the symmetry, so it usually
+            reaches (A, B) / (B, A) too (measured 1.00 on XOR (b) with the test settings).
         auto_alpha: tune α by ``min_α α (D̄_KL − KL(π‖μ))`` (paper Sec. "Ablation": "auto-α"; the paper prints
             ``α KL − α D̄``, whose gradient would move α the wrong way for a KL target; we use the dual of
             the constraint KL ≤ D̄).
@@ -363,6 +369,16 @@ class InSPO(Algorithm):
             alpha_loss.backward()
             self.opt_alpha.step()
         return {**out, "kl": kl, "alpha": alpha, "beta": beta}
+
+    def get_extra_state(self) -> torch.Tensor:
+        """Position inside the current iteration and its permutation (for exact resume from checkpoints)."""
+        n = self.spec.n_agents
+        order = self._order if self._order else [-1] * n
+        return torch.tensor([self._pos, *order], dtype=torch.long)
+
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        vals = [int(v) for v in state.tolist()]
+        self._pos, self._order = vals[0], [v for v in vals[1:] if v >= 0]
 
     @torch.no_grad()
     def behavior_kl(self, batch: Batch) -> torch.Tensor:
