@@ -19,8 +19,14 @@ from marlkit.data.dataset import MultiAgentDataset
 from marlkit.data.sampler import DeviceSampler
 from marlkit.envs.base import EnvSpec
 from marlkit.envs.matrix import make_game
-from marlkit.exact.inspo import (beta_schedule, empirical_table, exact_inspo, inspo_agent_update, local_q,
-                                 resampled_table)
+from marlkit.exact.inspo import (
+    beta_schedule,
+    empirical_table,
+    exact_inspo,
+    inspo_agent_update,
+    local_q,
+    resampled_table,
+)
 from marlkit.exact.matrix import action_values
 from marlkit.train import RunConfig, run
 
@@ -179,10 +185,10 @@ def test_sequential_step_moves_only_that_agent():
     mask = torch.tensor([False, True])
     algo.agent_step(batch, pre, mask, algo.alpha(), algo.beta())
     after = algo.state_dict()
-    for name in before:
-        if name.startswith(("policy.", "q.")) and before[name].dim() >= 2:
-            assert torch.equal(before[name][0], after[name][0]), name  # agent 0 untouched
-            assert not torch.equal(before[name][1], after[name][1]), name  # agent 1 moved
+    for name, old in before.items():
+        if name.startswith(("policy.", "q.")) and old.dim() >= 2:
+            assert torch.equal(old[0], after[name][0]), name  # agent 0 untouched
+            assert not torch.equal(old[1], after[name][1]), name  # agent 1 moved
 
 
 def test_importance_resample_respects_zero_weights():

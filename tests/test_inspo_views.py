@@ -4,14 +4,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
 
-from marlkit.envs.matrix import make_game  # noqa: E402
-from marlkit.eval.plots import inspo_view, plot_policy_trajectories  # noqa: E402
-from marlkit.eval.tables import cli_record, pivot_returns, registered  # noqa: E402
+from marlkit.envs.matrix import make_game
+from marlkit.eval.plots import inspo_view, plot_policy_trajectories
+from marlkit.eval.tables import cli_record, pivot_returns, registered
 
 
 def test_inspo_view_slider_callback():

@@ -13,14 +13,21 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterable, Sequence
 from contextlib import redirect_stdout
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import pandas as pd
 
-__all__ = ["SEED_GAMES", "cli_record", "comparison_table", "pivot_returns", "registered", "learned_policy_view",
-           "policy_history"]
+__all__ = [
+    "SEED_GAMES",
+    "cli_record",
+    "comparison_table",
+    "learned_policy_view",
+    "pivot_returns",
+    "policy_history",
+    "registered",
+]
 
 SEED_GAMES: list[tuple[str, str]] = [("xor", "a"), ("xor", "b"), ("xor", "c"), ("mne", "balanced"),
                                      ("mne", "imbalanced"), ("jiang-lu", "behavior")]
@@ -74,7 +81,7 @@ def cli_record(env: str, dataset: str, algo: str, steps: int | None = None, seed
         env_vars = dict(os.environ)
         env_vars["PYTHONPATH"] = root + (os.pathsep + env_vars["PYTHONPATH"] if env_vars.get("PYTHONPATH") else "")
         proc = subprocess.run([sys.executable, "-m", "marlkit.cli", *argv], capture_output=True, text=True,
-                              env=env_vars, timeout=timeout)
+                              env=env_vars, timeout=timeout, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"marlkit {' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()[-1500:]}")
         out = proc.stdout

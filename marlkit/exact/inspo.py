@@ -31,8 +31,15 @@ import numpy as np
 from marlkit.envs.matrix import expected_return
 from marlkit.exact.matrix import marginals
 
-__all__ = ["InSPOTrajectory", "beta_schedule", "empirical_table", "resampled_table", "local_q", "inspo_agent_update",
-           "exact_inspo"]
+__all__ = [
+    "InSPOTrajectory",
+    "beta_schedule",
+    "empirical_table",
+    "exact_inspo",
+    "inspo_agent_update",
+    "local_q",
+    "resampled_table",
+]
 
 
 def _check_tables(payoff: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
