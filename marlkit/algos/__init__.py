@@ -24,6 +24,7 @@ ALGOS: dict[str, str] = {
     "comadice": "marlkit.algos.comadice:ComaDICE",
     "cql-ma": "marlkit.algos.cql_ma:CQLMA",
     "icq": "marlkit.algos.icq:ICQ",
+    "inspo": "marlkit.algos.inspo:InSPO",
     "omar": "marlkit.algos.omar:OMAR",
     "omiga": "marlkit.algos.omiga:OMIGA",
 }

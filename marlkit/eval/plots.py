@@ -18,6 +18,7 @@ __all__ = [
     "dice_dual_view",
     "dice_ratio_view",
     "figures_dir",
+    "inspo_view",
     "local_wbc_view",
     "omiga_policy_view",
     "plot_alpha_curves",
@@ -25,6 +26,7 @@ __all__ = [
     "plot_differential_reward",
     "plot_game",
     "plot_policy_bars",
+    "plot_policy_trajectories",
     "plot_return_comparison",
     "plot_seed_comparison",
     "plot_table",
@@ -216,6 +218,70 @@ def plot_seed_comparison(df, x: str = "env", y: str = "return", hue: str = "algo
     sns.barplot(data=df, x=x, y=y, hue=hue, errorbar="sd", ax=ax)
     sns.stripplot(data=df, x=x, y=y, hue=hue, dodge=True, palette="dark:black", size=3, legend=False, ax=ax)
     return ax.figure
+
+
+def plot_policy_trajectories(policies, action_names, steps=None, title: str = "", axes=None, xlabel: str = "iteration"):
+    """Line plots of each agent's policy over training: one panel per agent, one line per action.
+
+    Args:
+        policies: ``[K, N, A]`` per-agent action probabilities at K points (e.g.
+            :attr:`marlkit.exact.inspo.InSPOTrajectory.policies` or stacked ``per_agent_policy`` records).
+        action_names: A labels.
+        steps: x values ``[K]`` (default ``0..K-1``).
+        axes: N matplotlib axes to draw into (default: a new figure).
+
+    Returns:
+        The figure.
+
+    Raises:
+        ValueError: if ``policies`` is not 3-dimensional.
+    """
+    policies = np.asarray(policies, dtype=float)
+    if policies.ndim != 3:
+        raise ValueError(f"policies must be [K, N, A], got shape {policies.shape}")
+    K, N, A = policies.shape
+    steps = np.arange(K) if steps is None else np.asarray(steps)
+    if axes is None:
+        fig, axes = plt.subplots(1, N, figsize=(3.4 * N, 2.6), sharey=True)
+    axes = np.atleast_1d(axes)
+    for i, ax in enumerate(axes):
+        for a in range(A):
+            ax.plot(steps, policies[:, i, a], label=f"π^{i + 1}({action_names[a]})", lw=1.6)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xlabel(xlabel)
+        ax.set_title(f"{title} agent {i + 1}".strip())
+        ax.legend(fontsize=7, loc="center right")
+    axes[0].set_ylabel("probability")
+    fig = axes[0].figure
+    fig.tight_layout()
+    return fig
+
+
+def inspo_view(game: MatrixGame, dataset: str, alpha: float = 0.01, beta: float = 10.0,
+               beta_final: float | None = 0.01, sequential: bool = True, iterations: int = 40, seed: int = 0):
+    """Exact tabular InSPO (:func:`marlkit.exact.inspo.exact_inspo`) on a matrix game: each agent's policy over
+    the iterations and the final joint policy (the notebook's α/β slider callback).
+
+    Returns:
+        ``(fig, final_return)``.
+    """
+    from marlkit.envs.matrix import joint_from_product
+    from marlkit.exact.inspo import exact_inspo
+
+    traj = exact_inspo(game.payoff, game.datasets[dataset].joint, alpha, beta, iterations, sequential, seed,
+                       beta_final=beta_final)
+    N = game.spec.n_agents
+    fig, axes = plt.subplots(1, N + 1, figsize=(3.2 * (N + 1), 2.7))
+    mode = "sequential" if sequential else "simultaneous"
+    plot_policy_trajectories(traj.policies, game.action_names, title=mode, axes=axes[:N])
+    if N == 2:
+        plot_table(joint_from_product(list(traj.final_policy)), game.action_names,
+                   f"final joint, return {traj.final_return:.2f}", axes[N], vmin=0, vmax=1)
+    else:
+        axes[N].plot(traj.returns)
+        axes[N].set_title(f"return (final {traj.final_return:.2f})")
+    fig.tight_layout()
+    return fig, traj.final_return
 
 
 def plot_policy_bars(policies, action_names, title: str = "", ax=None, reference=None, reference_label: str = "μ_i"):

@@ -13,13 +13,21 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterable, Sequence
 from contextlib import redirect_stdout
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import pandas as pd
 
-__all__ = ["SEED_GAMES", "cli_record", "comparison_table", "pivot_returns", "registered", "learned_policy_view"]
+__all__ = [
+    "SEED_GAMES",
+    "cli_record",
+    "comparison_table",
+    "learned_policy_view",
+    "pivot_returns",
+    "policy_history",
+    "registered",
+]
 
 SEED_GAMES: list[tuple[str, str]] = [("xor", "a"), ("xor", "b"), ("xor", "c"), ("mne", "balanced"),
                                      ("mne", "imbalanced"), ("jiang-lu", "behavior")]
@@ -73,7 +81,7 @@ def cli_record(env: str, dataset: str, algo: str, steps: int | None = None, seed
         env_vars = dict(os.environ)
         env_vars["PYTHONPATH"] = root + (os.pathsep + env_vars["PYTHONPATH"] if env_vars.get("PYTHONPATH") else "")
         proc = subprocess.run([sys.executable, "-m", "marlkit.cli", *argv], capture_output=True, text=True,
-                              env=env_vars, timeout=timeout)
+                              env=env_vars, timeout=timeout, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"marlkit {' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()[-1500:]}")
         out = proc.stdout
@@ -171,3 +179,32 @@ def learned_policy_view(algo: str, env: str = "xor", dataset: str = "b", steps: 
                vmin=0, vmax=1)
     fig.tight_layout()
     return fig, rec
+
+
+def policy_history(env: str, dataset: str, algo: str, overrides: dict | None = None, steps: int = 1000,
+                   eval_every: int = 50, seed: int = 0, threads: int | None = 1):
+    """Train in-process and record each agent's policy at every evaluation (matrix games).
+
+    Returns:
+        ``(steps [K], policies [K, N, A], final_record)`` where ``final_record`` is the last evaluation record.
+
+    Raises:
+        ValueError: if the env reports no ``per_agent_policy`` (not a matrix game).
+    """
+    import numpy as np
+
+    from marlkit.envs.registry import load_dataset, make_env
+    from marlkit.train import RunConfig, build_algo, iterate
+    from marlkit.utils import seed_everything
+
+    seed_everything(seed)
+    game = make_env(env)
+    data = load_dataset(game, dataset, seed=seed)
+    seed_everything(seed)
+    model = build_algo(algo, game.spec, overrides)
+    cfg = RunConfig(steps=steps, eval_every=eval_every, seed=seed, threads=threads, progress=False)
+    records = list(iterate(model, data, game, cfg))
+    if "per_agent_policy" not in records[-1]:
+        raise ValueError(f"env {env!r} reports no per-agent policy (matrix games only)")
+    return (np.array([r["step"] for r in records]), np.array([r["per_agent_policy"] for r in records]),
+            records[-1])

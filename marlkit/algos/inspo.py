@@ -1,0 +1,402 @@
+"""InSPO: In-Sample Sequential Policy Optimization (inspo.md, Algorithm 1, Eqs. 10–15).
+
+Behavior-regularized *and* entropy-regularized offline MARL (the MEBR Markov game, Eq. 9) solved by
+sequential, in-sample policy updates:
+
+1. Behavior cloning of every agent's behavior policy μ^i (Algorithm 1 line 1; batched over agents, done in
+   :meth:`InSPO.setup`). The policies π^i start from μ^i, and the local Qs are first fitted to π_0
+   (``q_warmup_steps``).
+2. Every iteration k: π_old ← π, draw a random permutation ``i_1, ..., i_N`` of the agents and, for
+   ``n = 1..N`` in that order, take ``agent_steps`` gradient steps (one :meth:`InSPO.update` each, on a
+   uniform minibatch of the dataset) of agent i_n:
+
+   a. importance ratios ``ρ^{i_n} = Π_{j≠i_n} π^j(a^j|o^j) / μ^j(a^j|o^j)`` (Eq. 14): π^j is already the
+      *new* policy for ``j ∈ i_{1:n-1}`` and still the old one for the others;
+   b. importance **resampling** of the minibatch with probabilities ∝ ρ^{i_n} (Eq. 15);
+   c. policy evaluation of agent i_n's local ``Q^{i_n}(s, a^{i_n})`` on the resampled batch toward
+      ``y = r + γ (1-d) [E_{a'~π_old^{i_n}} Q̄^{i_n}(s', a') − α KL(π_old^{i_n} ‖ μ^{i_n})(s') + β H(π_old^{i_n})(s')]``
+      (Eqs. 10, 14–15; Q̄ is a Polyak-averaged target);
+   d. policy improvement Eq. 13 on the resampled batch:
+      ``min −E_{D_ρ}[exp((A^{i_n}(s,a) − β log μ^{i_n}(a|s)) / (α+β)) · log π^{i_n}(a|s)]`` with
+      ``A^{i_n} = Q^{i_n}(s, a) − E_{π_old^{i_n}}[Q^{i_n}(s, ·)]``.
+
+   Only agent i_n's parameters move in its step (its loss alone is back-propagated, and Adam runs with
+   β1 = 0 so zero-gradient agents stay put), so agent i_{n+1}'s ρ sees i_n's new policy. Every network
+   forward runs all agents in one batched op on the uniform minibatch; agent i's resampled batch is a gather
+   of its own outputs at the resampled rows.
+
+Options: ``sequential=False`` updates all agents at once from the old joint policy ("InSPO w/o SPO", Fig. 5b);
+``entropy=False`` sets β = 0 ("InSPO w/o entropy", Fig. 5a); ``auto_alpha`` tunes α toward a target KL
+(Table 5's "auto-α").
+
+Where marlkit goes beyond the paper's text (the authors released no code and our copy of the paper has no
+App. B/C), each choice is named in :class:`InSPOConfig`: β is annealed linearly (a homotopy along the
+QRE path; ``beta_final=None`` gives the paper's constant β), the weights of Eq. 13 are self-normalised over
+the minibatch (same minimiser, no overflow for small α+β), and the sign of the auto-α loss is the one that
+makes the KL track its target.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
+from marlkit.data.sampler import Batch, DeviceSampler
+from marlkit.nets.critics import LocalQ
+from marlkit.nets.policies import make_policy
+
+__all__ = ["InSPO", "InSPOConfig", "importance_resample"]
+
+
+@dataclass
+class InSPOConfig(AlgoConfig):
+    """InSPO hyperparameters. Common fields (lr, batch_size, gamma, hidden) as in :class:`AlgoConfig`.
+
+    The paper's App. C (per-task hyperparameters) is not part of the text we have; the defaults below are
+    marlkit's, chosen with the exact oracle :mod:`marlkit.exact.inspo` on the seed matrix games (notebook 04
+    shows the sweep) and checked with the neural runs in ``tests/test_inspo.py``.
+
+    Attributes:
+        batch_size: minibatch size B = 512 (marlkit's choice, larger than the common 128): resampling draws from
+            the minibatch, and a 128-row batch of M-NE's imbalanced data holds no (C, C) row with probability
+            0.99^128 ≈ 0.28, which stalls the second agent of a sequential update.
+        alpha: behavior-KL temperature α > 0 (Eq. 9; initial value when ``auto_alpha``). Default 0.01: small
+            enough that the reweighted data marginal, not μ, decides between in-sample actions.
+        beta: entropy temperature β ≥ 0 (Eq. 9), the starting value when annealed. Default 10: above the
+            temperature at which the QRE at the behavior policy's local optimum of M-NE (A, A) disappears
+            (≈ 8 for the imbalanced dataset, by the exact oracle).
+        beta_final: if set, β decays linearly from ``beta`` to ``beta_final`` over ``beta_decay_steps``
+            iterations and then stays there (marlkit's addition: follows the QRE path to a near-deterministic
+            policy). None keeps β constant, as in the paper's text. Default 0.01.
+        beta_decay_steps: iterations (gradient steps) of the linear β decay (default 2000; matrix games train 3000).
+        entropy: False gives the "w/o entropy" ablation (β = 0 everywhere).
+        sequential: False gives the "w/o SPO" ablation: one simultaneous update of all agents per iteration,
+            every ρ^i computed from the old policies. The exact oracle shows the paper's failure on XOR (b)
+            (symmetric agents oscillate between (A, A) and (B, B)); with small gradient steps the neural
+            variant is close to the sequential one and sampling noise breaks the symmetry, so it usually
+            reaches (A, B) / (B, A) too (measured 1.00 on XOR (b) with the test settings).
+        auto_alpha: tune α by ``min_α α (D̄_KL − KL(π‖μ))`` (paper Sec. "Ablation": "auto-α"; the paper prints
+            ``α KL − α D̄``, whose gradient would move α the wrong way for a KL target; we use the dual of
+            the constraint KL ≤ D̄).
+        target_kl: D̄_KL, per agent, for ``auto_alpha`` (nats).
+        alpha_lr: Adam learning rate of log α.
+        tau: Polyak rate of the target local Q (0.005, as omiga.md App. C).
+        bc_steps: gradient steps of behavior cloning of μ before the first iteration (Algorithm 1 line 1).
+        q_warmup_steps: gradient steps of policy evaluation of π_0 (Eq. 15, all agents) before the first
+            policy improvement, so that the first Eq. 13 steps follow a fitted Q rather than its initialisation.
+        agent_steps: gradient steps each agent takes in its turn (its block of Eq. 15 and Eq. 13 steps) before
+            the next agent of the permutation moves; an iteration of Algorithm 1 is ``N · agent_steps``
+            updates (``agent_steps`` when simultaneous). Larger blocks bring each agent closer to its
+            Eq. 13 optimum before its teammates react, which is what the sequential scheme relies on.
+        init_from_bc: start π from the cloned μ (π_0 = μ, so the first ρ are 1).
+    """
+
+    batch_size: int = 512
+    alpha: float = 0.01
+    beta: float = 10.0
+    beta_final: float | None = 0.01
+    beta_decay_steps: int = 2000
+    entropy: bool = True
+    sequential: bool = True
+    auto_alpha: bool = False
+    target_kl: float = 1.0
+    alpha_lr: float = 1e-3
+    tau: float = 0.005
+    bc_steps: int = 1000
+    q_warmup_steps: int = 500
+    agent_steps: int = 1
+    init_from_bc: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        if self.beta < 0:
+            raise ConfigError(f"beta must be >= 0, got {self.beta}")
+        if self.beta_final is not None:
+            if isinstance(self.beta_final, bool) or not isinstance(self.beta_final, (int, float)) \
+                    or not math.isfinite(self.beta_final) or self.beta_final <= 0:
+                raise ConfigError(f"beta_final must be a positive number or None, got {self.beta_final!r}")
+            if self.entropy and self.beta <= 0:
+                raise ConfigError(f"an annealed beta (beta_final={self.beta_final}) needs beta > 0, got {self.beta}")
+        if self.beta_decay_steps <= 0:
+            raise ConfigError(f"beta_decay_steps must be positive, got {self.beta_decay_steps}")
+        if not 0 < self.tau <= 1:
+            raise ConfigError(f"tau must be in (0, 1], got {self.tau}")
+        if self.target_kl <= 0:
+            raise ConfigError(f"target_kl must be positive, got {self.target_kl}")
+        if self.alpha_lr <= 0:
+            raise ConfigError(f"alpha_lr must be positive, got {self.alpha_lr}")
+        if self.bc_steps < 0:
+            raise ConfigError(f"bc_steps must be >= 0, got {self.bc_steps}")
+        if self.q_warmup_steps < 0:
+            raise ConfigError(f"q_warmup_steps must be >= 0, got {self.q_warmup_steps}")
+        if self.agent_steps <= 0:
+            raise ConfigError(f"agent_steps must be positive, got {self.agent_steps}")
+        if self.share_params and self.sequential:
+            raise ConfigError("share_params=True is incompatible with sequential=True: a per-agent update of a "
+                              "shared network would move every agent's policy")
+
+
+def importance_resample(log_rho: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Importance resampling (Schlegel et al. 2019; inspo.md Eq. 15): row indices drawn ∝ ρ, per agent.
+
+    Args:
+        log_rho: ``[B, N]`` log importance ratios of every row for every agent.
+
+    Returns:
+        ``[B, N]`` int64: column i holds B indices drawn with replacement with probabilities ∝ ρ^i.
+    """
+    probs = torch.softmax(log_rho.transpose(0, 1), dim=-1)  # [N, B]
+    return torch.multinomial(probs, log_rho.shape[0], replacement=True, generator=generator).transpose(0, 1)
+
+
+class InSPO(Algorithm):
+    """InSPO (inspo.md Algorithm 1): in-sample sequential policy optimisation with behavior KL and entropy."""
+
+    name = "inspo"
+    Config = InSPOConfig
+
+    PER_AGENT = ("observations", "next_observations", "actions", "avail_actions", "next_avail_actions")
+
+    def __init__(self, spec, config: InSPOConfig | None = None, device="cpu"):
+        super().__init__(spec, config, device)
+        c = self.config
+        n = spec.n_agents
+        self.mu = make_policy(spec, c.hidden, c.share_params)  # behavior policies μ^i (BC)
+        self.policy = make_policy(spec, c.hidden, c.share_params)  # π^i
+        self.policy_old = make_policy(spec, c.hidden, c.share_params)  # π_old^i: π at the start of the iteration
+        self.policy_old.requires_grad_(False)
+        q_in = spec.obs_dim + spec.state_dim  # Q^i(s, a^i): agent's observation and the global state
+        kw = {"n_actions": spec.n_actions} if spec.discrete else {"act_dim": spec.act_dim}
+        self.q = LocalQ(n, q_in, hidden=c.hidden, share_params=c.share_params, **kw)
+        self.q_target = LocalQ(n, q_in, hidden=c.hidden, share_params=c.share_params, **kw)
+        self.q_target.load_state_dict(self.q.state_dict())
+        self.q_target.requires_grad_(False)
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(c.alpha)), requires_grad=c.auto_alpha)
+        self.register_buffer("agent_index", torch.arange(n), persistent=False)
+        self.register_buffer("agent_masks", torch.eye(n, dtype=torch.bool), persistent=False)
+        self._pos = 0  # gradient step within the current iteration
+        self._order: list[int] = []
+        self.to(self.device)
+        self.opt_mu = self.make_adam(self.mu)
+        # β1 = 0: an agent whose loss is masked out has zero gradient and then moves exactly 0 (with momentum
+        # it would keep drifting during its teammates' sequential steps)
+        self.opt_q = self.make_adam(self.q)
+        self.opt_pi = self.make_adam(self.policy)
+        for opt in (self.opt_q, self.opt_pi):
+            for group in opt.param_groups:
+                group["betas"] = (0.0, 0.999)
+        self.opt_alpha = torch.optim.Adam([self.log_alpha], lr=c.alpha_lr)
+
+    # ------------------------------------------------------------------ temperatures
+    def alpha(self) -> torch.Tensor:
+        """α (scalar tensor; constant unless ``auto_alpha``)."""
+        return self.log_alpha.exp().detach()
+
+    def beta(self) -> torch.Tensor:
+        """β at the current iteration (scalar tensor, computed on device from ``num_updates``)."""
+        c = self.config
+        if not c.entropy or c.beta == 0:
+            return torch.zeros((), device=self.device)
+        if c.beta_final is None:
+            return torch.full((), c.beta, device=self.device)
+        frac = (self.num_updates.float() / c.beta_decay_steps).clamp(max=1.0)
+        return c.beta + (c.beta_final - c.beta) * frac
+
+    # ------------------------------------------------------------------ Algorithm 1 line 1
+    def behavior_cloning_loss(self, batch: Batch) -> torch.Tensor:
+        """``-E_D[Σ_i log μ^i(a^i|o^i)] / N`` (scalar)."""
+        return -self.mu.log_prob(batch["observations"], batch["actions"], batch.get("avail_actions")).mean()
+
+    def setup(self, sampler: DeviceSampler) -> None:
+        """Clone μ^i from the dataset (``bc_steps`` Adam steps) and start π^i at μ^i (``init_from_bc``)."""
+        for _ in range(self.config.bc_steps):
+            loss = self.behavior_cloning_loss(sampler.sample(self.config.batch_size))
+            self.opt_mu.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_mu.step()
+        self.mu.requires_grad_(False)
+        if self.config.init_from_bc:
+            self.policy.load_state_dict(self.mu.state_dict())
+        self.policy_old.load_state_dict(self.policy.state_dict())
+        self._pos = 0
+        for _ in range(self.config.q_warmup_steps):  # policy evaluation of π_0 before the first improvement
+            batch = sampler.sample(self.config.batch_size)
+            with torch.no_grad():
+                y = batch["rewards"].unsqueeze(1) + self.config.gamma * (1 - batch["terminals"]).unsqueeze(1) * \
+                    self.soft_value_next(batch, self.alpha(), self.beta())
+                log_ratio = self.policy_old.log_prob(batch["observations"], batch["actions"],
+                                                     batch.get("avail_actions")) - \
+                    self.mu.log_prob(batch["observations"], batch["actions"], batch.get("avail_actions"))
+                idx = importance_resample(log_ratio.sum(1, keepdim=True) - log_ratio)
+                agent = self.agent_index.expand_as(idx)
+            q = self.q.taken(self._q_input(batch["observations"], batch["states"]), batch["actions"])
+            loss = self.local_q_loss(q[idx, agent], y[idx, agent], self.agent_masks.any(0))
+            self.opt_q.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_q.step()
+            self.soft_update(self.q_target, self.q, self.config.tau)
+
+    # ------------------------------------------------------------------ pieces of one agent step
+    def _q_input(self, obs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """``[B, N, obs_dim + state_dim]``: each agent's observation with the global state (``state`` is
+        ``[B, S]``, or ``[B, N, S]`` after an agent-wise resampling)."""
+        if state.dim() == 2:
+            state = state.unsqueeze(1).expand(-1, obs.shape[1], -1)
+        return torch.cat([obs, state], -1)
+
+    @torch.no_grad()
+    def soft_value_next(self, batch: Batch, alpha, beta) -> torch.Tensor:
+        """``V^i(s') = E_{a'~π_old^i}[Q̄^i(s',a') − α log(π_old^i/μ^i)(a'|s') − β log π_old^i(a'|s')]``,
+        ``[B, N]`` (Eq. 10, per agent as in Eq. 14's y; exact sum over discrete actions, one sample a' for
+        continuous ones)."""
+        nobs, navail = batch["next_observations"], batch.get("next_avail_actions")
+        x = self._q_input(nobs, batch["next_states"])
+        if self.spec.discrete:
+            logp = self.policy_old.log_probs(nobs, navail)
+            p = logp.exp()
+            inner = self.q_target(x) - alpha * (logp - self.mu.log_probs(nobs, navail)) - beta * logp
+            return (p * inner).masked_fill(p == 0, 0.0).sum(-1)
+        a, logp = self.policy_old.rsample(nobs)
+        return self.q_target(x, a) - alpha * (logp - self.mu.log_prob(nobs, a)) - beta * logp
+
+    @torch.no_grad()
+    def advantage(self, batch: Batch, probs_old: torch.Tensor | None = None) -> torch.Tensor:
+        """``A^i(s, a^i) = Q^i(s, a^i) − E_{π_old^i}[Q^i(s, ·)]`` for every row and agent, ``[B, N]``
+        (``probs_old [B, N, A]``: π_old at the batch's observations, discrete actions)."""
+        obs, act = batch["observations"], batch["actions"]
+        x = self._q_input(obs, batch["states"])
+        if self.spec.discrete:
+            qa = self.q(x)
+            v = (probs_old * qa).masked_fill(probs_old == 0, 0.0).sum(-1)
+            return qa.gather(-1, act.long().unsqueeze(-1)).squeeze(-1) - v
+        return self.q(x, act) - self.q(x, self.policy_old.act(obs, deterministic=False))
+
+    @torch.no_grad()
+    def precompute(self, batch: Batch, alpha, beta) -> dict[str, torch.Tensor]:
+        """What stays fixed during one gradient step: log μ^i(a^i), log π_old^i(a^i), π_old^i(·|o^i) and the
+        soft value of the next state under π_old with the target Q (all ``[B, N(, A)]``)."""
+        obs, act, avail = batch["observations"], batch["actions"], batch.get("avail_actions")
+        pre = {"logmu": self.mu.log_prob(obs, act, avail), "v_next": self.soft_value_next(batch, alpha, beta)}
+        if self.spec.discrete:
+            logp_old = self.policy_old.log_probs(obs, avail)
+            pre["probs_old"] = logp_old.exp()
+            pre["logp_old"] = logp_old.gather(-1, act.long().unsqueeze(-1)).squeeze(-1)
+        else:
+            pre["logp_old"] = self.policy_old.log_prob(obs, act)
+        return pre
+
+    def agent_step(self, batch: Batch, pre: dict[str, torch.Tensor], mask: torch.Tensor, alpha, beta
+                   ) -> dict[str, torch.Tensor]:
+        """Steps a–d of the module docstring for the agents in ``mask [N]`` (one agent when sequential).
+
+        Networks run on the whole minibatch for all agents at once; the resampled batch of agent i is then
+        a gather of row ``idx[:, i]`` of agent i's outputs (the networks are row- and agent-wise, so this
+        equals running them on the resampled rows).
+        """
+        obs, act, avail = batch["observations"], batch["actions"], batch.get("avail_actions")
+        agent = self.agent_index.expand(act.shape[0], -1)
+        logp = self.policy.log_prob(obs, act, avail)  # [B, N], with grad (policy loss below)
+        with torch.no_grad():
+            # (a) ρ^i: sequential → current teammates (new for i_{1:n-1}, still old for the others);
+            #     simultaneous → the old joint policy for everyone
+            log_pi = logp.detach() if self.config.sequential else pre["logp_old"]
+            log_ratio = log_pi - pre["logmu"]
+            log_rho = log_ratio.sum(1, keepdim=True) - log_ratio  # Σ_{j≠i}
+            # (b) importance resampling (Eq. 15)
+            idx = importance_resample(log_rho)  # [B, N]
+            # (c) target y of Eq. 14
+            y = batch["rewards"].unsqueeze(1) + self.config.gamma * (1 - batch["terminals"]).unsqueeze(1) * pre["v_next"]
+            y = y[idx, agent]
+        q = self.q.taken(self._q_input(obs, batch["states"]), act)[idx, agent]
+        q_loss = self.local_q_loss(q, y, mask)
+        self.opt_q.zero_grad(set_to_none=True)
+        q_loss.backward()
+        self.opt_q.step()
+        # (d) policy improvement Eq. 13 with the freshly evaluated Q^i
+        z = ((self.advantage(batch, pre.get("probs_old")) - beta * pre["logmu"]) / (alpha + beta))[idx, agent]
+        pi_loss = self.policy_loss(logp[idx, agent], z, mask)
+        self.opt_pi.zero_grad(set_to_none=True)
+        pi_loss.backward()
+        self.opt_pi.step()
+        ess = (2 * log_rho.logsumexp(0) - (2 * log_rho).logsumexp(0)).exp() / log_rho.shape[0]
+        return {"q_loss": q_loss.detach(), "pi_loss": pi_loss.detach(), "ess": (ess * mask).sum() / mask.sum()}
+
+    @staticmethod
+    def local_q_loss(q: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Eq. 15: ``E_{D_ρ}[(Q^i(s, a^i) − y)^2]`` on resampled ``q, y [B, N]``, summed over agents in ``mask``."""
+        return (((q - y) ** 2) * mask).sum(1).mean()
+
+    @staticmethod
+    def policy_loss(logp: torch.Tensor, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Eq. 13 on the resampled batch: ``−E[w · log π^i(a^i|s)]`` with ``w ∝ exp(z)``,
+        ``z = (A^i − β log μ^i) / (α + β)``; ``logp, z [B, N]``, summed over agents in ``mask``.
+
+        The weights are normalised over the minibatch per agent (``softmax`` over rows: a positive constant
+        per batch, so the same minimiser as Eq. 13, and finite for any α + β > 0).
+        """
+        w = torch.softmax(z, dim=0)
+        return -((w * logp).sum(0) * mask).sum()
+
+    # ------------------------------------------------------------------ Algorithm 1, one gradient step at a time
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One gradient step of the current agent block (see :attr:`InSPOConfig.agent_steps`).
+
+        An iteration k of Algorithm 1 is ``N · agent_steps`` calls (sequential: agent i_1's block, then
+        i_2's, ...) or ``agent_steps`` calls (simultaneous). At its start π_old ← π and a new permutation is
+        drawn (on the CPU generator: no device sync).
+        """
+        c, n = self.config, self.spec.n_agents
+        if self._pos == 0:  # Algorithm 1 lines 3–4: a new iteration
+            self.policy_old.load_state_dict(self.policy.state_dict())
+            self._order = torch.randperm(n).tolist() if c.sequential else []
+        alpha, beta = self.alpha(), self.beta()
+        pre = self.precompute(batch, alpha, beta)
+        if c.sequential:
+            mask = self.agent_masks[self._order[self._pos // c.agent_steps]]
+        else:
+            mask = self.agent_masks.any(0)
+        out = self.agent_step(batch, pre, mask, alpha, beta)
+        self._pos = (self._pos + 1) % (c.agent_steps * (n if c.sequential else 1))
+        self.soft_update(self.q_target, self.q, c.tau)
+        kl = self.behavior_kl(batch)
+        if c.auto_alpha:
+            alpha_loss = self.log_alpha.exp() * (c.target_kl - kl)
+            self.opt_alpha.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.opt_alpha.step()
+        return {**out, "kl": kl, "alpha": alpha, "beta": beta}
+
+    def get_extra_state(self) -> torch.Tensor:
+        """Position inside the current iteration and its permutation (for exact resume from checkpoints)."""
+        n = self.spec.n_agents
+        order = self._order if self._order else [-1] * n
+        return torch.tensor([self._pos, *order], dtype=torch.long)
+
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        vals = [int(v) for v in state.tolist()]
+        self._pos, self._order = vals[0], [v for v in vals[1:] if v >= 0]
+
+    @torch.no_grad()
+    def behavior_kl(self, batch: Batch) -> torch.Tensor:
+        """Mean over agents and rows of KL(π^i ‖ μ^i)(o^i) (exact for discrete, one sample for continuous)."""
+        obs, avail = batch["observations"], batch.get("avail_actions")
+        if self.spec.discrete:
+            logp, logmu = self.policy.log_probs(obs, avail), self.mu.log_probs(obs, avail)
+            p = logp.exp()
+            return (p * (logp - logmu)).masked_fill(p == 0, 0.0).sum(-1).mean()
+        a, logp = self.policy.rsample(obs)
+        return (logp - self.mu.log_prob(obs, a)).mean()
+
+    # ------------------------------------------------------------------ acting
+    def action_probs(self, obs, avail=None):
+        if not self.spec.discrete:
+            raise NotImplementedError("inspo: action_probs is for discrete actions")
+        return self.policy.probs(obs, avail)
+
+    @torch.no_grad()
+    def act(self, obs, avail=None, deterministic=True, generator=None):
+        return self.policy.act(obs, avail, deterministic, generator)
