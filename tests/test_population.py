@@ -228,3 +228,24 @@ def test_benchmark_smoke():
     phases = profile_update.profile("bc", "5m_vs_6m", "cpu", 3, tiny)
     assert set(phases) == set(profile_update.PHASES) and all(v >= 0 for v in phases.values())
     assert sum(phases.values()) > 0
+
+
+def test_update_speed_smoke_covers_every_algorithm(tmp_path):
+    """`benchmarks/update_speed.py --smoke` times every registered algorithm on both shapes and writes its table."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from marlkit.algos import ALGOS
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import update_speed
+
+    out = tmp_path / "speed.json"
+    md = tmp_path / "RESULTS.md"
+    assert update_speed.main(["--smoke", "--threads", "1", "--population", "2", "--json", str(out),
+                              "--markdown", str(md)]) == 0
+    rows = json.loads(out.read_text())
+    timed = {r["algo"] for r in rows}
+    assert set(ALGOS) <= timed and all(r["ms"] > 0 for r in rows)
+    assert "halfcheetah-6x1" in md.read_text() and "5m_vs_6m" in md.read_text()
