@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,9 @@ import numpy as np
 import torch
 
 from marlkit import __version__
+from marlkit.utils import atomic_path
 
-__all__ = ["CheckpointError", "dataset_fingerprint", "save_checkpoint", "load_checkpoint", "read_header"]
+__all__ = ["CheckpointError", "dataset_fingerprint", "load_checkpoint", "read_header", "save_checkpoint"]
 
 
 class CheckpointError(RuntimeError):
@@ -93,15 +93,8 @@ def save_checkpoint(path: str | os.PathLike, algo, sampler, step: int, header: d
                        "sampler": sampler.generator.get_state()},
         "rng": _rng_to_tensors(),
     }
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path
 
 

@@ -8,15 +8,18 @@ keeps the fastest. ``MARLKIT_NUM_THREADS`` overrides the measurement everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import tempfile
 import time
-from typing import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "seed_everything", "choose_num_threads", "set_num_threads", "rng_state", "set_rng_state"]
+__all__ = ["atomic_path", "choose_num_threads", "resolve_device", "rng_state", "seed_everything", "set_num_threads", "set_rng_state"]
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -125,3 +128,22 @@ def choose_num_threads(step: Callable[[], object] | None = None, candidates: lis
     if apply:
         torch.set_num_threads(choice)
     return choice
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary file name next to ``path``; on success rename it onto ``path``, on any error remove it.
+
+    Readers never see a half-written file and a failed write never touches an existing ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import h5py
@@ -18,8 +17,9 @@ import numpy as np
 
 from marlkit import __version__
 from marlkit.data.dataset import OPTIONAL_FIELDS, REQUIRED_FIELDS, DatasetError, MultiAgentDataset
+from marlkit.utils import atomic_path
 
-__all__ = ["save_hdf5", "load_hdf5", "SCHEMA_VERSION"]
+__all__ = ["SCHEMA_VERSION", "load_hdf5", "save_hdf5"]
 
 SCHEMA_VERSION = 1
 
@@ -35,9 +35,7 @@ def save_hdf5(dataset: MultiAgentDataset, path: str | os.PathLike, overwrite: bo
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     dataset.validate()
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             for name, arr in dataset.fields().items():
                 f.create_dataset(name, data=arr, compression="gzip" if arr.size > 4096 else None)
@@ -51,11 +49,6 @@ def save_hdf5(dataset: MultiAgentDataset, path: str | os.PathLike, overwrite: bo
                 attrs.setdefault(key, value)
             for key, value in attrs.items():
                 f.attrs[key] = value if isinstance(value, (str, int, float, bool, np.generic)) else json.dumps(value)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path
 
 
