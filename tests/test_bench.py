@@ -159,8 +159,17 @@ def test_smax_paper_preset_grid(capsys):
     hp = {c.algo: dict(c.hyperparameters) for c in cells}
     for a in ("bc", "omiga", "comadice"):
         assert hp[a]["hidden"] == (256, 256) and hp[a]["batch_size"] == 128 and hp[a]["lr"] == 5e-4, a
-    assert hp["omiga"]["alpha"] == 10.0 and hp["omiga"]["tau"] == 0.005
     assert "batch_size" not in hp["inspo"] and "alpha" not in hp["inspo"]  # InSPO's own defaults
+    from marlkit.algos.omiga import OMIGAConfig
+
+    assert (OMIGAConfig.alpha, OMIGAConfig.tau) == (10.0, 0.005)  # omiga.md Table 6, through the defaults
+    # omiga.md's α = 2 variant on 6h_vs_8z poor: the preset narrowed and α swept
+    variant = preset("smax-paper")
+    variant.tasks, variant.algos, variant.sweep = [("smax:6h_vs_8z", "poor")], ["omiga"], {"alpha": [2.0]}
+    variant.algo_hyperparameters = {"omiga": variant.algo_hyperparameters["omiga"]}
+    (cell,) = [c for c in variant.cells() if c.seed == 0]
+    params = validate_parameters(cell.parameters("x"))
+    assert params["alpha"] == 2.0 and params["hyperparameters"]["batch_size"] == 128
     # narrowed as in docs/smax.md's small-scale run: the kept algorithms keep their per-algorithm settings
     assert main(["bench", "--preset", "smax-paper", "--env", "smax:5m_vs_6m", "--datasets", "good",
                  "--algos", "bc,omiga,inspo", "--seeds", "0", "--steps", "2000", "--list"]) == 0
