@@ -82,10 +82,6 @@ class BCQMAConfig(AlgoConfig):
             raise ConfigError(f"logit_reg must be non-negative, got {self.logit_reg}")
         if self.n_candidates < 1:
             raise ConfigError(f"n_candidates must be a positive integer, got {self.n_candidates}")
-        for name in ("mixer_hidden", "vae_hidden"):
-            v = getattr(self, name)
-            if not v or any((not isinstance(h, int)) or h <= 0 for h in v):
-                raise ConfigError(f"{name} must be a non-empty tuple of positive integers, got {v!r}")
 
 
 class BCQMA(Algorithm):

@@ -63,8 +63,6 @@ class ICQConfig(AlgoConfig):
             raise ConfigError(f"critic_alpha must be positive, got {self.critic_alpha}")
         if self.n_action_samples < 1:
             raise ConfigError(f"n_action_samples must be a positive integer, got {self.n_action_samples}")
-        if not self.mixer_hidden or any((not isinstance(h, int)) or h <= 0 for h in self.mixer_hidden):
-            raise ConfigError(f"mixer_hidden must be a non-empty tuple of positive integers, got {self.mixer_hidden!r}")
 
 
 class ICQ(Algorithm):

@@ -71,8 +71,6 @@ class OMIGAConfig(AlgoConfig):
             raise ConfigError(f"weight_mode must be one of {WEIGHT_MODES}, got {self.weight_mode!r}")
         if not 0 < self.tau <= 1:
             raise ConfigError(f"tau must be in (0, 1], got {self.tau}")
-        if not self.mixer_hidden or any((not isinstance(h, int)) or h <= 0 for h in self.mixer_hidden):
-            raise ConfigError(f"mixer_hidden must be a non-empty tuple of positive integers, got {self.mixer_hidden!r}")
         if self.exp_clamp <= 0:
             raise ConfigError(f"exp_clamp must be positive, got {self.exp_clamp}")
         if self.grad_norm_clip < 0:
