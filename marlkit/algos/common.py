@@ -20,22 +20,32 @@ Contents:
 - :func:`batch_softmax_weights`: ICQ's implicit-constraint weights ``exp(x/α)/Z`` with ``Z`` estimated on the
   minibatch (Yang et al. 2021, Eq. 8 and 11).
 - :func:`attach_next_actions`: the dataset's next action ``a'`` for in-sample (SARSA-style) targets.
+- :class:`MixedCriticConfig` and :class:`MixedCriticLearner`: local critics ``Q_i`` under the linear value
+  decomposition ``Q_tot = Σ_i w_i(s) Q_i + b(s)`` with Polyak targets, the critic skeleton of the centralized
+  baselines BCQ-MA, CQL-MA and ICQ (omiga.md Sec. 5.2, App. C.2).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from marlkit.algos.base import AlgoConfig, Algorithm
 from marlkit.data.dataset import DatasetError
-from marlkit.data.sampler import DeviceSampler
+from marlkit.data.sampler import Batch, DeviceSampler
+from marlkit.nets.critics import LocalQ
+from marlkit.nets.mixers import LinearMixer
 from marlkit.nets.mlp import MultiAgentMLP
 from marlkit.nets.policies import masked_logits
 
 __all__ = [
+    "MixedCriticConfig",
+    "MixedCriticLearner",
     "PerturbationActor",
     "attach_next_actions",
     "batch_softmax_weights",
@@ -255,3 +265,60 @@ def attach_next_actions(sampler: DeviceSampler) -> None:
                                "in-sample targets need transitions stored in episode order")
     t["next_actions"] = nxt
     t["has_next_action"] = has
+
+
+@dataclass
+class MixedCriticConfig(AlgoConfig):
+    """Hyperparameters of the mixed critic shared by BCQ-MA, CQL-MA and ICQ.
+
+    Attributes:
+        tau: target-network Polyak rate (0.005, omiga.md Tables 5–6).
+        mixer_hidden: hidden sizes of the mixer's weight/bias nets (64, omiga.md Tables 5–6).
+    """
+
+    tau: float = 0.005
+    mixer_hidden: tuple[int, ...] = (64,)
+
+
+class MixedCriticLearner(Algorithm):
+    """Local critics ``Q_i`` mixed by the linear value decomposition ``Q_tot(s, a) = Σ_i w_i(s) Q_i(o_i, a_i) + b(s)``,
+    ``w_i(s) ≥ 0`` (omiga.md Sec. 5.2 and App. C.2), with Polyak target copies ``Q̄_i`` and ``Q̄_tot``'s mixer.
+
+    The critic skeleton of the centralized baselines :mod:`~marlkit.algos.bcq_ma`, :mod:`~marlkit.algos.cql_ma`
+    and :mod:`~marlkit.algos.icq`: a subclass calls :meth:`build_mixed_critic` in ``__init__``, builds its losses
+    with :meth:`mixed_td_target` / :meth:`twin_mixed_td_loss`, and ends every update with :meth:`update_targets`.
+    Networks (state-dict names): ``mixer``, ``q``, ``q_target``, ``mixer_target``.
+    """
+
+    config: MixedCriticConfig
+
+    def build_mixed_critic(self, ensemble: int = 1) -> None:
+        """Create ``mixer`` (:class:`~marlkit.nets.mixers.LinearMixer` on the state, ``mixer_hidden``), ``q``
+        (:class:`~marlkit.nets.critics.LocalQ` for the spec's action space, ``ensemble`` critics per agent) and their
+        frozen copies ``q_target``, ``mixer_target`` (in that order of random initialisation)."""
+        c, spec = self.config, self.spec
+        self.mixer = LinearMixer(spec.state_dim, spec.n_agents, c.mixer_hidden)
+        self.q = LocalQ.for_spec(spec, c.hidden, c.share_params, ensemble)
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
+
+    def mixed_td_target(self, batch: Batch, v_next: torch.Tensor) -> torch.Tensor:
+        """``y = r + γ (1 − d) Q̄_tot(s', a')`` with ``Q̄_tot(s', a') = Σ_i w̄_i(s') v_next_i + b̄(s')``.
+
+        ``v_next [B, N]`` holds the local target values of the next joint action (each algorithm's own choice of
+        ``a'``); call under ``torch.no_grad()``. Returns ``[B]``.
+        """
+        return batch["rewards"] + self.config.gamma * (1 - batch["terminals"]) * self.mixer_target(
+            v_next, batch["next_states"])
+
+    def twin_mixed_td_loss(self, q: torch.Tensor, y: torch.Tensor,
+                           states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``Σ_k E[(Q^k_tot(s, a) − y)²]`` for twin local values ``q [2, B, N]`` (each twin mixed by the online
+        mixer), target ``y [B]``, ``states [B, state_dim]``. Returns the loss and ``Q_tot [2, B]``."""
+        q_tot = self.mixer(q, states)
+        return (q_tot - y).pow(2).mean(-1).sum(), q_tot
+
+    def update_targets(self) -> None:
+        """Polyak step ``θ̄ ← (1 − τ) θ̄ + τ θ`` of ``q_target`` and ``mixer_target``."""
+        self.soft_update(self.q_target, self.q, self.config.tau)
+        self.soft_update(self.mixer_target, self.mixer, self.config.tau)
