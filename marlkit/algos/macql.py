@@ -14,7 +14,6 @@ not an expectation over next states).
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -24,7 +23,6 @@ from marlkit.algos.base import ConfigError
 from marlkit.algos.common import cql_logsumexp_continuous, cql_logsumexp_discrete, weighted_mse
 from marlkit.algos.decentralized import DecentralizedConfig, DecentralizedLearner
 from marlkit.data.sampler import Batch
-from marlkit.nets.critics import LocalQ
 from marlkit.nets.policies import TanhGaussianPolicy, masked_logits
 
 __all__ = ["MACQL", "CQLDec", "CQLDecConfig", "MACQLConfig"]
@@ -69,14 +67,9 @@ class MACQL(DecentralizedLearner):
     def __init__(self, spec, config: MACQLConfig | None = None, device="cpu"):
         super().__init__(spec, config, device)
         cfg, N = self.config, spec.n_agents
-        if spec.discrete:
-            self.q = LocalQ(N, spec.obs_dim, n_actions=spec.n_actions, hidden=cfg.hidden,
-                            share_params=cfg.share_params)
-        else:
-            self.q = LocalQ(N, spec.obs_dim, act_dim=spec.act_dim, hidden=cfg.hidden, share_params=cfg.share_params,
-                            ensemble=2)
+        self.build_critic()
+        if not spec.discrete:
             self.policy = TanhGaussianPolicy(N, spec.obs_dim, spec.act_dim, cfg.hidden, cfg.share_params)
-        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.build_tn_models()
         self.finish_init()
         self.q_opt = self.make_adam(self.q, lr=cfg.lr)
@@ -91,9 +84,7 @@ class MACQL(DecentralizedLearner):
         avail, navail = batch.get("avail_actions"), batch.get("next_avail_actions")
         with torch.no_grad():
             v_next = masked_logits(self.q_target(nobs), navail).amax(-1)  # V*(s') = max_a Q̂(s', a)
-            q_hat = self.q_target.taken(obs, act)
-            y = batch["rewards"] + self.config.gamma * (1.0 - batch["terminals"]) * v_next
-            w, metrics = self.loss_weights(batch, v_next, q_hat)
+            y, w, metrics = self.weighted_td_target(batch, v_next, q_hat=self.q_target.taken(obs, act))
         q_all = self.q(obs)
         q = q_all.gather(-1, act.long().unsqueeze(-1)).squeeze(-1)
         td_loss = weighted_mse(q, y, w)  # Eq. (1)
@@ -112,9 +103,7 @@ class MACQL(DecentralizedLearner):
         with torch.no_grad():
             a_next, _ = self.policy.rsample(nobs)
             v_next = self.q_target(nobs, a_next).amin(0)  # V*(s') = Q̂(s', π̂(s'))
-            q_hat = self.q_target(obs, act).amin(0)
-            y = batch["rewards"] + cfg.gamma * (1.0 - batch["terminals"]) * v_next
-            w, metrics = self.loss_weights(batch, v_next, q_hat)
+            y, w, metrics = self.weighted_td_target(batch, v_next, q_hat=self.q_target(obs, act).amin(0))
         q = self.q(obs, act)  # [2, B, N]
         td_loss = weighted_mse(q, y, w)  # Eq. (1)
         # CQL(H) logsumexp by importance sampling over uniform and current-policy actions
