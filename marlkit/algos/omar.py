@@ -113,13 +113,10 @@ class OMAR(Algorithm):
     def __init__(self, spec, config: OMARConfig | None = None, device="cpu"):
         super().__init__(spec, config, device)
         c, n = self.config, spec.n_agents
+        self.q = LocalQ.for_spec(spec, c.hidden, c.share_params, ensemble=2)  # twin critics
         if spec.discrete:
-            self.q = LocalQ(n, spec.obs_dim, n_actions=spec.n_actions, hidden=c.hidden, share_params=c.share_params,
-                            ensemble=2)
             self.policy = CategoricalPolicy(n, spec.obs_dim, spec.n_actions, c.hidden, c.share_params)
         else:
-            self.q = LocalQ(n, spec.obs_dim, act_dim=spec.act_dim, hidden=c.hidden, share_params=c.share_params,
-                            ensemble=2)
             self.policy = DeterministicActor(n, spec.obs_dim, spec.act_dim, c.hidden, c.share_params)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.policy_target = copy.deepcopy(self.policy).requires_grad_(False)

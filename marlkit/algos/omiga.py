@@ -94,10 +94,7 @@ class OMIGA(Algorithm):
         super().__init__(spec, config, device)
         c = self.config
         n, hid, share = spec.n_agents, c.hidden, c.share_params
-        if spec.discrete:
-            self.q = LocalQ(n, spec.obs_dim, n_actions=spec.n_actions, hidden=hid, share_params=share)
-        else:
-            self.q = LocalQ(n, spec.obs_dim, act_dim=spec.act_dim, hidden=hid, share_params=share)
+        self.q = LocalQ.for_spec(spec, hid, share)
         self.mixer = LinearMixer(spec.state_dim, n, c.mixer_hidden,
                                  local_obs_dim=spec.obs_dim if c.weight_mode == "local" else None)
         self.v = LocalV(n, spec.obs_dim, hid, share)
