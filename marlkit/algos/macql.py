@@ -14,13 +14,17 @@ not an expectation over next states).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from marlkit.algos.base import ConfigError
-from marlkit.algos.common import cql_logsumexp_continuous, cql_logsumexp_discrete, weighted_mse
+from marlkit.algos.common import (
+    cql_logsumexp_continuous,
+    cql_logsumexp_discrete,
+    uniform_actions,
+    weighted_mse,
+)
 from marlkit.algos.decentralized import DecentralizedConfig, DecentralizedLearner
 from marlkit.data.sampler import Batch
 from marlkit.nets.policies import TanhGaussianPolicy, masked_logits
@@ -110,10 +114,10 @@ class MACQL(DecentralizedLearner):
         M, (B, N, D) = cfg.cql_samples, act.shape
         rep = obs.unsqueeze(0).expand(2 * M, B, N, obs.shape[-1])
         with torch.no_grad():
-            a_rand = torch.rand(M, B, N, D, device=act.device) * 2 - 1
+            a_rand, logp_rand = uniform_actions((M, B, N, D), act.device)
             a_pi, logp_pi = self.policy.rsample(rep[:M])
         cand = torch.cat([a_rand, a_pi])  # [2M, B, N, D]
-        log_density = torch.cat([torch.full((M, B, N), -D * math.log(2.0), device=act.device), logp_pi])
+        log_density = torch.cat([torch.full((M, B, N), logp_rand, device=act.device), logp_pi])
         q_cand = self.q(rep.reshape(2 * M * B, N, -1), cand.reshape(2 * M * B, N, D)).reshape(2, 2 * M, B, N)
         cql_loss = cql_logsumexp_continuous(q_cand.transpose(0, 1), log_density.unsqueeze(1), q).mean() * 2
         self.q_opt.zero_grad(set_to_none=True)
