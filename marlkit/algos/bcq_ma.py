@@ -33,6 +33,7 @@ from marlkit.algos.common import (
     bcq_allowed_actions,
     bcq_greedy_discrete,
     bcq_select_continuous,
+    candidate_values,
     twin_soft_min,
 )
 from marlkit.data.sampler import Batch
@@ -138,12 +139,8 @@ class BCQMA(MixedCriticLearner):
         ``n_candidates`` VAE proposals are perturbed by ``actor`` and valued by ``critic``'s soft clipped
         double-Q ``λ min_k Q^k + (1 − λ) max_k Q^k`` (Fujimoto et al. 2019, Eq. 13).
         """
-        lam = self.config.lmbda
-
         def q_fn(o: torch.Tensor, a: torch.Tensor) -> torch.Tensor:  # [K, B, N, ·] -> [K, B, N]
-            K, B, N = a.shape[:3]
-            q = critic(o.reshape(K * B, N, -1), a.reshape(K * B, N, -1))  # [2, K*B, N]
-            return twin_soft_min(q, lam).reshape(K, B, N)
+            return twin_soft_min(candidate_values(critic, o, a), self.config.lmbda)
 
         return bcq_select_continuous(obs, self.vae, actor, q_fn, self.config.n_candidates)
 

@@ -17,6 +17,8 @@ Contents:
 - :func:`weighted_mse` and :func:`smoothed_target_actions`: weighted TD loss and TD3's target policy smoothing.
 - :func:`uniform_actions` and :func:`gaussian_log_density`: proposal actions for the continuous CQL(H) estimate
   and their log-densities (Kumar et al. 2020, App. F; OMAR's noisy policy proposals).
+- :func:`candidate_values`: local values of K candidate actions per state in one critic call (BCQ's candidates,
+  CQL's proposals, OMAR's CEM samples).
 - :func:`batch_softmax_weights`: ICQ's implicit-constraint weights ``exp(x/α)/Z`` with ``Z`` estimated on the
   minibatch (Yang et al. 2021, Eq. 8 and 11).
 - :func:`attach_next_actions`: the dataset's next action ``a'`` for in-sample (SARSA-style) targets.
@@ -52,6 +54,7 @@ __all__ = [
     "bcq_allowed_actions",
     "bcq_greedy_discrete",
     "bcq_select_continuous",
+    "candidate_values",
     "cql_logsumexp_continuous",
     "cql_logsumexp_discrete",
     "gaussian_log_density",
@@ -122,6 +125,19 @@ def bcq_select_continuous(obs: torch.Tensor, vae, perturb: PerturbationActor,
     best = values.argmax(0)  # [B, N]
     idx = best.unsqueeze(0).unsqueeze(-1).expand(1, *cand.shape[1:])
     return cand.gather(0, idx).squeeze(0), values.gather(0, best.unsqueeze(0)).squeeze(0)
+
+
+def candidate_values(q: LocalQ, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """Local values ``Q_i(o_i, a^k_i)`` of K candidate actions per state, the candidate axis folded into the batch
+    so that every candidate is valued in one batched call of the continuous critic ``q``.
+
+    Shapes: ``obs [B, N, o]`` (shared by the candidates) or ``[K, B, N, o]``, ``actions [K, B, N, d]`` →
+    ``[E, K, B, N]`` for an ensemble of E critics (``[K, B, N]`` for one).
+    """
+    K, B, N = actions.shape[:3]
+    obs = obs.expand(K, B, N, obs.shape[-1])
+    values = q(obs.reshape(K * B, N, -1), actions.reshape(K * B, N, -1))  # [(E,) K·B, N]
+    return values.reshape(*values.shape[:-2], K, B, N)
 
 
 def bcq_allowed_actions(behavior_probs: torch.Tensor, threshold: float,

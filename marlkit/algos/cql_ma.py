@@ -25,6 +25,7 @@ from marlkit.algos.base import ConfigError
 from marlkit.algos.common import (
     MixedCriticConfig,
     MixedCriticLearner,
+    candidate_values,
     cql_logsumexp_continuous,
     cql_logsumexp_discrete,
     uniform_actions,
@@ -90,12 +91,6 @@ class CQLMA(MixedCriticLearner):
         return {"td_loss": td, "cql_penalty": cql, "critic_loss": td + c.alpha * cql, "q_tot": q_tot.mean()}
 
     # ------------------------------------------------------------------ continuous
-    def _q_of_samples(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Twin local values of K actions per state: ``obs [B, N, o]``, ``actions [K, B, N, d]`` → ``[2, K, B, N]``."""
-        K, B, N, _ = actions.shape
-        o = obs.unsqueeze(0).expand(K, *obs.shape).reshape(K * B, N, -1)
-        return self.q(o, actions.reshape(K * B, N, -1)).reshape(2, K, B, N)
-
     def _policy_samples(self, obs: torch.Tensor, K: int) -> tuple[torch.Tensor, torch.Tensor]:
         """K actions per state from π (no gradient): ``[K, B, N, d]`` and log-probs ``[K, B, N]``."""
         B, N, _ = obs.shape
@@ -115,7 +110,7 @@ class CQLMA(MixedCriticLearner):
         rand, rand_logp = uniform_actions((K, *batch["actions"].shape), obs.device)
         cur, cur_logp = self._policy_samples(obs, K)
         nxt, nxt_logp = self._policy_samples(nobs, K)
-        q_samples = self._q_of_samples(obs, torch.cat([rand, cur, nxt], 0))  # [2, 3K, B, N]
+        q_samples = candidate_values(self.q, obs, torch.cat([rand, cur, nxt], 0))  # [2, 3K, B, N]
         logp = torch.cat([torch.full_like(cur_logp, rand_logp), cur_logp, nxt_logp], 0)
         cql = cql_logsumexp_continuous(q_samples.transpose(0, 1), logp.unsqueeze(1), q_data)
         cql = cql.mean(dim=(1, 2)).sum()  # summed over the twins like the TD term

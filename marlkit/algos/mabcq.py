@@ -29,6 +29,7 @@ from marlkit.algos.common import (
     bcq_allowed_actions,
     bcq_greedy_discrete,
     bcq_select_continuous,
+    candidate_values,
     twin_soft_min,
     weighted_mse,
 )
@@ -108,10 +109,8 @@ class MABCQ(DecentralizedLearner):
     def _candidate_values(self, q_net: LocalQ, soft: bool):
         """``(obs [n, B, N, o], act [n, B, N, a]) -> [n, B, N]`` (twin soft-min for targets, Q_1 for acting)."""
         def fn(obs, act):
-            n, B = obs.shape[:2]
-            q = q_net(obs.reshape(n * B, *obs.shape[2:]), act.reshape(n * B, *act.shape[2:]))  # [2, nB, N]
-            q = twin_soft_min(q, self.config.lmbda) if soft else q[0]
-            return q.reshape(n, B, -1)
+            q = candidate_values(q_net, obs, act)  # [2, n, B, N]
+            return twin_soft_min(q, self.config.lmbda) if soft else q[0]
         return fn
 
     def _policy_continuous(self, obs, target: bool, generator=None):

@@ -20,6 +20,7 @@ import torch
 
 from marlkit.algos.base import ConfigError
 from marlkit.algos.common import (
+    candidate_values,
     cql_logsumexp_continuous,
     cql_logsumexp_discrete,
     uniform_actions,
@@ -112,13 +113,12 @@ class MACQL(DecentralizedLearner):
         td_loss = weighted_mse(q, y, w)  # Eq. (1)
         # CQL(H) logsumexp by importance sampling over uniform and current-policy actions
         M, (B, N, D) = cfg.cql_samples, act.shape
-        rep = obs.unsqueeze(0).expand(2 * M, B, N, obs.shape[-1])
         with torch.no_grad():
             a_rand, logp_rand = uniform_actions((M, B, N, D), act.device)
-            a_pi, logp_pi = self.policy.rsample(rep[:M])
+            a_pi, logp_pi = self.policy.rsample(obs.unsqueeze(0).expand(M, B, N, obs.shape[-1]))
         cand = torch.cat([a_rand, a_pi])  # [2M, B, N, D]
         log_density = torch.cat([torch.full((M, B, N), logp_rand, device=act.device), logp_pi])
-        q_cand = self.q(rep.reshape(2 * M * B, N, -1), cand.reshape(2 * M * B, N, D)).reshape(2, 2 * M, B, N)
+        q_cand = candidate_values(self.q, obs, cand)  # [2, 2M, B, N]
         cql_loss = cql_logsumexp_continuous(q_cand.transpose(0, 1), log_density.unsqueeze(1), q).mean() * 2
         self.q_opt.zero_grad(set_to_none=True)
         (td_loss + cfg.alpha * cql_loss).backward()
