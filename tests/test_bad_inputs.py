@@ -116,19 +116,15 @@ def test_non_boolean_flags(good_file):
         load_hdf5(_rewrite(good_file, terminals=t))
 
 
-def test_attrs_disagree_with_arrays(good_file):
+@pytest.mark.parametrize("attr,value,match", [
+    ("n_agents", 3, "n_agents=3 but observations hold 2"),
+    ("schema_version", 99, "schema version 99 is newer"),
+], ids=["attrs_disagree_with_arrays", "newer_schema_refused"])
+def test_bad_file_attribute(good_file, attr, value, match):
     bad = _rewrite(good_file)
     with h5py.File(bad, "a") as f:
-        f.attrs["n_agents"] = 3
-    with pytest.raises(DatasetError, match="n_agents=3 but observations hold 2"):
-        load_hdf5(bad)
-
-
-def test_newer_schema_refused(good_file):
-    bad = _rewrite(good_file)
-    with h5py.File(bad, "a") as f:
-        f.attrs["schema_version"] = 99
-    with pytest.raises(DatasetError, match="schema version 99 is newer"):
+        f.attrs[attr] = value
+    with pytest.raises(DatasetError, match=match):
         load_hdf5(bad)
 
 
