@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -24,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from update_speed import SHAPES, synthetic
 
 from marlkit.algos import get_algo
+from marlkit.algos.base import clip_grad_norms_
 from marlkit.data.sampler import DeviceSampler
 from marlkit.population import supports_population
 
@@ -65,8 +65,7 @@ def profile(name: str, shape: str, device: str, updates: int, overrides: dict, c
         mark()
         max_norm = algo.grad_clip_norm()
         if max_norm > 0:
-            for group in algo.grad_clip_groups():
-                nn.utils.clip_grad_norm_(group, max_norm, foreach=True)
+            clip_grad_norms_(algo.grad_clip_groups(), max_norm)
         mark()
         for opt in opts:
             opt.step()
