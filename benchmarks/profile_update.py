@@ -6,6 +6,7 @@ Times are *CPU time of this process* (``time.process_time``) by default, which s
 machine where wall-clock time is not; on CUDA, wall time with a synchronize after every phase.
 
     python benchmarks/profile_update.py --algos omiga,bc --shape halfcheetah-6x1 --updates 200
+    python benchmarks/profile_update.py --algos omiga --share-params --ops 25   # + torch.profiler operator table
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from update_speed import SHAPES, synthetic
 
 from marlkit.algos import get_algo
+from marlkit.algos.base import clip_grad_norms_
 from marlkit.data.sampler import DeviceSampler
 from marlkit.population import supports_population
 
@@ -65,8 +66,7 @@ def profile(name: str, shape: str, device: str, updates: int, overrides: dict, c
         mark()
         max_norm = algo.grad_clip_norm()
         if max_norm > 0:
-            for group in algo.grad_clip_groups():
-                nn.utils.clip_grad_norm_(group, max_norm, foreach=True)
+            clip_grad_norms_(algo.grad_clip_groups(), max_norm)
         mark()
         for opt in opts:
             opt.step()
@@ -97,11 +97,17 @@ def main(argv=None) -> int:
     p.add_argument("--updates", type=int, default=200)
     p.add_argument("--wall", action="store_true", help="wall-clock instead of process CPU time")
     p.add_argument("--smoke", action="store_true", help="tiny networks, a few updates")
+    p.add_argument("--share-params", action="store_true",
+                   help="one network for all agents with one-hot ids (the official codes' setting)")
+    p.add_argument("--ops", type=int, default=0,
+                   help="also print the N most expensive operators of train_step (torch.profiler, wall time)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     overrides = {"hidden": (256, 256), "batch_size": 128}
     if args.smoke:
         overrides, args.updates = {"hidden": (16, 16), "batch_size": 16}, 5
+    if args.share_params:
+        overrides["share_params"] = True
     clock = time.perf_counter if args.wall or args.device.startswith("cuda") else time.process_time
     for name in args.algos.split(","):
         t = profile(name, args.shape, args.device, args.updates, overrides, clock)
@@ -110,7 +116,31 @@ def main(argv=None) -> int:
         parts = "  ".join(f"{k} {100 * v / total:4.1f}%" for k, v in t.items())
         print(f"{name:>8} {args.shape} {args.device}:{args.threads}  {1e3 * total:7.2f} ms/update  "
               f"outside fwd/bwd/opt {100 * outside / total:4.1f}%  |  {parts}", flush=True)
+    for name in args.algos.split(",") if args.ops > 0 else []:
+        print(operator_table(name, args.shape, args.device, max(args.updates // 4, 5), overrides, args.ops))
     return 0
+
+
+def operator_table(name: str, shape: str, device: str, updates: int, overrides: dict, rows: int) -> str:
+    """torch.profiler's table of the ``rows`` most expensive operators (self time) over ``updates`` train steps
+    (any algorithm, including those overriding ``update``)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    cls = get_algo(name)
+    data, spec = synthetic(SHAPES[shape])
+    torch.manual_seed(0)
+    algo = cls(spec, cls.Config.from_dict(overrides), device=device)
+    sampler = DeviceSampler(data, device, seed=0)
+    algo.setup(sampler)
+    for _ in range(5):
+        algo.train_step(sampler)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    with torch_profile(activities=activities, record_shapes=True) as prof:
+        for _ in range(updates):
+            algo.train_step(sampler)
+    table = prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=rows)
+    return f"{name} {shape} {device}: {updates} train steps\n{table}"
 
 
 if __name__ == "__main__":

@@ -9,6 +9,11 @@ Each (algorithm, shape, device, threads) cell reports the median over ``--repeat
 OMIGA (``omiga_loop.py``: one set of networks per agent, one optimizer step per agent network) so the gain of
 batching the agent dimension is a ratio measured side by side.
 
+Comparison with the authors' official code (``--reference-updates``, default 1000 × ``--reference-repeats`` 3):
+OMIGA and ComaDICE on ``halfcheetah-6x1`` and OMIGA on ``ant-2x4`` (2 agents, obs 63, action 4, state 105) with
+``share_params=True`` (one network with one-hot agent ids, the official codes' setting), at each ``--threads``
+count, next to the official codes' reference figures (:data:`REFERENCE`, quoted, not measured here).
+
 Population column (``--population K``, default 8): for algorithms following the population contract
 (:mod:`marlkit.population`), K runs with different seeds trained as one vectorized population against the same
 K runs trained one after another, timed in alternating blocks in the same process; reported per run
@@ -17,6 +22,8 @@ K runs trained one after another, timed in alternating blocks in the same proces
     python benchmarks/update_speed.py                  # full table -> benchmarks/RESULTS.md
     python benchmarks/update_speed.py --smoke          # tiny sizes, a few updates (CI)
     python benchmarks/update_speed.py --cpu-time       # process CPU time instead of wall time (busy machines)
+    python benchmarks/update_speed.py --data-json benchmarks/results/data_build.json --markdown benchmarks/RESULTS.md
+                                                       # also the data-build section (benchmarks/data_build.py)
 """
 
 from __future__ import annotations
@@ -47,7 +54,23 @@ from marlkit.envs.base import EnvSpec  # noqa: E402
 SHAPES = {
     "halfcheetah-6x1": dict(n_agents=6, obs_dim=9, state_dim=17, act_dim=1),
     "5m_vs_6m": dict(n_agents=5, obs_dim=55, state_dim=98, n_actions=12),
+    "ant-2x4": dict(n_agents=2, obs_dim=63, state_dim=105, act_dim=4),
 }
+TABLE_SHAPES = ("halfcheetah-6x1", "5m_vs_6m")
+"""Shapes of the all-algorithm table (``ant-2x4`` serves the reference comparison only)."""
+
+REFERENCE = {
+    ("omiga", "halfcheetah-6x1"): {1: (28.0, 28.0), 2: (20.0, 20.0)},
+    ("comadice", "halfcheetah-6x1"): {1: (31.0, 31.0), 2: (21.0, 25.0)},
+    ("omiga", "ant-2x4"): {None: (16.0, 17.0)},
+}
+"""Reference figures (ms/update, low and high) of the authors' official OMIGA and ComaDICE code, measured on a
+machine of the same kind as the one this benchmark targets (torch 2.13 CPU, synthetic data of the task's shapes,
+batch 128, hidden 256, parameter sharing with one-hot agent ids, median of 3 × 1000 updates), by torch thread
+count (``None``: not stated). They are quoted figures, not measured by this script."""
+REFERENCE_OVERRIDES = {"hidden": (256, 256), "batch_size": 128, "share_params": True}
+TARGET_SPEEDUP = 1.3
+"""Target: updates/s at least 1.3× the official code's, each at its best thread count."""
 
 
 def synthetic(shape: dict, T: int = 20_000, episode_len: int = 1000, seed: int = 0):
@@ -173,6 +196,58 @@ def bench_loop_omiga(shape_name: str, device: str, threads: int, updates: int, r
     return time_updates(lambda: algo.update(sampler.sample(batch_size)), updates, repeats, sync)
 
 
+def bench_reference(threads: list[int], updates: int, repeats: int, overrides: dict) -> list[dict]:
+    """marlkit's ms/update in the settings of :data:`REFERENCE` (share_params with one-hot ids), per thread count.
+
+    Thread counts alternate inside each repeat (1, 2, 1, 2, ...) so both see the same machine load.
+    """
+    rows = []
+    for (name, shape), ref in REFERENCE.items():
+        if name not in ALGOS:
+            continue
+        times: dict[int, list[float]] = {t: [] for t in threads}
+        for _ in range(repeats):
+            for t in threads:
+                times[t].append(bench_algo(name, shape, "cpu", t, updates, 1, overrides) * 1e3)
+        ours = {t: statistics.median(v) for t, v in times.items()}
+        for t in threads:
+            print(f"{shape:>16} cpu:{t} {name:>10} (share_params): {ours[t]:8.2f} ms/update", flush=True)
+        best_ref = min(lo for lo, _ in ref.values())
+        best_ours = min(ours.values())
+        rows.append(dict(algo=name, shape=shape, ours=ours, reference=ref, speedup=best_ref / best_ours))
+    return rows
+
+
+def reference_markdown(rows: list[dict], updates: int, repeats: int, smoke: bool = False) -> list[str]:
+    """The comparison with the official codes' reference figures, as markdown lines."""
+    def fmt_ref(lo, hi):
+        return f"{lo:.0f} ms" if lo == hi else f"{lo:.0f}–{hi:.0f} ms"
+
+    lines = ["## Against the authors' official code (CPU)", "",
+             "Reference figures: the authors' official OMIGA and ComaDICE code on a machine of this kind (torch 2.13 "
+             "CPU, synthetic data, batch 128, hidden 256, parameter sharing with one-hot agent id, median of "
+             "3 × 1000 updates), quoted, not measured here. marlkit: measured by this script in the same settings "
+             f"(`share_params=True`), median of {repeats} blocks of {updates} updates. Speed-up: the official "
+             "code's best thread count against marlkit's best thread count (fastest reference figure), target "
+             f"≥ {TARGET_SPEEDUP}×.", "",
+             "| algorithm | shape | threads | official code (reference) | marlkit (measured) | speed-up at best "
+             "thread counts |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        threads = sorted(set(r["ours"]) | {t for t in r["reference"] if t is not None})
+        for k, t in enumerate(threads):
+            ref = r["reference"].get(t) or (r["reference"].get(None) if k == 0 else None)
+            ref_txt = fmt_ref(*ref) + (" (threads not stated)" if t not in r["reference"] else "") if ref else "–"
+            ours = r["ours"].get(t)
+            ours_txt = f"{ours:.2f} ms ({1e3 / ours:.0f}/s)" if ours is not None else "–"
+            verdict = ""
+            if k == 0 and not smoke:
+                verdict = f"{r['speedup']:.2f}× ({'met' if r['speedup'] >= TARGET_SPEEDUP else 'missed'})"
+            elif k == 0:
+                verdict = "(smoke run: tiny networks, not comparable)"
+            lines.append(f"| {r['algo']} | {r['shape']} | {t} | {ref_txt} | {ours_txt} | {verdict} |")
+    return lines + [""]
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -197,12 +272,18 @@ def git_commit() -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--algos", default=",".join(sorted(ALGOS)), help="comma-separated algorithm names")
-    p.add_argument("--shapes", default=",".join(SHAPES))
+    p.add_argument("--shapes", default=",".join(TABLE_SHAPES))
     p.add_argument("--threads", default="1,2", help="CPU thread counts to time")
     p.add_argument("--updates", type=int, default=200, help="updates per timed block")
     p.add_argument("--repeats", type=int, default=3, help="timed blocks (median reported)")
     p.add_argument("--population", type=int, default=8, help="K of the population column (0: skip it)")
     p.add_argument("--cpu-time", action="store_true", help="time with process CPU time (busy machines)")
+    p.add_argument("--reference-updates", type=int, default=1000,
+                   help="updates per timed block of the comparison with the official code (0: skip it)")
+    p.add_argument("--reference-repeats", type=int, default=3, help="timed blocks of that comparison")
+    p.add_argument("--reference-only", action="store_true", help="only the comparison with the official code")
+    p.add_argument("--data-json", default=None,
+                   help="data-build figures written by benchmarks/data_build.py --json, added to the markdown")
     p.add_argument("--smoke", action="store_true", help="tiny networks and a few updates (CI smoke test)")
     p.add_argument("--json", default=None, help="write raw results here")
     p.add_argument("--markdown", default=None, help="write the results table here (e.g. benchmarks/RESULTS.md)")
@@ -213,6 +294,7 @@ def main(argv=None) -> int:
         overrides = {"hidden": (16, 16), "batch_size": 16}
         args.updates, args.repeats = 3, 1
         args.population = min(args.population, 2)
+        args.reference_updates, args.reference_repeats = min(args.reference_updates, 3), 1
     if args.cpu_time:
         global CLOCK
         CLOCK = time.process_time
@@ -220,7 +302,7 @@ def main(argv=None) -> int:
     if torch.cuda.is_available():
         devices.append(("cuda", 1))
     rows = []
-    for shape in args.shapes.split(","):
+    for shape in args.shapes.split(",") if not args.reference_only else []:
         for device, threads in devices:
             for name in args.algos.split(","):
                 sec = bench_algo(name, shape, device, threads, args.updates, args.repeats, overrides)
@@ -243,20 +325,24 @@ def main(argv=None) -> int:
                     rows.append(dict(algo=label, shape=shape, device=device, threads=threads, ms=sec * 1e3))
                 print(f"{shape:>16} {device}:{threads} {name:>10} x{K}: sequential {res[0] * 1e3:8.2f}, vectorized "
                       f"{res[1] * 1e3:8.2f} ms/update per run ({res[0] / res[1]:.2f}x)", flush=True)
+    ref_rows = []
+    if args.reference_updates > 0:
+        ref_over = {**REFERENCE_OVERRIDES, **({"hidden": overrides["hidden"], "batch_size": overrides["batch_size"]}
+                                              if args.smoke else {})}
+        ref_rows = bench_reference([int(t) for t in args.threads.split(",")], args.reference_updates,
+                                   args.reference_repeats, ref_over)
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+        Path(args.json).write_text(json.dumps({"rows": rows, "reference": [
+            {**r, "ours": {str(k): v for k, v in r["ours"].items()},
+             "reference": {str(k): v for k, v in r["reference"].items()}} for r in ref_rows]}, indent=2))
     if args.markdown:
-        write_markdown(rows, args, Path(args.markdown))
+        write_markdown(rows, args, Path(args.markdown), ref_rows)
     return 0
 
 
-def write_markdown(rows, args, path: Path) -> None:
+def write_markdown(rows, args, path: Path, ref_rows=()) -> None:
     import pandas as pd
 
-    df = pd.DataFrame(rows)
-    df["updates/s"] = 1e3 / df["ms"]
-    df["cell"] = df.apply(lambda r: f"{r['ms']:.2f} ms ({r['updates/s']:.0f}/s)", axis=1)
-    df["column"] = df["device"] + ":" + df["threads"].astype(str) + " thr"
     lines = ["# Update speed", "",
              f"Machine: {machine()}. torch {torch.__version__}, marlkit {__version__} (commit {git_commit()}), "
              f"Python {platform.python_version()}.", "",
@@ -267,9 +353,20 @@ def write_markdown(rows, args, path: Path) -> None:
              f"time per update of one run when K={args.population} runs (seeds) train one after another or as one "
              f"vectorized population (alternating blocks of {max(args.updates // max(args.population, 1), 1)} "
              f"updates per run).", ""]
-    for shape, sub in df.groupby("shape", sort=False):
-        table = sub.pivot(index="algo", columns="column", values="cell")
-        lines += [f"## {shape}", "", table.to_markdown(), ""]
+    if ref_rows:
+        lines += reference_markdown(list(ref_rows), args.reference_updates, args.reference_repeats, args.smoke)
+    if rows:
+        df = pd.DataFrame(rows)
+        df["updates/s"] = 1e3 / df["ms"]
+        df["cell"] = df.apply(lambda r: f"{r['ms']:.2f} ms ({r['updates/s']:.0f}/s)", axis=1)
+        df["column"] = df["device"] + ":" + df["threads"].astype(str) + " thr"
+        for shape, sub in df.groupby("shape", sort=False):
+            table = sub.pivot(index="algo", columns="column", values="cell")
+            lines += [f"## {shape}", "", table.to_markdown(), ""]
+    if args.data_json:
+        from data_build import markdown_section
+
+        lines += markdown_section(json.loads(Path(args.data_json).read_text()))
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -245,7 +245,12 @@ def test_update_speed_smoke_covers_every_algorithm(tmp_path):
     md = tmp_path / "RESULTS.md"
     assert update_speed.main(["--smoke", "--threads", "1", "--population", "2", "--json", str(out),
                               "--markdown", str(md)]) == 0
-    rows = json.loads(out.read_text())
+    raw = json.loads(out.read_text())
+    rows = raw["rows"]
     timed = {r["algo"] for r in rows}
     assert set(ALGOS) <= timed and all(r["ms"] > 0 for r in rows)
     assert "halfcheetah-6x1" in md.read_text() and "5m_vs_6m" in md.read_text()
+    # the comparison with the official code's reference figures: OMIGA and ComaDICE, HalfCheetah-6x1 and Ant-2x4
+    assert {(r["algo"], r["shape"]) for r in raw["reference"]} == set(update_speed.REFERENCE)
+    assert all(v > 0 for r in raw["reference"] for v in r["ours"].values())
+    assert "official code (reference)" in md.read_text() and "ant-2x4" in md.read_text()

@@ -19,12 +19,35 @@ from torch import nn
 from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.envs.base import EnvSpec
 
-__all__ = ["AlgoConfig", "Algorithm", "ConfigError"]
+__all__ = ["AlgoConfig", "Algorithm", "ConfigError", "clip_grad_norms_"]
 
 
 _COMPILED: dict[tuple, Any] = {}
 """torch.compile'd ``compute_loss`` functions by (class, backend, mode); kept outside instances so copies of an
 algorithm (thread calibration, checkpoints) never share a compiled bound method."""
+
+
+@torch.no_grad()
+def clip_grad_norms_(groups: list[list[nn.Parameter]], max_norm: float) -> None:
+    """``nn.utils.clip_grad_norm_(group, max_norm)`` for every group, with one ``_foreach_norm`` over all of them.
+
+    Each group is clipped on its own (same per-tensor norms, total norm and coefficient
+    ``min(1, max_norm / (‖g‖ + 1e-6))`` as ``clip_grad_norm_``); only the per-call overhead is shared.
+    Parameters without a gradient are skipped.
+    """
+    grads = [[p.grad for p in group if p.grad is not None] for group in groups]
+    flat = [g for gs in grads for g in gs]
+    if not flat:
+        return
+    norms = torch._foreach_norm(flat)
+    coefs: list[torch.Tensor] = []
+    start = 0
+    for gs in grads:
+        if gs:
+            total = torch.linalg.vector_norm(torch.stack(norms[start:start + len(gs)]))
+            coefs += [torch.clamp(max_norm / (total + 1e-6), max=1.0)] * len(gs)
+            start += len(gs)
+    torch._foreach_mul_(flat, coefs)
 
 
 class ConfigError(ValueError):
@@ -209,8 +232,7 @@ class Algorithm(nn.Module):
         loss.backward()
         max_norm = self.grad_clip_norm()
         if max_norm > 0:
-            for group in self.grad_clip_groups():
-                nn.utils.clip_grad_norm_(group, max_norm, foreach=True)
+            clip_grad_norms_(self.grad_clip_groups(), max_norm)
         for opt in opts:
             opt.step()
         self.after_step()
@@ -242,9 +264,13 @@ class Algorithm(nn.Module):
 
     # ------------------------------------------------------------------ helpers
     def make_adam(self, *modules: nn.Module, lr: float | None = None) -> torch.optim.Adam:
-        """Adam over the parameters of ``modules`` (fused kernels on CUDA)."""
+        """Adam over the parameters of ``modules`` with the fused kernel (one pass over each tensor, no host syncs).
+
+        ``fused=True`` on CPU and CUDA: on CPU it is about 3× faster than ``foreach=True`` for the paper-size
+        networks (``benchmarks/profile_update.py``); same update rule up to floating-point reordering.
+        """
         params = [p for m in modules for p in m.parameters()]
-        kw = {"fused": True} if self.device.type == "cuda" else {"foreach": True}
+        kw = {"fused": True} if self.device.type in ("cuda", "cpu") else {"foreach": True}
         return torch.optim.Adam(params, lr=lr or self.config.lr, **kw)
 
     @staticmethod

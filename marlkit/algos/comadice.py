@@ -35,6 +35,10 @@ f-divergences (``f`` field): ``chi2``, ``kl``, ``soft-chi2`` (:mod:`marlkit.algo
 Occupancy mass: Eq. 11's stationarity gives ``E_D[w*] = 1 − γ`` in one-step tasks such as matrix games (the
 episode ends after one step, so the discounted occupancy of its states is 1 − γ); use ``gamma=0`` there to get
 the normalised one-step occupancy that :func:`marlkit.exact.dice.comadice_solution` computes with ``gamma=0``.
+
+Work per update: ν_i is evaluated once (on o, o₀ and o' together) and serves steps 1 and 2, since the q step
+does not change it; steps 2 and 3 train disjoint parameters (w* is detached), so one backward pass gives both
+their gradients, clipped per network as in the official code.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from dataclasses import dataclass
 
 import torch
 
-from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
+from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, clip_grad_norms_
 from marlkit.algos.fdiv import F_DIVERGENCES, FDivergence, get_fdiv
 from marlkit.data.dataset import DatasetError
 from marlkit.data.sampler import Batch, DeviceSampler
@@ -181,14 +185,16 @@ class ComaDICE(Algorithm):
         nu_tot, a_tot = self.mixer.mix(torch.stack([nu, q - nu]), *params)
         return {"nu": nu, "q": q, "params": params, "nu_tot": nu_tot, "a_tot": a_tot}
 
-    def q_fitting_loss(self, batch: Batch) -> torch.Tensor:
+    def q_fitting_loss(self, batch: Batch, nu: torch.Tensor | None = None) -> torch.Tensor:
         """MSE making ``A_tot(s, a) = M_s[q − ν]`` match ``r + γ (1 − done) ν̄_tot(s') − ν_tot(s)`` (from Eq. 5;
-        see the module docstring for the sign fix of the printed Eq. 10). Gradients reach q and θ only."""
+        see the module docstring for the sign fix of the printed Eq. 10). Gradients reach q and θ only.
+
+        ``nu``: ``ν_i(o_i)`` of the batch ``[B, N]`` if already computed (treated as a constant); else computed."""
         c = self.config
         q = self.q.taken(batch["observations"], batch["actions"])
         params = self.mixer.mixing_params(batch["states"])
         with torch.no_grad():
-            nu = self.nu(batch["observations"])
+            nu = self.nu(batch["observations"]) if nu is None else nu.detach()
             target = batch["rewards"] - self.mixer.mix(nu, *(p.detach() for p in params))
             if c.gamma > 0:
                 nu_next = self.mixer_target(self.nu_target(batch["next_observations"]), batch["next_states"])
@@ -196,21 +202,29 @@ class ComaDICE(Algorithm):
         a_tot = self.mixer.mix(q - nu, *params)
         return (a_tot - target).pow(2).mean()
 
-    def nu_loss(self, batch: Batch, initial: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def nu_values(self, batch: Batch, initial: Batch) -> tuple[torch.Tensor, ...]:
+        """``ν_i`` at the transitions' o, the initial o₀ (and o' for the full gradient) in one batched forward pass:
+        a tuple of ``[B, N]``, ``[B0, N]`` (, ``[B, N]``), with gradients."""
+        obs = [batch["observations"], initial["observations"]]
+        if self.config.full_gradient and self.config.gamma > 0:
+            obs.append(batch["next_observations"])
+        return self.nu(torch.cat(obs)).split([o.shape[0] for o in obs])
+
+    def nu_loss(self, batch: Batch, initial: Batch,
+                nus: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 11 as a function of the ν_i (q and mixer fixed). Returns ``(loss, A_tot [B] detached)``.
 
-        ν and the mixer weights are evaluated on the transitions' s, the initial states s₀ (and s' for the full
-        gradient) in one batched call each.
+        ν (:meth:`nu_values`, or ``nus`` if given) and the mixer weights are evaluated on the transitions' s, the
+        initial states s₀ (and s' for the full gradient) in one batched call each.
         """
         c = self.config
         full = c.full_gradient and c.gamma > 0
-        obs = [batch["observations"], initial["observations"]] + ([batch["next_observations"]] if full else [])
+        nus = self.nu_values(batch, initial) if nus is None else nus
         states = [batch["states"], initial["states"]] + ([batch["next_states"]] if full else [])
-        sizes = [o.shape[0] for o in obs]
+        sizes = [st.shape[0] for st in states]
         with torch.no_grad():
             q = self.q.taken(batch["observations"], batch["actions"])
             params = [p.split(sizes) for p in self.mixer.mixing_params(torch.cat(states))]
-        nus = self.nu(torch.cat(obs)).split(sizes)
         a_tot = self.mixer.mix(q - nus[0], *(p[0] for p in params))
         nu_tot0 = self.mixer.mix(nus[1], *(p[1] for p in params))
         if full:
@@ -227,13 +241,17 @@ class ComaDICE(Algorithm):
             loss = loss / w.mean().clamp_min(1e-8)
         return loss
 
-    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-        opt.zero_grad(set_to_none=True)
+    def _step(self, opts: tuple[torch.optim.Optimizer, ...], loss: torch.Tensor) -> None:
+        """Backward of ``loss`` (a sum of losses over the disjoint parameters of ``opts``), gradients clipped per
+        optimizer, one step of each."""
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip > 0:
-            params = [p for g in opt.param_groups for p in g["params"]]
-            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip, foreach=True)
-        opt.step()
+            clip_grad_norms_([[p for g in opt.param_groups for p in g["params"]] for opt in opts],
+                             self.config.grad_clip)
+        for opt in opts:
+            opt.step()
 
     def update(self, batch: Batch, initial: Batch | None = None) -> dict[str, torch.Tensor]:
         """q-fitting, Eq. 11 and Eq. 12 steps on ``batch``; ``initial`` holds s₀ rows (default: the batch drawn by
@@ -245,13 +263,14 @@ class ComaDICE(Algorithm):
         initial = initial if initial is not None else self._initial_batch
         if initial is None:
             raise ValueError("ComaDICE.update needs a batch of initial states (use train_step, or pass initial=)")
-        q_loss = self.q_fitting_loss(batch)
-        self._step(self.q_opt, q_loss)
-        nu_loss, a_tot = self.nu_loss(batch, initial)
-        self._step(self.nu_opt, nu_loss)
+        nus = self.nu_values(batch, initial)  # ν is not changed by the q step: one forward pass serves both losses
+        q_loss = self.q_fitting_loss(batch, nus[0])
+        self._step((self.q_opt,), q_loss)
+        nu_loss, a_tot = self.nu_loss(batch, initial, nus)
         w = occupancy_ratio(a_tot, self.config.alpha, self.fdiv)
         pi_loss = self.weighted_bc_loss(batch, w)
-        self._step(self.policy_opt, pi_loss)
+        # Eq. 11 trains ν only and Eq. 12 π only (w* is detached): one backward pass gives each its own gradient
+        self._step((self.nu_opt, self.policy_opt), nu_loss + pi_loss)
         self.soft_update(self.nu_target, self.nu, self.config.tau)
         self.soft_update(self.mixer_target, self.mixer, self.config.tau)
         return {"q_loss": q_loss.detach(), "nu_loss": nu_loss.detach(), "policy_loss": pi_loss.detach(),

@@ -42,6 +42,13 @@ OPTIONAL_FIELDS = ("avail_actions", "next_avail_actions", "obs_mask")
 _BOOL_FIELDS = ("terminals", "timeouts", "episode_starts", "avail_actions", "next_avail_actions", "obs_mask")
 
 
+def _all_finite(arr: np.ndarray) -> bool:
+    """No NaN/inf in ``arr``, without a full-size temporary (min and max propagate NaN and reach ±inf)."""
+    if arr.size == 0 or not np.issubdtype(arr.dtype, np.floating):
+        return True
+    return bool(np.isfinite(arr.min()) and np.isfinite(arr.max()))
+
+
 class DatasetError(ValueError):
     """A dataset that violates the format: names the field and the problem."""
 
@@ -184,10 +191,10 @@ class MultiAgentDataset:
             arr = getattr(self, name)
             if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
                 raise DatasetError(f"{name} must be numeric, got dtype {arr.dtype}")
-            if not np.isfinite(arr).all():
+            if not _all_finite(arr):
                 bad = int((~np.isfinite(arr)).sum())
                 raise DatasetError(f"{name} contains {bad} NaN/inf value(s)")
-        if not self.discrete and not np.isfinite(actions).all():
+        if not self.discrete and not _all_finite(actions):
             raise DatasetError(f"actions contains {int((~np.isfinite(actions)).sum())} NaN/inf value(s)")
         for name in _BOOL_FIELDS:
             arr = getattr(self, name)

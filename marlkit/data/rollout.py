@@ -15,6 +15,7 @@ reached and returns a :class:`~marlkit.data.dataset.MultiAgentDataset`. All rand
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from marlkit.data.dataset import MultiAgentDataset
 
@@ -77,19 +78,24 @@ def collect(env, policy, episodes: int | None = None, transitions: int | None = 
     rng = np.random.default_rng(seed)
     eps: list[dict] = []
     count, b = 0, 0
-    while count < target:
-        n = min(n_envs, target - count) if episodes is not None else n_envs
-        for ep in _batch(env, policy, n, rng, seed=seed * 100_003 + b):
-            if count >= target:
-                break
-            if transitions is not None and count + len(ep["reward"]) > target:
-                keep = target - count
-                ep = {k: v[:keep] for k, v in ep.items()}
-                if not ep["terminal"][-1]:
-                    ep["timeout"][-1] = True
-            eps.append(ep)
-            count += 1 if episodes is not None else len(ep["reward"])
-        b += 1
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # behavior actors are small MLPs on [n_envs, ...]: extra threads only add sync waits
+    try:
+        while count < target:
+            n = min(n_envs, target - count) if episodes is not None else n_envs
+            for ep in _batch(env, policy, n, rng, seed=seed * 100_003 + b):
+                if count >= target:
+                    break
+                if transitions is not None and count + len(ep["reward"]) > target:
+                    keep = target - count
+                    ep = {k: v[:keep] for k, v in ep.items()}
+                    if not ep["terminal"][-1]:
+                        ep["timeout"][-1] = True
+                eps.append(ep)
+                count += 1 if episodes is not None else len(ep["reward"])
+            b += 1
+    finally:
+        torch.set_num_threads(threads)
     cat = {k: np.concatenate([ep[k] for ep in eps]) for k in eps[0]}
     starts = np.concatenate([np.eye(1, len(ep["reward"]), 0, dtype=bool)[0] for ep in eps])
     spec = env.spec

@@ -1,0 +1,83 @@
+"""The CPU fast paths of the shared layers compute the same functions: oneDNN linear (forward and gradients) vs
+``F.linear``, the one-hot agent id as a per-agent first-layer bias vs the concatenated input, and the one-pass
+per-group gradient clipping vs ``clip_grad_norm_``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.func import vmap
+
+from marlkit.algos.base import clip_grad_norms_
+from marlkit.nets import mlp
+from marlkit.nets.mlp import Linear, MultiAgentMLP, linear, onednn_linear
+
+needs_onednn = pytest.mark.skipif(mlp._LINEAR_POINTWISE is None or not torch.backends.mkldnn.is_available(),
+                                  reason="this PyTorch build has no oneDNN linear")
+
+
+def _fwd_bwd(layer, x, g):
+    x = x.clone().requires_grad_(True)
+    layer.zero_grad(set_to_none=True)
+    y = layer(x)
+    (y * g).sum().backward()
+    return y.detach(), x.grad, layer.weight.grad, layer.bias.grad
+
+
+@needs_onednn
+def test_onednn_linear_matches_f_linear():
+    torch.manual_seed(0)
+    layer = Linear(256, 128)
+    x, g = torch.randn(64, 3, 256), torch.randn(64, 3, 128)
+    old = onednn_linear(True)
+    try:
+        fast = _fwd_bwd(layer, x, g)
+        onednn_linear(False)
+        ref = _fwd_bwd(layer, x, g)
+    finally:
+        onednn_linear(old)
+    for a, b in zip(fast, ref):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    # float64 reference: both are float32-accurate
+    y64 = x.double() @ layer.weight.double().t() + layer.bias.double()
+    assert (fast[0].double() - y64).abs().max() < 1e-4
+
+
+@needs_onednn
+def test_onednn_linear_falls_back_where_it_must():
+    torch.manual_seed(0)
+    w, b = torch.randn(128, 128), torch.randn(128)
+    small = torch.randn(8, 128)  # below the row threshold
+    torch.testing.assert_close(linear(small, w, b), torch.nn.functional.linear(small, w, b), rtol=0, atol=0)
+    xs, ws = torch.randn(3, 100, 128), torch.randn(3, 128, 128)  # inside vmap (populations): F.linear
+    out = vmap(lambda x, w_: linear(x, w_))(xs, ws)
+    torch.testing.assert_close(out, torch.einsum("kbi,koi->kbo", xs, ws), rtol=1e-5, atol=1e-4)
+    x64 = torch.randn(100, 128, dtype=torch.float64)
+    assert linear(x64, w.double(), b.double()).dtype == torch.float64
+
+
+def test_shared_params_agent_id_is_a_first_layer_bias():
+    torch.manual_seed(0)
+    net = MultiAgentMLP(4, 5, 3, (32, 32), share_params=True)
+    x = torch.randn(2, 7, 4, 5)
+    ids = torch.eye(4).expand(2, 7, 4, 4)
+    torch.testing.assert_close(net(x), net.net(torch.cat([x, ids], -1)), rtol=1e-6, atol=1e-6)
+
+
+def test_clip_grad_norms_equals_clip_grad_norm_per_group():
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.zeros(s)) for s in [(3, 4), (5,), (2, 2), (7,)]]
+    grads = [torch.randn(p.shape) * 3 for p in params]
+    grads[2] *= 1e-3  # the second group stays below the bound
+    for p, gr in zip(params, grads):
+        p.grad = gr.clone()
+    groups = [params[:2], params[2:3], params[3:]]
+    ref = [[torch.nn.Parameter(torch.zeros_like(p)) for p in g] for g in groups]
+    for g, r in zip(groups, ref):
+        for p, q in zip(g, r):
+            q.grad = p.grad.clone()
+        torch.nn.utils.clip_grad_norm_(r, 1.0)
+    clip_grad_norms_(groups, 1.0)
+    for g, r in zip(groups, ref):
+        for p, q in zip(g, r):
+            assert torch.equal(p.grad, q.grad)
