@@ -73,7 +73,10 @@ def test_build_hopper_datasets_deterministic_and_cached(tmp_path):
     np.testing.assert_allclose(ds.next_states[:-1][inside], ds.states[1:][inside])
     again = build_dataset("mamujoco:Hopper-3x1", "medium", transitions=400, seed=1, cache=False)
     np.testing.assert_array_equal(ds.actions, again.actions)
-    assert list((tmp_path / "data").rglob("medium-400t-seed1.h5"))
+    fingerprint = make_env("mamujoco:Hopper-3x1").behavior_fingerprint
+    assert ds.meta["behavior_fingerprint"] == fingerprint and len(fingerprint) == 12
+    # the weights' hash is part of the cache name: retrained behavior policies never reuse stale files
+    assert list((tmp_path / "data").rglob(f"medium-400t-seed1-{fingerprint}.h5"))
     for q in ("medium-replay", "medium-expert", "random", "expert"):
         d = build_dataset("mamujoco:Hopper-3x1", q, transitions=200, seed=0)
         assert d.size == 200 and d.meta["dataset"] == q

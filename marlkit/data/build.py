@@ -34,12 +34,15 @@ DEFAULT_TRANSITIONS = {"mamujoco": 100_000, "mpe": 25_000}
 """Transitions built when no size is given (per family); Bridge defaults to its 500 (+500) episodes."""
 
 
-def dataset_path(env_name: str, quality: str, transitions: int | None, episodes: int | None, seed: int) -> Path:
-    """Cache location of a built dataset."""
+def dataset_path(env_name: str, quality: str, transitions: int | None, episodes: int | None, seed: int,
+                 source: str | None = None) -> Path:
+    """Cache location of a built dataset; ``source`` (the env's ``behavior_fingerprint``, e.g. a hash of the
+    MuJoCo behavior weights) is part of the name, so retrained behavior policies never reuse stale files."""
     from marlkit.envs.registry import data_dir
 
     size = f"{transitions}t" if transitions is not None else (f"{episodes}ep" if episodes is not None else "default")
-    return data_dir() / env_name.replace(":", "_") / f"{quality}-{size}-seed{seed}.h5"
+    tag = f"-{source}" if source else ""
+    return data_dir() / env_name.replace(":", "_") / f"{quality}-{size}-seed{seed}{tag}.h5"
 
 
 def dataset_card(ds: MultiAgentDataset) -> dict:
@@ -119,7 +122,8 @@ def build_dataset(env_name: str, quality: str, transitions: int | None = None, e
     if transitions is None and episodes is None:
         family = env_name.split(":")[0] if ":" in env_name else None
         transitions = DEFAULT_TRANSITIONS.get(family)
-    path = dataset_path(env_name, quality, transitions, episodes, seed)
+    source = getattr(env, "behavior_fingerprint", None)
+    path = dataset_path(env_name, quality, transitions, episodes, seed, source)
     if cache and path.exists():
         ds = load_hdf5(path)
         ds.check_compatible(env.spec)
@@ -128,6 +132,8 @@ def build_dataset(env_name: str, quality: str, transitions: int | None = None, e
         return ds
     ds = _rollout(env, quality, transitions, episodes, seed)
     ds.meta.update({"env": env.spec.name, "dataset": quality, "seed": int(seed)})
+    if source:
+        ds.meta["behavior_fingerprint"] = source
     card = dataset_card(ds)
     ds.meta.update({"return_mean": card["return_mean"], "return_std": card["return_std"],
                     "episodes": card["episodes"], "transitions": card["transitions"]})

@@ -162,6 +162,17 @@ class MaMuJoCoEnv(MultiAgentEnv):
             env.close()
 
     # ------------------------------------------------------------------ behavior and datasets
+    @property
+    def behavior_fingerprint(self) -> str | None:
+        """First 12 hex digits of the SHA-256 of the shipped behavior weights (None if none are shipped); part of
+        the dataset cache key, so datasets are rebuilt when the weights change."""
+        import hashlib
+
+        from marlkit.behavior.td3 import weights_dir
+
+        path = weights_dir() / f"{self.task}.safetensors"
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.exists() else None
+
     def behavior_policy(self, name: str, noise: float = BEHAVIOR_NOISE, directory=None) -> "JointPolicy":
         """The shipped behavior actor ``name`` (``random``, ``medium``, ``expert`` or ``replay_k``).
 
