@@ -59,8 +59,9 @@ def bc(map_name: str, dataset: str, size: int, steps: int, seeds: list[int], epi
         rows.append(row)
     summary = {"map": map_name, "dataset": dataset, "transitions": ds.size, "steps": steps, "hidden": list(hidden),
                "eval_episodes": episodes, "behavior_return": round(behavior["return_mean"], 4),
-               "behavior_win_rate": behavior["win_rate"],
+               "behavior_return_std": round(behavior["return_std"], 4), "behavior_win_rate": behavior["win_rate"],
                "bc_return_mean": round(float(np.mean([r["return"] for r in rows])), 4),
+               "bc_return_std": round(float(np.std([r["return"] for r in rows])), 4),
                "bc_win_rate_mean": round(float(np.mean([r["win_rate"] for r in rows])), 4),
                "bc_win_rate_std": round(float(np.std([r["win_rate"] for r in rows])), 4)}
     print(json.dumps(summary), flush=True)

@@ -1,8 +1,16 @@
-"""Small builders shared by tests."""
+"""Small builders shared by tests: a random valid dataset and a tiny continuous env."""
 
 import numpy as np
 
 from marlkit.data.dataset import MultiAgentDataset
+from marlkit.envs.base import EnvSpec, MultiAgentEnv, StepResult
+
+N, OBS, ACT = 2, 2, 2  # agents, observation and action size of ToyContinuous
+
+
+def toy_reward(obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """ToyContinuous's team reward ``-Σ_i ‖a_i − 0.5·o_i‖² / N``: ``[..., N, 2]`` inputs → ``[...]``."""
+    return -((actions - 0.5 * obs) ** 2).sum(-1).mean(-1)
 
 
 def toy_dataset(T=40, N=2, obs_dim=3, state_dim=4, n_actions=3, act_dim=0, episode_len=5, seed=0, **overrides):
@@ -31,36 +39,54 @@ def toy_dataset(T=40, N=2, obs_dim=3, state_dim=4, n_actions=3, act_dim=0, episo
     return MultiAgentDataset(**fields, meta=meta)
 
 
-class ToyContinuousEnv:
-    """A tiny continuous 2-agent task for generic tests: reward −mean(a²), 5-step episodes."""
+class ToyContinuous(MultiAgentEnv):
+    """A tiny continuous cooperative task for tests (registered as ``toy-cont`` by the tests that name it).
 
-    def __init__(self, n_agents=2, obs_dim=3, state_dim=4, act_dim=2):
-        from marlkit.envs.base import EnvSpec
+    Each of N = 2 agents observes o_i ∈ [-1, 1]^2 (uniform, fresh every step) and plays a_i ∈ [-1, 1]^2; the team
+    reward is ``r = -Σ_i ‖a_i − 0.5·o_i‖² / N``, so the best joint action is ``a_i = 0.5·o_i`` (return 0).
+    Episodes last ``episode_limit`` steps (1: a one-step game); the last step is terminal. Dataset ``random``:
+    actions uniform on [-1, 1]^2 (reward about -0.75 per step), stored in episode order.
+    """
 
-        self.spec = EnvSpec("toy-cont", n_agents, obs_dim, state_dim, act_dim=act_dim, episode_limit=5,
-                            default_steps=50)
-        self._t = 0
+    datasets = ("random",)
 
-    def reset(self, n_envs=1, seed=None):
-        self._rng = np.random.default_rng(seed)
-        self._n, self._t = n_envs, 0
-        s = self.spec
-        return (self._rng.normal(size=(n_envs, s.n_agents, s.obs_dim)).astype(np.float32),
-                self._rng.normal(size=(n_envs, s.state_dim)).astype(np.float32), None)
+    def __init__(self, episode_limit: int = 1):
+        self.spec = EnvSpec(name="toy-cont", n_agents=N, obs_dim=OBS, state_dim=N * OBS, act_dim=ACT,
+                            episode_limit=episode_limit, gamma=0.99, default_steps=200)
+        self._obs, self._rng, self._t = None, None, 0
+
+    def reset(self, n_envs: int = 1, seed: int | None = None):
+        self._rng, self._t = np.random.default_rng(seed), 0
+        self._obs = self._rng.uniform(-1, 1, (n_envs, N, OBS)).astype(np.float32)
+        return self._obs, self._obs.reshape(n_envs, -1), None
 
     def step(self, actions):
-        from marlkit.envs.base import StepResult
-
+        r = toy_reward(self._obs, np.asarray(actions)).astype(np.float32)
         self._t += 1
-        obs, state, _ = self.reset(self._n, self._t)
-        reward = -(np.asarray(actions) ** 2).mean(axis=(1, 2))
-        done = np.full(self._n, self._t >= self.spec.episode_limit)
-        return StepResult(obs, state, None, reward.astype(np.float32), np.zeros(self._n, bool), done)
+        done = np.full(len(r), self._t >= self.spec.episode_limit)
+        if not done.all():
+            self._obs = self._rng.uniform(-1, 1, self._obs.shape).astype(np.float32)
+        return StepResult(self._obs, self._obs.reshape(len(r), -1), None, r, done, np.zeros(len(r), bool))
+
+    def make_dataset(self, name: str = "random", size: int = 512, seed: int = 0) -> MultiAgentDataset:
+        rng = np.random.default_rng(seed)
+        obs = rng.uniform(-1, 1, (size, N, OBS)).astype(np.float32)
+        acts = rng.uniform(-1, 1, (size, N, ACT)).astype(np.float32)
+        nobs = rng.uniform(-1, 1, (size, N, OBS)).astype(np.float32)
+        t = np.arange(size)
+        terminal = t % self.spec.episode_limit == self.spec.episode_limit - 1
+        cont = ~terminal[:-1]  # rows whose episode goes on: o' is the next row's o
+        nobs[:-1][cont] = obs[1:][cont]
+        timeout = (t == size - 1) & ~terminal  # a last episode cut short by the dataset's size
+        return MultiAgentDataset(
+            observations=obs, states=obs.reshape(size, -1), actions=acts,
+            rewards=toy_reward(obs, acts).astype(np.float32), next_observations=nobs,
+            next_states=nobs.reshape(size, -1), terminals=terminal, timeouts=timeout,
+            episode_starts=t % self.spec.episode_limit == 0,
+            meta={"env": "toy-cont", "dataset": name, "seed": int(seed)})
 
 
 def toy_continuous_dataset(T=200, seed=0):
-    """Data for :class:`ToyContinuousEnv`: episodes of 5 steps, uniform random actions."""
-    env = ToyContinuousEnv()
-    ds = toy_dataset(T=T, N=2, obs_dim=3, state_dim=4, act_dim=2, episode_len=5, seed=seed)
-    ends = ds.terminals
-    return ds.replace(rewards=-(ds.actions ** 2).mean(axis=(1, 2)), terminals=np.zeros_like(ends), timeouts=ends), env
+    """``(data, env)``: ``T`` random transitions of a 5-step :class:`ToyContinuous` and the env."""
+    env = ToyContinuous(episode_limit=5)
+    return env.make_dataset("random", size=T, seed=seed), env

@@ -116,19 +116,15 @@ def test_non_boolean_flags(good_file):
         load_hdf5(_rewrite(good_file, terminals=t))
 
 
-def test_attrs_disagree_with_arrays(good_file):
+@pytest.mark.parametrize("attr,value,match", [
+    ("n_agents", 3, "n_agents=3 but observations hold 2"),
+    ("schema_version", 99, "schema version 99 is newer"),
+], ids=["attrs_disagree_with_arrays", "newer_schema_refused"])
+def test_bad_file_attribute(good_file, attr, value, match):
     bad = _rewrite(good_file)
     with h5py.File(bad, "a") as f:
-        f.attrs["n_agents"] = 3
-    with pytest.raises(DatasetError, match="n_agents=3 but observations hold 2"):
-        load_hdf5(bad)
-
-
-def test_newer_schema_refused(good_file):
-    bad = _rewrite(good_file)
-    with h5py.File(bad, "a") as f:
-        f.attrs["schema_version"] = 99
-    with pytest.raises(DatasetError, match="schema version 99 is newer"):
+        f.attrs[attr] = value
+    with pytest.raises(DatasetError, match=match):
         load_hdf5(bad)
 
 
@@ -144,27 +140,15 @@ def test_failed_write_keeps_existing_file(tmp_path, good_file):
 
 
 # ---------------------------------------------------------------- dataset vs env
-def test_agent_count_mismatch(tmp_path):
-    path = save_hdf5(toy_dataset(N=3, obs_dim=1, state_dim=1, n_actions=2), tmp_path / "three.h5")
-    with pytest.raises(DatasetError, match="dataset has 3 agents but env 'xor' has 2"):
-        load_dataset(make_env("xor"), str(path))
-
-
-def test_action_space_mismatch(tmp_path):
-    path = save_hdf5(toy_dataset(N=2, obs_dim=1, state_dim=1, act_dim=1), tmp_path / "cont.h5")
-    with pytest.raises(DatasetError, match="continuous actions but env 'xor'"):
-        load_dataset(make_env("xor"), str(path))
-
-
-def test_obs_dim_mismatch(tmp_path):
-    path = save_hdf5(toy_dataset(N=2, obs_dim=4, state_dim=1, n_actions=2), tmp_path / "obs.h5")
-    with pytest.raises(DatasetError, match="obs_dim 4 != env 'xor' obs_dim 1"):
-        load_dataset(make_env("xor"), str(path))
-
-
-def test_action_out_of_range_for_env(tmp_path):
-    path = save_hdf5(toy_dataset(N=2, obs_dim=1, state_dim=1, n_actions=3), tmp_path / "act.h5")
-    with pytest.raises(DatasetError, match="out of range for env 'xor' with 2 actions"):
+@pytest.mark.parametrize("shape,match", [
+    ({"N": 3, "obs_dim": 1, "state_dim": 1, "n_actions": 2}, "dataset has 3 agents but env 'xor' has 2"),
+    ({"N": 2, "obs_dim": 1, "state_dim": 1, "act_dim": 1}, "continuous actions but env 'xor'"),
+    ({"N": 2, "obs_dim": 4, "state_dim": 1, "n_actions": 2}, "obs_dim 4 != env 'xor' obs_dim 1"),
+    ({"N": 2, "obs_dim": 1, "state_dim": 1, "n_actions": 3}, "out of range for env 'xor' with 2 actions"),
+], ids=["agent_count", "action_space", "obs_dim", "action_out_of_range"])
+def test_dataset_does_not_fit_env(tmp_path, shape, match):
+    path = save_hdf5(toy_dataset(**shape), tmp_path / "data.h5")
+    with pytest.raises(DatasetError, match=match):
         load_dataset(make_env("xor"), str(path))
 
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from contextlib import redirect_stdout
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,11 +29,9 @@ from marlkit.data.sampler import DeviceSampler
 from marlkit.envs.matrix import make_game
 from marlkit.envs.registry import register_env
 from marlkit.train import RunConfig, build_algo, run
+from tests.helpers import ToyContinuous
 
-sys.path.insert(0, str(Path(__file__).parent))
-import _continuous_toy
-
-register_env("toy-cont", _continuous_toy.make)
+register_env("toy-cont", ToyContinuous)
 
 BASELINES = ["bcq-ma", "cql-ma", "icq", "omar"]
 # small networks and a larger step size: the matrix games are tabular (constant observation)
@@ -127,7 +123,7 @@ def test_td_loss_decreases_discrete(algo, key):
                                       ("omar", "td_loss")])
 def test_loss_decreases_continuous(algo, key):
     """On 256 fixed transitions of the continuous toy task the critic's TD error falls."""
-    env = _continuous_toy.make()
+    env = ToyContinuous()
     data = env.make_dataset("random", size=256, seed=0)
     loss = _losses(algo, env, data, key, 100, **SMALL_CONT.get(algo, {}))
     assert loss[-20:].mean() < 0.7 * loss[:10].mean()
@@ -213,7 +209,7 @@ def test_attach_next_actions_follows_episodes():
 
 
 def test_attach_next_actions_rejects_shuffled_chains():
-    env = _continuous_toy.make()
+    env = ToyContinuous()
     data = env.make_dataset("random", size=8, seed=0)
     data.terminals[:] = False  # non-terminal rows whose successors are not the next rows
     sampler = DeviceSampler(data, "cpu")
@@ -230,7 +226,7 @@ def test_batch_softmax_weights_average_one():
 
 def test_optimizers_are_found_for_checkpoints():
     spec = make_game("xor").spec
-    cont = _continuous_toy.make().spec
+    cont = ToyContinuous().spec
     assert set(build_algo("bcq-ma", spec, FAST).optimizers()) == {"opt"}
     assert set(build_algo("bcq-ma", cont, {**FAST, "vae_hidden": (8,)}).optimizers()) == {
         "critic_opt", "actor_opt", "vae_opt"}

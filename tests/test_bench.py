@@ -142,6 +142,41 @@ def test_presets_and_cli_list(capsys):
     assert "unknown algo" in capsys.readouterr().err
 
 
+def test_smax_paper_preset_grid(capsys):
+    """smax-paper: 4 SMAX maps × good/medium/poor × BC/OMIGA/ComaDICE/InSPO × 5 seeds at omiga.md Table 6's
+    settings; expanding it (and narrowing it on the command line) builds no env and trains nothing."""
+    from marlkit.cli import main
+
+    grid = preset("smax-paper")
+    maps = ["smax:5m_vs_6m", "smax:2s3z", "smax:6h_vs_8z", "smax:3s_vs_5z"]
+    assert grid.tasks == [(m, d) for m in maps for d in ("good", "medium", "poor")]
+    assert grid.algos == ["bc", "omiga", "comadice", "inspo"] and grid.seeds == [0, 1, 2, 3, 4]
+    assert (grid.steps, grid.eval_episodes, grid.eval_every, grid.dataset_size) == (50_000, 32, 5000, 50_000)
+    cells = grid.cells()
+    assert len(cells) == 4 * 3 * 4 * 5
+    assert {(c.env, c.dataset, c.algo, c.seed) for c in cells} == {
+        (m, d, a, s) for m in maps for d in ("good", "medium", "poor") for a in grid.algos for s in range(5)}
+    hp = {c.algo: dict(c.hyperparameters) for c in cells}
+    for a in ("bc", "omiga", "comadice"):
+        assert hp[a]["hidden"] == (256, 256) and hp[a]["batch_size"] == 128 and hp[a]["lr"] == 5e-4, a
+    assert "batch_size" not in hp["inspo"] and "alpha" not in hp["inspo"]  # InSPO's own defaults
+    from marlkit.algos.omiga import OMIGAConfig
+
+    assert (OMIGAConfig.alpha, OMIGAConfig.tau) == (10.0, 0.005)  # omiga.md Table 6, through the defaults
+    # omiga.md's α = 2 variant on 6h_vs_8z poor: the preset narrowed and α swept
+    variant = preset("smax-paper")
+    variant.tasks, variant.algos, variant.sweep = [("smax:6h_vs_8z", "poor")], ["omiga"], {"alpha": [2.0]}
+    variant.algo_hyperparameters = {"omiga": variant.algo_hyperparameters["omiga"]}
+    (cell,) = [c for c in variant.cells() if c.seed == 0]
+    params = validate_parameters(cell.parameters("x"))
+    assert params["alpha"] == 2.0 and params["hyperparameters"]["batch_size"] == 128
+    # narrowed as in docs/smax.md's small-scale run: the kept algorithms keep their per-algorithm settings
+    assert main(["bench", "--preset", "smax-paper", "--env", "smax:5m_vs_6m", "--datasets", "good",
+                 "--algos", "bc,omiga,inspo", "--seeds", "0", "--steps", "2000", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().endswith("3 runs") and "smax:5m_vs_6m/good/omiga seed=0" in out
+
+
 # --------------------------------------------------------------------------------------- synthetic records
 def _write(root: Path, env, dataset, algo, seed, ret, alpha=None, evals=None):
     d = root / env / dataset / algo / f"a{alpha}" / f"seed={seed}"

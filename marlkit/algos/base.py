@@ -51,7 +51,8 @@ class AlgoConfig:
     share_params: bool = False
 
     def validate(self) -> None:
-        """Check types and ranges.
+        """Check types and ranges. Fields typed ``tuple[int, ...]`` (``hidden``, ``mixer_hidden``, ...) are layer
+        sizes: non-empty, positive integers.
 
         Raises:
             ConfigError: naming the field, its value and the valid range.
@@ -67,14 +68,14 @@ class AlgoConfig:
                 raise ConfigError(f"{f.name} must be an integer, got {value!r}")
             if kind == "bool" and not isinstance(value, bool):
                 raise ConfigError(f"{f.name} must be true/false, got {value!r}")
+            if kind == "tuple[int, ...]" and (not value or any((not isinstance(h, int)) or h <= 0 for h in value)):
+                raise ConfigError(f"{f.name} must be a non-empty tuple of positive integers, got {value!r}")
         if not 0.0 <= self.gamma < 1.0:
             raise ConfigError(f"gamma must be in [0, 1), got {self.gamma}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if self.batch_size <= 0:
             raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size}")
-        if not self.hidden or any((not isinstance(h, int)) or h <= 0 for h in self.hidden):
-            raise ConfigError(f"hidden must be a non-empty tuple of positive integers, got {self.hidden!r}")
         for name in ("alpha", "tau"):
             if hasattr(self, name) and getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")

@@ -25,17 +25,18 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
+from marlkit.algos.base import ConfigError
 from marlkit.algos.common import (
+    MixedCriticConfig,
+    MixedCriticLearner,
     PerturbationActor,
     bcq_allowed_actions,
     bcq_greedy_discrete,
     bcq_select_continuous,
+    candidate_values,
     twin_soft_min,
 )
 from marlkit.data.sampler import Batch
-from marlkit.nets.critics import LocalQ
-from marlkit.nets.mixers import LinearMixer
 from marlkit.nets.policies import CategoricalPolicy, masked_logits
 from marlkit.nets.vae import ConditionalVAE
 
@@ -43,14 +44,12 @@ __all__ = ["BCQMA", "BCQMAConfig"]
 
 
 @dataclass
-class BCQMAConfig(AlgoConfig):
-    """BCQ-MA hyperparameters.
+class BCQMAConfig(MixedCriticConfig):
+    """BCQ-MA hyperparameters (``tau``, ``mixer_hidden``: see :class:`~marlkit.algos.common.MixedCriticConfig`).
 
     Attributes:
-        tau: target-network Polyak rate (0.005, omiga.md Tables 5–6).
         threshold: discrete action filter τ (0.3, omiga.md Table 6 "Threshold (BCQ-MA)").
         logit_reg: weight of the L2 penalty on the imitation logits (0.01, discrete BCQ official code).
-        mixer_hidden: hidden sizes of the mixer's weight/bias nets (64, omiga.md Tables 5–6).
         phi: continuous perturbation bound Φ (0.05, Fujimoto et al. 2019, Sec. 6).
         lmbda: soft clipped double-Q weight λ on the min of the twin critics (0.75, Fujimoto et al. 2019).
         n_candidates: actions sampled from the VAE per state for the max (10, Fujimoto et al. 2019).
@@ -60,10 +59,8 @@ class BCQMAConfig(AlgoConfig):
             local utilities tie, so the default is the squared error of the value-decomposition TD loss).
     """
 
-    tau: float = 0.005
     threshold: float = 0.3
     logit_reg: float = 0.01
-    mixer_hidden: tuple[int, ...] = (64,)
     phi: float = 0.05
     lmbda: float = 0.75
     n_candidates: int = 10
@@ -82,13 +79,9 @@ class BCQMAConfig(AlgoConfig):
             raise ConfigError(f"logit_reg must be non-negative, got {self.logit_reg}")
         if self.n_candidates < 1:
             raise ConfigError(f"n_candidates must be a positive integer, got {self.n_candidates}")
-        for name in ("mixer_hidden", "vae_hidden"):
-            v = getattr(self, name)
-            if not v or any((not isinstance(h, int)) or h <= 0 for h in v):
-                raise ConfigError(f"{name} must be a non-empty tuple of positive integers, got {v!r}")
 
 
-class BCQMA(Algorithm):
+class BCQMA(MixedCriticLearner):
     """BCQ-MA: per-agent BCQ policy constraint on local Q_i, linear mixer for Q_tot (discrete and continuous)."""
 
     name = "bcq-ma"
@@ -97,19 +90,14 @@ class BCQMA(Algorithm):
     def __init__(self, spec, config: BCQMAConfig | None = None, device="cpu"):
         super().__init__(spec, config, device)
         c, n = self.config, spec.n_agents
-        self.mixer = LinearMixer(spec.state_dim, n, c.mixer_hidden)
+        self.build_mixed_critic(ensemble=1 if spec.discrete else 2)  # twin critics for continuous actions
         if spec.discrete:
-            self.q = LocalQ(n, spec.obs_dim, n_actions=spec.n_actions, hidden=c.hidden, share_params=c.share_params)
             self.imitation = CategoricalPolicy(n, spec.obs_dim, spec.n_actions, c.hidden, c.share_params)
         else:
-            self.q = LocalQ(n, spec.obs_dim, act_dim=spec.act_dim, hidden=c.hidden, share_params=c.share_params,
-                            ensemble=2)
             self.vae = ConditionalVAE(n, spec.obs_dim, spec.act_dim, hidden=c.vae_hidden,
                                       share_params=c.share_params)
             self.actor = PerturbationActor(n, spec.obs_dim, spec.act_dim, c.phi, c.hidden, c.share_params)
             self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
         self.to(self.device)
         if spec.discrete:
             self.opt = self.make_adam(self.q, self.mixer, self.imitation)
@@ -129,14 +117,12 @@ class BCQMA(Algorithm):
         ``a'*_i = argmax`` of the online ``Q_i(o'_i, ·)`` over the allowed set (double-DQN style, as in discrete
         BCQ), valued by the target network. Returns the loss and mean ``Q_tot``.
         """
-        c = self.config
         with torch.no_grad():
             nobs, navail = batch["next_observations"], batch.get("next_avail_actions")
             a_next = bcq_greedy_discrete(self.q(nobs), self.allowed(nobs, navail))  # [B, N]
-            q_next = self.q_target.taken(nobs, a_next)
-            y = batch["rewards"] + c.gamma * (1 - batch["terminals"]) * self.mixer_target(q_next, batch["next_states"])
+            y = self.mixed_td_target(batch, self.q_target.taken(nobs, a_next))
         q_tot = self.mixer(self.q.taken(batch["observations"], batch["actions"]), batch["states"])
-        loss = F.smooth_l1_loss(q_tot, y) if c.huber else F.mse_loss(q_tot, y)
+        loss = F.smooth_l1_loss(q_tot, y) if self.config.huber else F.mse_loss(q_tot, y)
         return loss, q_tot.mean()
 
     def imitation_loss(self, batch: Batch) -> torch.Tensor:
@@ -153,25 +139,19 @@ class BCQMA(Algorithm):
         ``n_candidates`` VAE proposals are perturbed by ``actor`` and valued by ``critic``'s soft clipped
         double-Q ``λ min_k Q^k + (1 − λ) max_k Q^k`` (Fujimoto et al. 2019, Eq. 13).
         """
-        lam = self.config.lmbda
-
         def q_fn(o: torch.Tensor, a: torch.Tensor) -> torch.Tensor:  # [K, B, N, ·] -> [K, B, N]
-            K, B, N = a.shape[:3]
-            q = critic(o.reshape(K * B, N, -1), a.reshape(K * B, N, -1))  # [2, K*B, N]
-            return twin_soft_min(q, lam).reshape(K, B, N)
+            return twin_soft_min(candidate_values(critic, o, a), self.config.lmbda)
 
         return bcq_select_continuous(obs, self.vae, actor, q_fn, self.config.n_candidates)
 
     def continuous_td_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Σ over the twins of MSE(Q^k_tot(s, a), y), ``y = r + γ(1−d) Q̄_tot(s', a'*)`` (BCQ Alg. 1, mixed)."""
-        c = self.config
         with torch.no_grad():
             _, v_next = self.select(batch["next_observations"], self.actor_target, self.q_target)  # [B, N]
-            y = batch["rewards"] + c.gamma * (1 - batch["terminals"]) * self.mixer_target(v_next, batch["next_states"])
+            y = self.mixed_td_target(batch, v_next)
         q = self.q(batch["observations"], batch["actions"])  # [2, B, N]
-        w, b = self.mixer.weights(batch["states"]), self.mixer.bias(batch["states"])
-        q_tot = self.mixer.mix(q, w, b)  # [2, B]
-        return (q_tot - y).pow(2).mean(-1).sum(), q_tot.mean()
+        td, q_tot = self.twin_mixed_td_loss(q, y, batch["states"])
+        return td, q_tot.mean()
 
     def perturbation_loss(self, batch: Batch) -> torch.Tensor:
         """``−E[Σ_i w_i(s) Q^1_i(o_i, ξ_φ(o_i, a_i ~ G_ω))]`` (BCQ's actor objective through the mixer weights)."""
@@ -191,8 +171,7 @@ class BCQMA(Algorithm):
             self.opt.zero_grad(set_to_none=True)
             (td + il).backward()
             self.opt.step()
-            self.soft_update(self.q_target, self.q, c.tau)
-            self.soft_update(self.mixer_target, self.mixer, c.tau)
+            self.update_targets()
             return {"td_loss": td.detach(), "imitation_loss": il.detach(), "q_tot": q_mean.detach()}
         vae_loss = self.vae.loss(batch["observations"], batch["actions"])
         self.vae_opt.zero_grad(set_to_none=True)
@@ -206,8 +185,7 @@ class BCQMA(Algorithm):
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()
-        self.soft_update(self.q_target, self.q, c.tau)
-        self.soft_update(self.mixer_target, self.mixer, c.tau)
+        self.update_targets()
         self.soft_update(self.actor_target, self.actor, c.tau)
         return {"td_loss": td.detach(), "vae_loss": vae_loss.detach(), "actor_loss": actor_loss.detach(),
                 "q_tot": q_mean.detach()}

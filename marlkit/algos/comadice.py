@@ -138,8 +138,7 @@ class ComaDICE(Algorithm):
         self.fdiv = get_fdiv(c.f)
         n = spec.n_agents
         self.nu = LocalV(n, spec.obs_dim, c.hidden, c.share_params)
-        self.q = LocalQ(n, spec.obs_dim, n_actions=spec.n_actions, act_dim=spec.act_dim, hidden=c.hidden,
-                        share_params=c.share_params)
+        self.q = LocalQ.for_spec(spec, c.hidden, c.share_params)
         if c.mixer == "linear":
             self.mixer = LinearMixer(spec.state_dim, n, (c.mixer_hidden,))
         else:

@@ -17,31 +17,44 @@ Contents:
 - :func:`weighted_mse` and :func:`smoothed_target_actions`: weighted TD loss and TD3's target policy smoothing.
 - :func:`uniform_actions` and :func:`gaussian_log_density`: proposal actions for the continuous CQL(H) estimate
   and their log-densities (Kumar et al. 2020, App. F; OMAR's noisy policy proposals).
+- :func:`candidate_values`: local values of K candidate actions per state in one critic call (BCQ's candidates,
+  CQL's proposals, OMAR's CEM samples).
 - :func:`batch_softmax_weights`: ICQ's implicit-constraint weights ``exp(x/α)/Z`` with ``Z`` estimated on the
   minibatch (Yang et al. 2021, Eq. 8 and 11).
 - :func:`attach_next_actions`: the dataset's next action ``a'`` for in-sample (SARSA-style) targets.
+- :class:`MixedCriticConfig` and :class:`MixedCriticLearner`: local critics ``Q_i`` under the linear value
+  decomposition ``Q_tot = Σ_i w_i(s) Q_i + b(s)`` with Polyak targets, the critic skeleton of the centralized
+  baselines BCQ-MA, CQL-MA and ICQ (omiga.md Sec. 5.2, App. C.2).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from marlkit.algos.base import AlgoConfig, Algorithm
 from marlkit.data.dataset import DatasetError
-from marlkit.data.sampler import DeviceSampler
+from marlkit.data.sampler import Batch, DeviceSampler
+from marlkit.nets.critics import LocalQ
+from marlkit.nets.mixers import LinearMixer
 from marlkit.nets.mlp import MultiAgentMLP
 from marlkit.nets.policies import masked_logits
 
 __all__ = [
+    "MixedCriticConfig",
+    "MixedCriticLearner",
     "PerturbationActor",
     "attach_next_actions",
     "batch_softmax_weights",
     "bcq_allowed_actions",
     "bcq_greedy_discrete",
     "bcq_select_continuous",
+    "candidate_values",
     "cql_logsumexp_continuous",
     "cql_logsumexp_discrete",
     "gaussian_log_density",
@@ -112,6 +125,19 @@ def bcq_select_continuous(obs: torch.Tensor, vae, perturb: PerturbationActor,
     best = values.argmax(0)  # [B, N]
     idx = best.unsqueeze(0).unsqueeze(-1).expand(1, *cand.shape[1:])
     return cand.gather(0, idx).squeeze(0), values.gather(0, best.unsqueeze(0)).squeeze(0)
+
+
+def candidate_values(q: LocalQ, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """Local values ``Q_i(o_i, a^k_i)`` of K candidate actions per state, the candidate axis folded into the batch
+    so that every candidate is valued in one batched call of the continuous critic ``q``.
+
+    Shapes: ``obs [B, N, o]`` (shared by the candidates) or ``[K, B, N, o]``, ``actions [K, B, N, d]`` →
+    ``[E, K, B, N]`` for an ensemble of E critics (``[K, B, N]`` for one).
+    """
+    K, B, N = actions.shape[:3]
+    obs = obs.expand(K, B, N, obs.shape[-1])
+    values = q(obs.reshape(K * B, N, -1), actions.reshape(K * B, N, -1))  # [(E,) K·B, N]
+    return values.reshape(*values.shape[:-2], K, B, N)
 
 
 def bcq_allowed_actions(behavior_probs: torch.Tensor, threshold: float,
@@ -255,3 +281,60 @@ def attach_next_actions(sampler: DeviceSampler) -> None:
                                "in-sample targets need transitions stored in episode order")
     t["next_actions"] = nxt
     t["has_next_action"] = has
+
+
+@dataclass
+class MixedCriticConfig(AlgoConfig):
+    """Hyperparameters of the mixed critic shared by BCQ-MA, CQL-MA and ICQ.
+
+    Attributes:
+        tau: target-network Polyak rate (0.005, omiga.md Tables 5–6).
+        mixer_hidden: hidden sizes of the mixer's weight/bias nets (64, omiga.md Tables 5–6).
+    """
+
+    tau: float = 0.005
+    mixer_hidden: tuple[int, ...] = (64,)
+
+
+class MixedCriticLearner(Algorithm):
+    """Local critics ``Q_i`` mixed by the linear value decomposition ``Q_tot(s, a) = Σ_i w_i(s) Q_i(o_i, a_i) + b(s)``,
+    ``w_i(s) ≥ 0`` (omiga.md Sec. 5.2 and App. C.2), with Polyak target copies ``Q̄_i`` and ``Q̄_tot``'s mixer.
+
+    The critic skeleton of the centralized baselines :mod:`~marlkit.algos.bcq_ma`, :mod:`~marlkit.algos.cql_ma`
+    and :mod:`~marlkit.algos.icq`: a subclass calls :meth:`build_mixed_critic` in ``__init__``, builds its losses
+    with :meth:`mixed_td_target` / :meth:`twin_mixed_td_loss`, and ends every update with :meth:`update_targets`.
+    Networks (state-dict names): ``mixer``, ``q``, ``q_target``, ``mixer_target``.
+    """
+
+    config: MixedCriticConfig
+
+    def build_mixed_critic(self, ensemble: int = 1) -> None:
+        """Create ``mixer`` (:class:`~marlkit.nets.mixers.LinearMixer` on the state, ``mixer_hidden``), ``q``
+        (:class:`~marlkit.nets.critics.LocalQ` for the spec's action space, ``ensemble`` critics per agent) and their
+        frozen copies ``q_target``, ``mixer_target`` (in that order of random initialisation)."""
+        c, spec = self.config, self.spec
+        self.mixer = LinearMixer(spec.state_dim, spec.n_agents, c.mixer_hidden)
+        self.q = LocalQ.for_spec(spec, c.hidden, c.share_params, ensemble)
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
+
+    def mixed_td_target(self, batch: Batch, v_next: torch.Tensor) -> torch.Tensor:
+        """``y = r + γ (1 − d) Q̄_tot(s', a')`` with ``Q̄_tot(s', a') = Σ_i w̄_i(s') v_next_i + b̄(s')``.
+
+        ``v_next [B, N]`` holds the local target values of the next joint action (each algorithm's own choice of
+        ``a'``); call under ``torch.no_grad()``. Returns ``[B]``.
+        """
+        return batch["rewards"] + self.config.gamma * (1 - batch["terminals"]) * self.mixer_target(
+            v_next, batch["next_states"])
+
+    def twin_mixed_td_loss(self, q: torch.Tensor, y: torch.Tensor,
+                           states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``Σ_k E[(Q^k_tot(s, a) − y)²]`` for twin local values ``q [2, B, N]`` (each twin mixed by the online
+        mixer), target ``y [B]``, ``states [B, state_dim]``. Returns the loss and ``Q_tot [2, B]``."""
+        q_tot = self.mixer(q, states)
+        return (q_tot - y).pow(2).mean(-1).sum(), q_tot
+
+    def update_targets(self) -> None:
+        """Polyak step ``θ̄ ← (1 − τ) θ̄ + τ θ`` of ``q_target`` and ``mixer_target``."""
+        self.soft_update(self.q_target, self.q, self.config.tau)
+        self.soft_update(self.mixer_target, self.mixer, self.config.tau)

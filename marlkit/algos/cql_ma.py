@@ -16,37 +16,37 @@ factorises, so ``y = r + γ(1−d) Q̄_tot(s', argmax_i Q̄_i(o'_i, ·))``.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
-from marlkit.algos.common import cql_logsumexp_continuous, cql_logsumexp_discrete, uniform_actions
+from marlkit.algos.base import ConfigError
+from marlkit.algos.common import (
+    MixedCriticConfig,
+    MixedCriticLearner,
+    candidate_values,
+    cql_logsumexp_continuous,
+    cql_logsumexp_discrete,
+    uniform_actions,
+)
 from marlkit.data.sampler import Batch
-from marlkit.nets.critics import LocalQ
-from marlkit.nets.mixers import LinearMixer
 from marlkit.nets.policies import TanhGaussianPolicy, masked_logits
 
 __all__ = ["CQLMA", "CQLMAConfig"]
 
 
 @dataclass
-class CQLMAConfig(AlgoConfig):
-    """CQL-MA hyperparameters.
+class CQLMAConfig(MixedCriticConfig):
+    """CQL-MA hyperparameters (``tau``, ``mixer_hidden``: see :class:`~marlkit.algos.common.MixedCriticConfig`).
 
     Attributes:
         alpha: CQL trade-off α on the local regularizer (1, omiga.md Tables 5–6).
-        tau: target-network Polyak rate (0.005, omiga.md Tables 5–6).
-        mixer_hidden: hidden sizes of the mixer's weight/bias nets (64, omiga.md Tables 5–6).
         n_action_samples: proposal actions per distribution for the continuous log-sum-exp (10, CQL official code).
         target_entropy: SAC target entropy per agent; None → −act_dim (CQL official code).
     """
 
     alpha: float = 1.0
-    tau: float = 0.005
-    mixer_hidden: tuple[int, ...] = (64,)
     n_action_samples: int = 10
     target_entropy: float | None = None
 
@@ -54,11 +54,9 @@ class CQLMAConfig(AlgoConfig):
         super().validate()
         if self.n_action_samples < 1:
             raise ConfigError(f"n_action_samples must be a positive integer, got {self.n_action_samples}")
-        if not self.mixer_hidden or any((not isinstance(h, int)) or h <= 0 for h in self.mixer_hidden):
-            raise ConfigError(f"mixer_hidden must be a non-empty tuple of positive integers, got {self.mixer_hidden!r}")
 
 
-class CQLMA(Algorithm):
+class CQLMA(MixedCriticLearner):
     """CQL-MA: CQL regularizer on each local Q_i, linear mixer for Q_tot (discrete and continuous)."""
 
     name = "cql-ma"
@@ -67,16 +65,10 @@ class CQLMA(Algorithm):
     def __init__(self, spec, config: CQLMAConfig | None = None, device="cpu"):
         super().__init__(spec, config, device)
         c, n = self.config, spec.n_agents
-        self.mixer = LinearMixer(spec.state_dim, n, c.mixer_hidden)
-        if spec.discrete:
-            self.q = LocalQ(n, spec.obs_dim, n_actions=spec.n_actions, hidden=c.hidden, share_params=c.share_params)
-        else:
-            self.q = LocalQ(n, spec.obs_dim, act_dim=spec.act_dim, hidden=c.hidden, share_params=c.share_params,
-                            ensemble=2)
+        self.build_mixed_critic(ensemble=1 if spec.discrete else 2)  # twin critics for continuous actions
+        if not spec.discrete:
             self.policy = TanhGaussianPolicy(n, spec.obs_dim, spec.act_dim, c.hidden, c.share_params)
             self.log_ent_coef = torch.nn.Parameter(torch.zeros(()))
-        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
         self.to(self.device)
         self.critic_opt = self.make_adam(self.q, self.mixer)
         if not spec.discrete:
@@ -90,8 +82,7 @@ class CQLMA(Algorithm):
         c = self.config
         with torch.no_grad():
             q_next = masked_logits(self.q_target(batch["next_observations"]), batch.get("next_avail_actions"))
-            y = batch["rewards"] + c.gamma * (1 - batch["terminals"]) * self.mixer_target(
-                q_next.max(-1).values, batch["next_states"])
+            y = self.mixed_td_target(batch, q_next.max(-1).values)
         q_all = self.q(batch["observations"])  # [B, N, A]
         q_data = q_all.gather(-1, batch["actions"].long().unsqueeze(-1)).squeeze(-1)
         q_tot = self.mixer(q_data, batch["states"])
@@ -100,12 +91,6 @@ class CQLMA(Algorithm):
         return {"td_loss": td, "cql_penalty": cql, "critic_loss": td + c.alpha * cql, "q_tot": q_tot.mean()}
 
     # ------------------------------------------------------------------ continuous
-    def _q_of_samples(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Twin local values of K actions per state: ``obs [B, N, o]``, ``actions [K, B, N, d]`` → ``[2, K, B, N]``."""
-        K, B, N, _ = actions.shape
-        o = obs.unsqueeze(0).expand(K, *obs.shape).reshape(K * B, N, -1)
-        return self.q(o, actions.reshape(K * B, N, -1)).reshape(2, K, B, N)
-
     def _policy_samples(self, obs: torch.Tensor, K: int) -> tuple[torch.Tensor, torch.Tensor]:
         """K actions per state from π (no gradient): ``[K, B, N, d]`` and log-probs ``[K, B, N]``."""
         B, N, _ = obs.shape
@@ -118,17 +103,14 @@ class CQLMA(Algorithm):
         obs, nobs = batch["observations"], batch["next_observations"]
         with torch.no_grad():
             a_next, _ = self.policy.rsample(nobs)
-            q_next = self.q_target(nobs, a_next).min(0).values
-            y = batch["rewards"] + c.gamma * (1 - batch["terminals"]) * self.mixer_target(q_next, batch["next_states"])
+            y = self.mixed_td_target(batch, self.q_target(nobs, a_next).min(0).values)
         q_data = self.q(obs, batch["actions"])  # [2, B, N]
-        w, b = self.mixer.weights(batch["states"]), self.mixer.bias(batch["states"])
-        q_tot = self.mixer.mix(q_data, w, b)  # [2, B]
-        td = (q_tot - y).pow(2).mean(-1).sum()
+        td, q_tot = self.twin_mixed_td_loss(q_data, y, batch["states"])  # q_tot [2, B]
         K = c.n_action_samples
         rand, rand_logp = uniform_actions((K, *batch["actions"].shape), obs.device)
         cur, cur_logp = self._policy_samples(obs, K)
         nxt, nxt_logp = self._policy_samples(nobs, K)
-        q_samples = self._q_of_samples(obs, torch.cat([rand, cur, nxt], 0))  # [2, 3K, B, N]
+        q_samples = candidate_values(self.q, obs, torch.cat([rand, cur, nxt], 0))  # [2, 3K, B, N]
         logp = torch.cat([torch.full_like(cur_logp, rand_logp), cur_logp, nxt_logp], 0)
         cql = cql_logsumexp_continuous(q_samples.transpose(0, 1), logp.unsqueeze(1), q_data)
         cql = cql.mean(dim=(1, 2)).sum()  # summed over the twins like the TD term
@@ -145,7 +127,6 @@ class CQLMA(Algorithm):
 
     # ------------------------------------------------------------------ update
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        c = self.config
         if self.spec.discrete:
             out = self.discrete_critic_loss(batch)
         else:
@@ -164,8 +145,7 @@ class CQLMA(Algorithm):
             ent_loss.backward()
             self.ent_opt.step()
             metrics.update(actor_loss=loss_pi.detach(), ent_coef=self.log_ent_coef.detach().exp())
-        self.soft_update(self.q_target, self.q, c.tau)
-        self.soft_update(self.mixer_target, self.mixer, c.tau)
+        self.update_targets()
         return metrics
 
     # ------------------------------------------------------------------ acting

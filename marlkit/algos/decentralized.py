@@ -22,6 +22,7 @@ subclass :class:`DecentralizedLearner`, which draws every agent's minibatch inde
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -31,6 +32,7 @@ import torch
 from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
 from marlkit.data.dataset import MultiAgentDataset
 from marlkit.data.sampler import Batch, DeviceSampler
+from marlkit.nets.critics import LocalQ
 from marlkit.nets.vae import ConditionalVAE
 
 __all__ = [
@@ -202,9 +204,9 @@ class DecentralizedLearner(Algorithm):
     """Base of the decentralized learners: independent per-agent minibatches, λ_vd·λ_tn loss weights, and the
     transition-normalization VAEs G¹, G² for continuous actions.
 
-    Subclasses build their networks, call :meth:`build_tn_models` (passing their own G¹ when they have one, as
-    MABCQ does), then :meth:`finish_init`, and implement :meth:`update` using :meth:`loss_weights` and
-    :meth:`state_values`.
+    Subclasses build their networks (the local critics ``q``/``q_target`` with :meth:`build_critic`), call
+    :meth:`build_tn_models` (passing their own G¹ when they have one, as MABCQ does), then :meth:`finish_init`, and
+    implement :meth:`update` (the critic regresses on :meth:`weighted_td_target`) and :meth:`state_values`.
     """
 
     name: ClassVar[str] = "decentralized"
@@ -218,6 +220,14 @@ class DecentralizedLearner(Algorithm):
         self.tn_vae2: ConditionalVAE | None = None
 
     # ------------------------------------------------------------------ construction helpers
+    def build_critic(self) -> None:
+        """Create the local critics ``q`` (:class:`~marlkit.nets.critics.LocalQ`: heads ``Q_i(o_i, ·)`` for discrete
+        actions, twin ``Q^1_i, Q^2_i(o_i, a_i)`` for continuous ones, as in BCQ/CQL-SAC/TD3) and their frozen
+        copy ``q_target``."""
+        cfg = self.config
+        self.q = LocalQ.for_spec(self.spec, cfg.hidden, cfg.share_params, ensemble=1 if self.spec.discrete else 2)
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+
     def build_tn_models(self, vae1: ConditionalVAE | None = None) -> None:
         """Create G¹ (condition o_i, target a_i) and G² (condition [o_i, o_i'], target a_i) when λ_tn is on and
         actions are continuous. ``vae1`` reuses an existing G¹ (MABCQ's generative model)."""
@@ -275,6 +285,25 @@ class DecentralizedLearner(Algorithm):
         loss.backward()
         self.vae_opt.step()
         return loss.detach()
+
+    def weighted_td_target(self, batch: Batch, v_next: torch.Tensor, q_hat: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Target and weights of the critic loss Eq. (1) ``E[λ_tn λ_vd (Q_i(s, a_i) − y_i)²]`` (no gradient).
+
+        ``y_i = r + γ (1 − d) V*(s')``; the weights λ_tn·λ_vd and their metrics come from :meth:`loss_weights`.
+
+        Args:
+            batch: a decentralized batch (``rewards``/``terminals`` ``[B, N]``).
+            v_next: V*(s') = Q̂_i(s', π̂_i(s')) of the algorithm's target policy, ``[B, N]``.
+            q_hat: Q̂_i(s, a_i) from the target critics, ``[B, N]``.
+
+        Returns:
+            ``(y [B, N], weights [B, N], metrics)``.
+        """
+        with torch.no_grad():
+            y = batch["rewards"] + self.config.gamma * (1.0 - batch["terminals"]) * v_next
+            w, metrics = self.loss_weights(batch, v_next, q_hat)
+        return y, w, metrics
 
     def loss_weights(self, batch: Batch, v_next: torch.Tensor, q_hat: torch.Tensor
                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

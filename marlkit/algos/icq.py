@@ -23,38 +23,36 @@ omiga.md's MaMuJoCo comparison) estimate the baseline ``V_i(o_i) = E_{a~π_i} Q_
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
-from marlkit.algos.common import attach_next_actions, batch_softmax_weights
+from marlkit.algos.base import ConfigError
+from marlkit.algos.common import (
+    MixedCriticConfig,
+    MixedCriticLearner,
+    attach_next_actions,
+    batch_softmax_weights,
+)
 from marlkit.data.sampler import Batch, DeviceSampler
-from marlkit.nets.critics import LocalQ
-from marlkit.nets.mixers import LinearMixer
 from marlkit.nets.policies import make_policy
 
 __all__ = ["ICQ", "ICQConfig"]
 
 
 @dataclass
-class ICQConfig(AlgoConfig):
-    """ICQ hyperparameters.
+class ICQConfig(MixedCriticConfig):
+    """ICQ hyperparameters (``tau``, ``mixer_hidden``: see :class:`~marlkit.algos.common.MixedCriticConfig`).
 
     Attributes:
         alpha: Lagrangian coefficient α of the actor's implicit constraint (10, omiga.md Tables 5–6).
         critic_alpha: temperature α_Q of the critic's importance weights (1000, official ICQ-MA code).
-        tau: target-network Polyak rate (0.005, omiga.md Tables 5–6).
-        mixer_hidden: hidden sizes of the mixer's weight/bias nets (64, omiga.md Tables 5–6).
         n_action_samples: policy samples for the continuous baseline V_i (10, marlkit choice).
     """
 
     alpha: float = 10.0
     critic_alpha: float = 1000.0
-    tau: float = 0.005
-    mixer_hidden: tuple[int, ...] = (64,)
     n_action_samples: int = 10
 
     def validate(self) -> None:
@@ -63,11 +61,9 @@ class ICQConfig(AlgoConfig):
             raise ConfigError(f"critic_alpha must be positive, got {self.critic_alpha}")
         if self.n_action_samples < 1:
             raise ConfigError(f"n_action_samples must be a positive integer, got {self.n_action_samples}")
-        if not self.mixer_hidden or any((not isinstance(h, int)) or h <= 0 for h in self.mixer_hidden):
-            raise ConfigError(f"mixer_hidden must be a non-empty tuple of positive integers, got {self.mixer_hidden!r}")
 
 
-class ICQ(Algorithm):
+class ICQ(MixedCriticLearner):
     """ICQ-MA: in-sample importance-weighted critic and advantage-weighted actors (discrete and continuous)."""
 
     name = "icq"
@@ -75,15 +71,9 @@ class ICQ(Algorithm):
 
     def __init__(self, spec, config: ICQConfig | None = None, device="cpu"):
         super().__init__(spec, config, device)
-        c, n = self.config, spec.n_agents
+        c = self.config
         self.policy = make_policy(spec, c.hidden, c.share_params)
-        self.mixer = LinearMixer(spec.state_dim, n, c.mixer_hidden)
-        if spec.discrete:
-            self.q = LocalQ(n, spec.obs_dim, n_actions=spec.n_actions, hidden=c.hidden, share_params=c.share_params)
-        else:
-            self.q = LocalQ(n, spec.obs_dim, act_dim=spec.act_dim, hidden=c.hidden, share_params=c.share_params)
-        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
+        self.build_mixed_critic()
         self.to(self.device)
         self.critic_opt = self.make_adam(self.q, self.mixer)
         self.actor_opt = self.make_adam(self.policy)
@@ -133,7 +123,6 @@ class ICQ(Algorithm):
         return -(coe * weights * logp).mean(), adv.mean()
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        c = self.config
         critic, q_mean = self.critic_loss(batch)
         self.critic_opt.zero_grad(set_to_none=True)
         critic.backward()
@@ -142,8 +131,7 @@ class ICQ(Algorithm):
         self.actor_opt.zero_grad(set_to_none=True)
         actor.backward()
         self.actor_opt.step()
-        self.soft_update(self.q_target, self.q, c.tau)
-        self.soft_update(self.mixer_target, self.mixer, c.tau)
+        self.update_targets()
         return {"critic_loss": critic.detach(), "actor_loss": actor.detach(), "q_tot": q_mean.detach(),
                 "advantage": adv.detach()}
 

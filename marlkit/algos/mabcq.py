@@ -29,6 +29,7 @@ from marlkit.algos.common import (
     bcq_allowed_actions,
     bcq_greedy_discrete,
     bcq_select_continuous,
+    candidate_values,
     twin_soft_min,
     weighted_mse,
 )
@@ -89,17 +90,13 @@ class MABCQ(DecentralizedLearner):
     def __init__(self, spec, config: MABCQConfig | None = None, device="cpu"):
         super().__init__(spec, config, device)
         cfg, N = self.config, spec.n_agents
+        self.build_critic()
         if spec.discrete:
-            self.q = LocalQ(N, spec.obs_dim, n_actions=spec.n_actions, hidden=cfg.hidden,
-                            share_params=cfg.share_params)
             self.behavior = CategoricalPolicy(N, spec.obs_dim, spec.n_actions, cfg.hidden, cfg.share_params)
         else:
-            self.q = LocalQ(N, spec.obs_dim, act_dim=spec.act_dim, hidden=cfg.hidden, share_params=cfg.share_params,
-                            ensemble=2)
             self.vae = ConditionalVAE(N, spec.obs_dim, spec.act_dim, cfg.vae_latent, cfg.hidden, cfg.share_params)
             self.perturb = PerturbationActor(N, spec.obs_dim, spec.act_dim, cfg.phi, cfg.hidden, cfg.share_params)
             self.perturb_target = copy.deepcopy(self.perturb).requires_grad_(False)
-        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.build_tn_models(None if spec.discrete else self.vae)
         self.finish_init()
         if spec.discrete:
@@ -112,10 +109,8 @@ class MABCQ(DecentralizedLearner):
     def _candidate_values(self, q_net: LocalQ, soft: bool):
         """``(obs [n, B, N, o], act [n, B, N, a]) -> [n, B, N]`` (twin soft-min for targets, Q_1 for acting)."""
         def fn(obs, act):
-            n, B = obs.shape[:2]
-            q = q_net(obs.reshape(n * B, *obs.shape[2:]), act.reshape(n * B, *act.shape[2:]))  # [2, nB, N]
-            q = twin_soft_min(q, self.config.lmbda) if soft else q[0]
-            return q.reshape(n, B, -1)
+            q = candidate_values(q_net, obs, act)  # [2, n, B, N]
+            return twin_soft_min(q, self.config.lmbda) if soft else q[0]
         return fn
 
     def _policy_continuous(self, obs, target: bool, generator=None):
@@ -140,9 +135,7 @@ class MABCQ(DecentralizedLearner):
             q_next = self.q_target(nobs)  # [B, N, A]
             a_next = bcq_greedy_discrete(q_next, self._allowed(nobs, navail))
             v_next = q_next.gather(-1, a_next.unsqueeze(-1)).squeeze(-1)  # V*(s') = Q̂(s', π̂(s'))
-            q_hat = self.q_target.taken(obs, act)
-            y = batch["rewards"] + self.config.gamma * (1.0 - batch["terminals"]) * v_next
-            w, metrics = self.loss_weights(batch, v_next, q_hat)
+            y, w, metrics = self.weighted_td_target(batch, v_next, q_hat=self.q_target.taken(obs, act))
         q = self.q.taken(obs, act)
         critic_loss = weighted_mse(q, y, w)  # Eq. (1)
         self.q_opt.zero_grad(set_to_none=True)
@@ -157,8 +150,7 @@ class MABCQ(DecentralizedLearner):
         with torch.no_grad():
             _, v_next = self._policy_continuous(nobs, target=True)  # V*(s') = Q̂(s', π̂(s'))
             q_hat = twin_soft_min(self.q_target(obs, act), self.config.lmbda)
-            y = batch["rewards"] + self.config.gamma * (1.0 - batch["terminals"]) * v_next
-            w, metrics = self.loss_weights(batch, v_next, q_hat)
+            y, w, metrics = self.weighted_td_target(batch, v_next, q_hat)
         q = self.q(obs, act)  # [2, B, N]
         critic_loss = weighted_mse(q, y, w)  # Eq. (1)
         self.q_opt.zero_grad(set_to_none=True)

@@ -14,17 +14,20 @@ not an expectation over next states).
 
 from __future__ import annotations
 
-import copy
-import math
 from dataclasses import dataclass
 
 import torch
 
 from marlkit.algos.base import ConfigError
-from marlkit.algos.common import cql_logsumexp_continuous, cql_logsumexp_discrete, weighted_mse
+from marlkit.algos.common import (
+    candidate_values,
+    cql_logsumexp_continuous,
+    cql_logsumexp_discrete,
+    uniform_actions,
+    weighted_mse,
+)
 from marlkit.algos.decentralized import DecentralizedConfig, DecentralizedLearner
 from marlkit.data.sampler import Batch
-from marlkit.nets.critics import LocalQ
 from marlkit.nets.policies import TanhGaussianPolicy, masked_logits
 
 __all__ = ["MACQL", "CQLDec", "CQLDecConfig", "MACQLConfig"]
@@ -69,14 +72,9 @@ class MACQL(DecentralizedLearner):
     def __init__(self, spec, config: MACQLConfig | None = None, device="cpu"):
         super().__init__(spec, config, device)
         cfg, N = self.config, spec.n_agents
-        if spec.discrete:
-            self.q = LocalQ(N, spec.obs_dim, n_actions=spec.n_actions, hidden=cfg.hidden,
-                            share_params=cfg.share_params)
-        else:
-            self.q = LocalQ(N, spec.obs_dim, act_dim=spec.act_dim, hidden=cfg.hidden, share_params=cfg.share_params,
-                            ensemble=2)
+        self.build_critic()
+        if not spec.discrete:
             self.policy = TanhGaussianPolicy(N, spec.obs_dim, spec.act_dim, cfg.hidden, cfg.share_params)
-        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.build_tn_models()
         self.finish_init()
         self.q_opt = self.make_adam(self.q, lr=cfg.lr)
@@ -91,9 +89,7 @@ class MACQL(DecentralizedLearner):
         avail, navail = batch.get("avail_actions"), batch.get("next_avail_actions")
         with torch.no_grad():
             v_next = masked_logits(self.q_target(nobs), navail).amax(-1)  # V*(s') = max_a Q̂(s', a)
-            q_hat = self.q_target.taken(obs, act)
-            y = batch["rewards"] + self.config.gamma * (1.0 - batch["terminals"]) * v_next
-            w, metrics = self.loss_weights(batch, v_next, q_hat)
+            y, w, metrics = self.weighted_td_target(batch, v_next, q_hat=self.q_target.taken(obs, act))
         q_all = self.q(obs)
         q = q_all.gather(-1, act.long().unsqueeze(-1)).squeeze(-1)
         td_loss = weighted_mse(q, y, w)  # Eq. (1)
@@ -112,20 +108,17 @@ class MACQL(DecentralizedLearner):
         with torch.no_grad():
             a_next, _ = self.policy.rsample(nobs)
             v_next = self.q_target(nobs, a_next).amin(0)  # V*(s') = Q̂(s', π̂(s'))
-            q_hat = self.q_target(obs, act).amin(0)
-            y = batch["rewards"] + cfg.gamma * (1.0 - batch["terminals"]) * v_next
-            w, metrics = self.loss_weights(batch, v_next, q_hat)
+            y, w, metrics = self.weighted_td_target(batch, v_next, q_hat=self.q_target(obs, act).amin(0))
         q = self.q(obs, act)  # [2, B, N]
         td_loss = weighted_mse(q, y, w)  # Eq. (1)
         # CQL(H) logsumexp by importance sampling over uniform and current-policy actions
         M, (B, N, D) = cfg.cql_samples, act.shape
-        rep = obs.unsqueeze(0).expand(2 * M, B, N, obs.shape[-1])
         with torch.no_grad():
-            a_rand = torch.rand(M, B, N, D, device=act.device) * 2 - 1
-            a_pi, logp_pi = self.policy.rsample(rep[:M])
+            a_rand, logp_rand = uniform_actions((M, B, N, D), act.device)
+            a_pi, logp_pi = self.policy.rsample(obs.unsqueeze(0).expand(M, B, N, obs.shape[-1]))
         cand = torch.cat([a_rand, a_pi])  # [2M, B, N, D]
-        log_density = torch.cat([torch.full((M, B, N), -D * math.log(2.0), device=act.device), logp_pi])
-        q_cand = self.q(rep.reshape(2 * M * B, N, -1), cand.reshape(2 * M * B, N, D)).reshape(2, 2 * M, B, N)
+        log_density = torch.cat([torch.full((M, B, N), logp_rand, device=act.device), logp_pi])
+        q_cand = candidate_values(self.q, obs, cand)  # [2, 2M, B, N]
         cql_loss = cql_logsumexp_continuous(q_cand.transpose(0, 1), log_density.unsqueeze(1), q).mean() * 2
         self.q_opt.zero_grad(set_to_none=True)
         (td_loss + cfg.alpha * cql_loss).backward()

@@ -20,7 +20,6 @@ from marlkit.algos.base import ConfigError
 from marlkit.algos.common import smoothed_target_actions, td3bc_actor_loss, weighted_mse
 from marlkit.algos.decentralized import DecentralizedConfig, DecentralizedLearner
 from marlkit.data.sampler import Batch
-from marlkit.nets.critics import LocalQ
 from marlkit.nets.mlp import MultiAgentMLP
 
 __all__ = ["MATD3BC", "MATD3BCConfig", "TD3BCDec", "TD3BCDecConfig"]
@@ -70,9 +69,7 @@ class MATD3BC(DecentralizedLearner):
         cfg, N = self.config, spec.n_agents
         self.actor = MultiAgentMLP(N, spec.obs_dim, spec.act_dim, cfg.hidden, cfg.share_params)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.q = LocalQ(N, spec.obs_dim, act_dim=spec.act_dim, hidden=cfg.hidden, share_params=cfg.share_params,
-                        ensemble=2)
-        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        self.build_critic()  # twin critics
         self.build_tn_models()
         self.finish_init()
         self.q_opt = self.make_adam(self.q, lr=cfg.lr)
@@ -91,9 +88,7 @@ class MATD3BC(DecentralizedLearner):
         with torch.no_grad():
             a_next = smoothed_target_actions(self.pi(nobs, target=True), cfg.policy_noise, cfg.noise_clip)
             v_next = self.q_target(nobs, a_next).amin(0)  # V*(s') = Q̂(s', π̂(s'))
-            q_hat = self.q_target(obs, act).amin(0)
-            y = batch["rewards"] + cfg.gamma * (1.0 - batch["terminals"]) * v_next
-            w, metrics = self.loss_weights(batch, v_next, q_hat)
+            y, w, metrics = self.weighted_td_target(batch, v_next, q_hat=self.q_target(obs, act).amin(0))
         q = self.q(obs, act)  # [2, B, N]
         critic_loss = weighted_mse(q, y, w)  # Eq. (1)
         self.q_opt.zero_grad(set_to_none=True)

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
 from marlkit.algos.common import (
+    candidate_values,
     cql_logsumexp_continuous,
     cql_logsumexp_discrete,
     gaussian_log_density,
@@ -113,13 +114,10 @@ class OMAR(Algorithm):
     def __init__(self, spec, config: OMARConfig | None = None, device="cpu"):
         super().__init__(spec, config, device)
         c, n = self.config, spec.n_agents
+        self.q = LocalQ.for_spec(spec, c.hidden, c.share_params, ensemble=2)  # twin critics
         if spec.discrete:
-            self.q = LocalQ(n, spec.obs_dim, n_actions=spec.n_actions, hidden=c.hidden, share_params=c.share_params,
-                            ensemble=2)
             self.policy = CategoricalPolicy(n, spec.obs_dim, spec.n_actions, c.hidden, c.share_params)
         else:
-            self.q = LocalQ(n, spec.obs_dim, act_dim=spec.act_dim, hidden=c.hidden, share_params=c.share_params,
-                            ensemble=2)
             self.policy = DeterministicActor(n, spec.obs_dim, spec.act_dim, c.hidden, c.share_params)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.policy_target = copy.deepcopy(self.policy).requires_grad_(False)
@@ -142,10 +140,6 @@ class OMAR(Algorithm):
         cql = cql_logsumexp_discrete(q_all, q_data, batch.get("avail_actions")).mean(dim=(1, 2)).sum()
         return {"td_loss": td, "cql_penalty": cql, "critic_loss": td + c.alpha * cql, "q": q_data.mean()}
 
-    def _repeat(self, x: torch.Tensor, K: int) -> torch.Tensor:
-        """``[B, N, D] → [K·B, N, D]`` (K copies stacked along the batch)."""
-        return x.unsqueeze(0).expand(K, *x.shape).reshape(K * x.shape[0], *x.shape[1:])
-
     def continuous_critic_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Per-agent twin TD losses + α × importance-sampled CQL(H) (official OMAR code, MaMuJoCo branch)."""
         c = self.config
@@ -164,7 +158,7 @@ class OMAR(Algorithm):
                 props.append((self.policy(o).unsqueeze(0) + noise).clamp(-1, 1))
                 logps.append(gaussian_log_density(noise, c.cql_sigma))
             props_t = torch.cat(props, 0)  # [3K, B, N, d]
-        q_s = self.q(self._repeat(obs, 3 * K), props_t.reshape(3 * K * B, N, d)).reshape(2, 3 * K, B, N)
+        q_s = candidate_values(self.q, obs, props_t)  # [2, 3K, B, N]
         cql = cql_logsumexp_continuous(q_s.transpose(0, 1), torch.cat(logps, 0).unsqueeze(1), q_data)
         cql = cql.mean(dim=(1, 2)).sum()
         return {"td_loss": td, "cql_penalty": cql, "critic_loss": td + c.alpha * cql, "q": q_data.mean()}
@@ -182,11 +176,10 @@ class OMAR(Algorithm):
         K, E = c.omar_num_samples, c.omar_num_elites
         mu = pol_act.clone() if c.center_on_policy else torch.full_like(pol_act, c.omar_mu)
         sigma = torch.full_like(pol_act, c.omar_sigma)
-        o_rep = self._repeat(obs, K)
         elite_a = elite_q = None
         for _ in range(c.omar_iters):
             samples = (mu + sigma * torch.randn(K, B, N, d, device=obs.device)).clamp(-1, 1)
-            q = self.q(o_rep, samples.reshape(K * B, N, d))[0].reshape(K, B, N)
+            q = candidate_values(self.q, obs, samples)[0]  # Q^1, [K, B, N]
             if elite_a is not None:
                 samples, q = torch.cat([samples, elite_a], 0), torch.cat([q, elite_q], 0)
             top_q, top_i = q.topk(min(E, q.shape[0]), dim=0)

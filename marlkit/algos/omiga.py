@@ -71,8 +71,6 @@ class OMIGAConfig(AlgoConfig):
             raise ConfigError(f"weight_mode must be one of {WEIGHT_MODES}, got {self.weight_mode!r}")
         if not 0 < self.tau <= 1:
             raise ConfigError(f"tau must be in (0, 1], got {self.tau}")
-        if not self.mixer_hidden or any((not isinstance(h, int)) or h <= 0 for h in self.mixer_hidden):
-            raise ConfigError(f"mixer_hidden must be a non-empty tuple of positive integers, got {self.mixer_hidden!r}")
         if self.exp_clamp <= 0:
             raise ConfigError(f"exp_clamp must be positive, got {self.exp_clamp}")
         if self.grad_norm_clip < 0:
@@ -96,10 +94,7 @@ class OMIGA(Algorithm):
         super().__init__(spec, config, device)
         c = self.config
         n, hid, share = spec.n_agents, c.hidden, c.share_params
-        if spec.discrete:
-            self.q = LocalQ(n, spec.obs_dim, n_actions=spec.n_actions, hidden=hid, share_params=share)
-        else:
-            self.q = LocalQ(n, spec.obs_dim, act_dim=spec.act_dim, hidden=hid, share_params=share)
+        self.q = LocalQ.for_spec(spec, hid, share)
         self.mixer = LinearMixer(spec.state_dim, n, c.mixer_hidden,
                                  local_obs_dim=spec.obs_dim if c.weight_mode == "local" else None)
         self.v = LocalV(n, spec.obs_dim, hid, share)

@@ -261,7 +261,7 @@ def measure_returns(task: str, episodes: int = 10, seed: int = 0, directory: Pat
     env = MaMuJoCoEnv(task)
     out = {}
     for level in ("random", "medium", "expert"):
-        rets = collect(env, env.behavior_policy(level), episodes=episodes, seed=seed, n_envs=episodes).episode_returns()
+        rets = collect(env, env.behavior_policy(level, directory=directory), episodes=episodes, seed=seed, n_envs=episodes).episode_returns()
         out[level] = {"mean": round(float(rets.mean()), 2), "std": round(float(rets.std()), 2), "episodes": episodes}
     path = Path(directory or weights_dir()) / f"{task}.json"
     card = json.loads(path.read_text())

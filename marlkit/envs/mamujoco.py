@@ -162,8 +162,11 @@ class MaMuJoCoEnv(MultiAgentEnv):
             env.close()
 
     # ------------------------------------------------------------------ behavior and datasets
-    def behavior_policy(self, name: str, noise: float = BEHAVIOR_NOISE) -> "JointPolicy":
+    def behavior_policy(self, name: str, noise: float = BEHAVIOR_NOISE, directory=None) -> "JointPolicy":
         """The shipped behavior actor ``name`` (``random``, ``medium``, ``expert`` or ``replay_k``).
+
+        ``directory`` reads the weights from elsewhere than the shipped ``marlkit/behavior_weights``
+        (e.g. a fresh ``python -m marlkit.behavior.td3 --out DIR`` run).
 
         Raises:
             FileNotFoundError: if no weights are shipped for this task.
@@ -171,7 +174,7 @@ class MaMuJoCoEnv(MultiAgentEnv):
         """
         from marlkit.behavior.td3 import load_policies
 
-        actors = load_policies(self.task)
+        actors = load_policies(self.task, directory)
         if name not in actors:
             raise KeyError(f"no behavior actor {name!r} for {self.task}; valid: {sorted(actors)}")
         return JointPolicy(actors[name], self.action_index, noise, f"TD3 actor '{name}' of {self.task}")

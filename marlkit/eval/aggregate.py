@@ -436,16 +436,25 @@ def _tasks(df: pd.DataFrame) -> list[tuple[str, str]]:
     return list(dict.fromkeys(map(tuple, df[["env", "dataset"]].to_numpy())))
 
 
-def plot_learning_curves(df: pd.DataFrame, score: str | None = None, column: str = "variant"):
-    """Evaluation score against updates, mean ± std over seeds, one panel per task; returns the figure."""
+def _task_panels(tasks: list[tuple[str, str]]):
+    """A grid of at most 3 columns with one panel per task; returns ``(fig, axes)`` with the panels in task order
+    (unused panels of the last row are hidden)."""
     import matplotlib.pyplot as plt
 
-    score = score or default_score(df)
-    tasks = _tasks(df)
     ncol = min(3, len(tasks))
     nrow = math.ceil(len(tasks) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), squeeze=False)
-    for ax, (env, dataset) in zip(axes.ravel(), tasks):
+    for ax in axes.ravel()[len(tasks):]:
+        ax.axis("off")
+    return fig, axes.ravel()[:len(tasks)]
+
+
+def plot_learning_curves(df: pd.DataFrame, score: str | None = None, column: str = "variant"):
+    """Evaluation score against updates, mean ± std over seeds, one panel per task; returns the figure."""
+    score = score or default_score(df)
+    tasks = _tasks(df)
+    fig, axes = _task_panels(tasks)
+    for ax, (env, dataset) in zip(axes, tasks):
         g = df[(df["env"] == env) & (df["dataset"] == dataset)]
         for name, sub in g.groupby(column, sort=False):
             curves = pd.DataFrame([{"seed": r.seed, "step": e["step"], "v": e.get(score)}
@@ -459,11 +468,9 @@ def plot_learning_curves(df: pd.DataFrame, score: str | None = None, column: str
         ax.set_xlabel("gradient updates")
         ax.set_ylabel(_score_label(score))
         ax.grid(alpha=0.3)
-    for ax in axes.ravel()[len(tasks):]:
-        ax.axis("off")
-    handles, _ = axes.ravel()[0].get_legend_handles_labels()
+    handles, _ = axes[0].get_legend_handles_labels()
     if handles:
-        axes.ravel()[0].legend(fontsize=8)
+        axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -483,8 +490,6 @@ def plot_alpha_sweep(df: pd.DataFrame, score: str | None = None):
     Raises:
         ValueError: if no algorithm was run with several α values (see :func:`alpha_varied`).
     """
-    import matplotlib.pyplot as plt
-
     score = score or default_score(df)
     d = df[df["alpha"].notna()]
     counts = d.groupby(["env", "dataset", "algo"])["alpha"].transform("nunique")
@@ -492,10 +497,8 @@ def plot_alpha_sweep(df: pd.DataFrame, score: str | None = None):
     if d.empty:
         raise ValueError("no algorithm was run with several values of the regularization weight α")
     tasks = _tasks(d)
-    ncol = min(3, len(tasks))
-    nrow = math.ceil(len(tasks) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), squeeze=False)
-    for ax, (env, dataset) in zip(axes.ravel(), tasks):
+    fig, axes = _task_panels(tasks)
+    for ax, (env, dataset) in zip(axes, tasks):
         g = d[(d["env"] == env) & (d["dataset"] == dataset)]
         for algo, sub in g.groupby("algo", sort=False):
             st = sub.groupby("alpha")[score].agg(["mean", "std"]).fillna(0.0).sort_index()
@@ -506,7 +509,5 @@ def plot_alpha_sweep(df: pd.DataFrame, score: str | None = None):
         ax.set_ylabel(_score_label(score))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    for ax in axes.ravel()[len(tasks):]:
-        ax.axis("off")
     fig.tight_layout()
     return fig

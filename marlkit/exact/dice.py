@@ -30,20 +30,13 @@ import numpy as np
 
 from marlkit.algos.fdiv import FDivergence, get_fdiv
 from marlkit.envs.matrix import expected_return, joint_from_product
-from marlkit.exact.matrix import marginals
+from marlkit.exact.matrix import check_game, marginals
 
 __all__ = ["dice_optimum", "dice_objective", "dice_dual", "additive_projection", "local_wbc_policies", "comadice_solution"]
 
 
 def _check(payoff, d, alpha, mass):
-    payoff = np.asarray(payoff, dtype=float)
-    d = np.asarray(d, dtype=float)
-    if d.shape != payoff.shape:
-        raise ValueError(f"d must have the payoff's shape {payoff.shape}, got {d.shape}")
-    if (d < 0).any() or not np.isclose(d.sum(), 1.0):
-        raise ValueError("d must be a probability table (non-negative, sums to 1)")
-    if not np.isfinite(payoff).all():
-        raise ValueError("payoff must be finite")
+    payoff, d = check_game(payoff, d, "d")
     if not alpha > 0:
         raise ValueError(f"alpha must be positive, got {alpha}")
     if not mass > 0:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from marlkit.envs.matrix import expected_return
-from marlkit.exact.matrix import marginals
+from marlkit.exact.matrix import check_game, marginals
 
 __all__ = [
     "InSPOTrajectory",
@@ -40,18 +40,6 @@ __all__ = [
     "local_q",
     "resampled_table",
 ]
-
-
-def _check_tables(payoff: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    payoff = np.asarray(payoff, dtype=float)
-    data = np.asarray(data, dtype=float)
-    if data.shape != payoff.shape:
-        raise ValueError(f"dataset table shape {data.shape} != payoff shape {payoff.shape}")
-    if (data < 0).any() or not np.isclose(data.sum(), 1.0):
-        raise ValueError("dataset table must be a probability table (non-negative, sums to 1)")
-    if not np.isfinite(payoff).all():
-        raise ValueError("payoff must be finite")
-    return payoff, data
 
 
 def empirical_table(dataset, n_actions: int | None = None) -> np.ndarray:
@@ -129,7 +117,7 @@ def inspo_agent_update(payoff, data, policies, mu, agent: int, alpha: float, bet
         dict with ``policy`` (π_new^{i_n}, ``[A]``), ``q`` (local Q, ``[A]``, NaN off the resampled support),
         ``advantage`` ``[A]`` and ``marginal`` (the resampled action marginal ``[A]``).
     """
-    payoff, data = _check_tables(payoff, data)
+    payoff, data = check_game(payoff, data)
     if alpha < 0 or beta < 0 or alpha + beta <= 0:
         raise ValueError(f"need alpha >= 0, beta >= 0 and alpha + beta > 0, got alpha={alpha}, beta={beta}")
     table = resampled_table(data, policies, mu, agent)
@@ -218,7 +206,7 @@ def exact_inspo(payoff, data, alpha: float = 1.0, beta: float = 1.0, iterations:
     Raises:
         ValueError: for mismatched tables, invalid temperatures or a non-positive ``iterations``.
     """
-    payoff, data = _check_tables(payoff, data)
+    payoff, data = check_game(payoff, data)
     if not isinstance(iterations, (int, np.integer)) or iterations <= 0:
         raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
     n = data.ndim

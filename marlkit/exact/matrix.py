@@ -17,7 +17,7 @@ import numpy as np
 
 from marlkit.envs.matrix import joint_from_product
 
-__all__ = ["regularized_optimum", "regularized_return", "marginals", "pure_nash", "best_response",
+__all__ = ["check_game", "regularized_optimum", "regularized_return", "marginals", "pure_nash", "best_response",
            "action_values", "ood_mass", "ood_actions", "is_product"]
 
 
@@ -28,6 +28,20 @@ def _check_table(table: np.ndarray, payoff: np.ndarray, name: str) -> np.ndarray
     if (table < 0).any() or not np.isclose(table.sum(), 1.0):
         raise ValueError(f"{name} must be a probability table (non-negative, sums to 1)")
     return table
+
+
+def check_game(payoff, table, name: str = "dataset table") -> tuple[np.ndarray, np.ndarray]:
+    """``(payoff, table)`` as float arrays, after checking that the payoff is finite and ``table`` is a probability
+    table over the payoff's joint actions (same shape ``[A_1, ..., A_N]``).
+
+    Raises:
+        ValueError: naming ``name`` (the table's role, e.g. ``"dataset table"`` or ``"d"``) or the payoff.
+    """
+    payoff = np.asarray(payoff, dtype=float)
+    table = _check_table(table, payoff, name)
+    if not np.isfinite(payoff).all():
+        raise ValueError("payoff must be finite")
+    return payoff, table
 
 
 def regularized_optimum(payoff: np.ndarray, mu: np.ndarray, alpha: float) -> np.ndarray:

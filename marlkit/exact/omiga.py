@@ -26,22 +26,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from marlkit.envs.matrix import joint_from_product
-from marlkit.exact.matrix import marginals
+from marlkit.exact.matrix import check_game, marginals
 
 __all__ = ["OmigaSolution", "linear_decomposition", "local_value", "local_value_objective", "omiga_policies",
            "omiga_solution"]
-
-
-def _check(payoff, data) -> tuple[np.ndarray, np.ndarray]:
-    payoff = np.asarray(payoff, dtype=float)
-    data = np.asarray(data, dtype=float)
-    if data.shape != payoff.shape:
-        raise ValueError(f"dataset table must have the payoff's shape {payoff.shape}, got {data.shape}")
-    if (data < 0).any() or not np.isclose(data.sum(), 1.0):
-        raise ValueError("dataset table must be a probability table (non-negative, sums to 1)")
-    if not np.isfinite(payoff).all():
-        raise ValueError("payoff must be finite")
-    return payoff, data
 
 
 def linear_decomposition(payoff, data, weights=None) -> tuple[np.ndarray, list[np.ndarray], float, np.ndarray]:
@@ -59,7 +47,7 @@ def linear_decomposition(payoff, data, weights=None) -> tuple[np.ndarray, list[n
     Raises:
         ValueError: for inconsistent tables or non-positive weights.
     """
-    payoff, data = _check(payoff, data)
+    payoff, data = check_game(payoff, data)
     n, sizes = payoff.ndim, payoff.shape
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
     if w.shape != (n,) or (w <= 0).any():
@@ -154,7 +142,7 @@ def omiga_solution(payoff, data, alpha: float, weights=None, exp_clamp: float | 
     """
     if not alpha > 0:
         raise ValueError(f"alpha must be positive, got {alpha}")
-    payoff, data = _check(payoff, data)
+    payoff, data = check_game(payoff, data)
     w, q_local, b, q_tot = linear_decomposition(payoff, data, weights)
     mus = marginals(data)
     v_local = np.array([local_value(q, mu, wi, alpha) for q, mu, wi in zip(q_local, mus, w)])

@@ -74,6 +74,15 @@ class LocalQ(nn.Module):
         out_dim = n_actions if self.discrete else 1
         self.net = _Ensemble(n_agents, in_dim, out_dim, hidden, share_params, ensemble)
 
+    @classmethod
+    def for_spec(cls, spec, hidden: Sequence[int] = (256, 256), share_params: bool = False,
+                 ensemble: int = 1) -> LocalQ:
+        """``Q_i`` for the action space of ``spec`` (an :class:`~marlkit.envs.base.EnvSpec`): heads
+        ``Q_i(o_i, ·)`` over ``spec.n_actions`` discrete actions, or ``Q_i(o_i, a_i)`` for ``spec.act_dim``
+        continuous ones."""
+        return cls(spec.n_agents, spec.obs_dim, n_actions=spec.n_actions, act_dim=spec.act_dim, hidden=hidden,
+                   share_params=share_params, ensemble=ensemble)
+
     def forward(self, obs: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
         if self.discrete:
             return self.net(obs)
