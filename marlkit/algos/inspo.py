@@ -98,7 +98,7 @@ class InSPOConfig(AlgoConfig):
             β = 0.01 (``beta_decay_steps=1000``) 0.999 / 0.9995: small steps and many iterations let
             minibatch noise break the agents' symmetry, so the neural run often reaches (A, B) / (B, A) too.
             With the defaults (3000 steps, β decayed over 2000) seed 0 ends at return 0.27 with 24 % on (B, B)
-            (one agent at B, the other still 0.76 on A), seed 1 at 0.99999 (A, B): the outcome is a coin flip.
+            (one agent at B, the other still 0.76 on A); seeds 1 and 2 reach (A, B) / (B, A) (1.00): seed-dependent.
         auto_alpha: tune α by ``min_α α (D̄_KL − KL(π‖μ))`` (paper Sec. "Ablation": "auto-α"; the paper prints
             ``α KL − α D̄``, whose gradient would move α the wrong way for a KL target; we use the dual of
             the constraint KL ≤ D̄).
