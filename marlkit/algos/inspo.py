@@ -91,14 +91,15 @@ class InSPOConfig(AlgoConfig):
         sequential: False gives the "w/o SPO" ablation: the same iterations and per-agent blocks, but every ρ^i
             computed from the teammates' *old* policies (π_old, fixed for the iteration). The exact oracle shows
             the paper's failure on XOR (b) (symmetric agents end on (B, B), return −2). The neural variant fails
-            reliably only when the iterations are few and each moves the policies far; otherwise it is seed-dependent: measured on XOR (b), seeds 0
-            and 1, hidden (64, 64), lr 1e-3, 1500 steps, β decayed over all 1500: ``agent_steps=25`` (30
-            iterations) gives −1.18 / −1.19 (73 % on (B, B)), but the sequential run fails as well there
-            (−0.90); ``agent_steps=1`` gives 0.98 / 0.29 (sequential 0.99), and with a 500-step tail at
-            β = 0.01 (``beta_decay_steps=1000``) 0.999 / 0.9995: small steps and many iterations let
-            minibatch noise break the agents' symmetry, so the neural run often reaches (A, B) / (B, A) too.
-            With the defaults (3000 steps, β decayed over 2000) seed 0 ends at return 0.27 with 24 % on (B, B)
-            (one agent at B, the other still 0.76 on A); seeds 1 and 2 reach (A, B) / (B, A) (1.00): seed-dependent.
+            reliably only when the iterations are few and each moves the policies far; otherwise the outcome
+            depends on the seed. Measured on XOR (b), seeds 0 / 1, hidden (64, 64), lr 1e-3, 1500 steps, β
+            decayed over all 1500: ``agent_steps=25`` (30 iterations) gives −1.18 / −1.19 (73 % on (B, B)),
+            but the sequential run fails as well there (−0.90); ``agent_steps=1`` gives 0.98 / 0.29
+            (sequential 0.99), and with a 500-step tail at β = 0.01 (``beta_decay_steps=1000``) 0.999 / 0.9995:
+            small steps and many iterations let minibatch noise break the agents' symmetry, so the neural run
+            often reaches (A, B) / (B, A) too. With the defaults (3000 steps, β decayed over 2000) seed 0 ends
+            at return 0.27 with 24 % on (B, B) (one agent at B, the other still 0.76 on A); seeds 1 and 2
+            reach (A, B) / (B, A) (1.00).
         auto_alpha: tune α by ``min_α α (D̄_KL − KL(π‖μ))`` (paper Sec. "Ablation": "auto-α"; the paper prints
             ``α KL − α D̄``, whose gradient would move α the wrong way for a KL target; we use the dual of
             the constraint KL ≤ D̄).
