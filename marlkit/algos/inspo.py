@@ -25,9 +25,23 @@ sequential, in-sample policy updates:
    forward runs all agents in one batched op on the uniform minibatch; agent i's resampled batch is a gather
    of its own outputs at the resampled rows.
 
-Options: ``sequential=False`` updates all agents at once from the old joint policy ("InSPO w/o SPO", Fig. 5b);
+Options: ``sequential=False`` is "InSPO w/o SPO" (Fig. 5b): the iterations are the same (same length
+``N · agent_steps``, same per-agent blocks, π_old held fixed for the whole iteration), but every ρ^i is computed
+from the *old* policies of all teammates, so no agent reacts to another's update within an iteration;
 ``entropy=False`` sets β = 0 ("InSPO w/o entropy", Fig. 5a); ``auto_alpha`` tunes α toward a target KL
 (Table 5's "auto-α").
+
+Why w/o SPO fails on XOR (b) exactly but not always here: in-sample, Q^i(B) is fitted on (B, A) rows only
+(Q = 1) while Q^i(A) mixes (A, A) = 0 and (A, B) = 1, so with the old teammate in ρ *both* agents are pushed
+toward B (the paper's "conflicting update directions"). When every iteration moves each policy all the way to
+its Eq. 13 optimum (the exact oracle :func:`marlkit.exact.inspo.exact_inspo`), the two agents stay symmetric and
+end on the OOD joint action (B, B) (exact return −2 with β annealed 10 → 0.01). A gradient step, or a block of
+``agent_steps`` of them, moves a policy only part of the way; the symmetric state is then a saddle of the
+dynamics: its symmetric direction is stable, but any difference between the agents (initialisation, minibatch
+noise) grows each iteration, and given enough iterations at small β the agents split into (A, B) / (B, A)
+anyway. The neural w/o-SPO run therefore ends anywhere from the symmetric fixed point (≈ 0.73 on (B, B),
+return ≈ −1.2) to the optimum, depending on how far each iteration gets (see ``sequential`` in
+:class:`InSPOConfig` for measured runs).
 
 Where marlkit goes beyond the paper's text (the authors released no code and our copy of the paper has no
 App. B/C), each choice is named in :class:`InSPOConfig`: β is annealed linearly (a homotopy along the
@@ -74,11 +88,18 @@ class InSPOConfig(AlgoConfig):
             policy). None keeps β constant, as in the paper's text. Default 0.01.
         beta_decay_steps: iterations (gradient steps) of the linear β decay (default 2000; matrix games train 3000).
         entropy: False gives the "w/o entropy" ablation (β = 0 everywhere).
-        sequential: False gives the "w/o SPO" ablation: one simultaneous update of all agents per iteration,
-            every ρ^i computed from the old policies. The exact oracle shows the paper's failure on XOR (b)
-            (symmetric agents oscillate between (A, A) and (B, B)); with small gradient steps the neural
-            variant is close to the sequential one and sampling noise breaks the symmetry, so it usually
-            reaches (A, B) / (B, A) too (measured 1.00 on XOR (b) with the test settings).
+        sequential: False gives the "w/o SPO" ablation: the same iterations and per-agent blocks, but every ρ^i
+            computed from the teammates' *old* policies (π_old, fixed for the iteration). The exact oracle shows
+            the paper's failure on XOR (b) (symmetric agents end on (B, B), return −2). The neural variant fails
+            reliably only when the iterations are few and each moves the policies far; otherwise the outcome
+            depends on the seed. Measured on XOR (b), seeds 0 / 1, hidden (64, 64), lr 1e-3, 1500 steps, β
+            decayed over all 1500: ``agent_steps=25`` (30 iterations) gives −1.18 / −1.19 (73 % on (B, B)),
+            but the sequential run fails as well there (−0.90); ``agent_steps=1`` gives 0.98 / 0.29
+            (sequential 0.99), and with a 500-step tail at β = 0.01 (``beta_decay_steps=1000``) 0.999 / 0.9995:
+            small steps and many iterations let minibatch noise break the agents' symmetry, so the neural run
+            often reaches (A, B) / (B, A) too. With the defaults (3000 steps, β decayed over 2000) seed 0 ends
+            at return 0.27 with 24 % on (B, B) (one agent at B, the other still 0.76 on A); seeds 1 and 2
+            reach (A, B) / (B, A) (1.00).
         auto_alpha: tune α by ``min_α α (D̄_KL − KL(π‖μ))`` (paper Sec. "Ablation": "auto-α"; the paper prints
             ``α KL − α D̄``, whose gradient would move α the wrong way for a KL target; we use the dual of
             the constraint KL ≤ D̄).
@@ -90,7 +111,7 @@ class InSPOConfig(AlgoConfig):
             policy improvement, so that the first Eq. 13 steps follow a fitted Q rather than its initialisation.
         agent_steps: gradient steps each agent takes in its turn (its block of Eq. 15 and Eq. 13 steps) before
             the next agent of the permutation moves; an iteration of Algorithm 1 is ``N · agent_steps``
-            updates (``agent_steps`` when simultaneous). Larger blocks bring each agent closer to its
+            updates in both variants. Larger blocks bring each agent closer to its
             Eq. 13 optimum before its teammates react, which is what the sequential scheme relies on.
         init_from_bc: start π from the cloned μ (π_0 = μ, so the first ρ are 1).
     """
@@ -345,22 +366,22 @@ class InSPO(Algorithm):
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One gradient step of the current agent block (see :attr:`InSPOConfig.agent_steps`).
 
-        An iteration k of Algorithm 1 is ``N · agent_steps`` calls (sequential: agent i_1's block, then
-        i_2's, ...) or ``agent_steps`` calls (simultaneous). At its start π_old ← π and a new permutation is
-        drawn (on the CPU generator: no device sync).
+        An iteration k of Algorithm 1 is ``N · agent_steps`` calls: agent i_1's block, then i_2's, ... (also
+        when simultaneous, where only ρ differs; with ``share_params`` every agent steps on every call). At its
+        start π_old ← π and a new permutation is drawn (on the CPU generator: no device sync).
         """
         c, n = self.config, self.spec.n_agents
         if self._pos == 0:  # Algorithm 1 lines 3–4: a new iteration
             self.policy_old.load_state_dict(self.policy.state_dict())
-            self._order = torch.randperm(n).tolist() if c.sequential else []
+            self._order = torch.randperm(n).tolist()
         alpha, beta = self.alpha(), self.beta()
         pre = self.precompute(batch, alpha, beta)
-        if c.sequential:
-            mask = self.agent_masks[self._order[self._pos // c.agent_steps]]
-        else:
+        if c.share_params:  # (simultaneous only) one shared network: every agent steps on every update
             mask = self.agent_masks.any(0)
+        else:
+            mask = self.agent_masks[self._order[self._pos // c.agent_steps]]
         out = self.agent_step(batch, pre, mask, alpha, beta)
-        self._pos = (self._pos + 1) % (c.agent_steps * (n if c.sequential else 1))
+        self._pos = (self._pos + 1) % (c.agent_steps * n)
         self.soft_update(self.q_target, self.q, c.tau)
         kl = self.behavior_kl(batch)
         if c.auto_alpha:
