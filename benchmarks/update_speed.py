@@ -281,6 +281,8 @@ def main(argv=None) -> int:
     p.add_argument("--reference-updates", type=int, default=1000,
                    help="updates per timed block of the comparison with the official code (0: skip it)")
     p.add_argument("--reference-repeats", type=int, default=3, help="timed blocks of that comparison")
+    p.add_argument("--reference-threads", default=None,
+                   help="CPU thread counts of the comparison with the official code (default: --threads)")
     p.add_argument("--reference-only", action="store_true", help="only the comparison with the official code")
     p.add_argument("--data-json", default=None,
                    help="data-build figures written by benchmarks/data_build.py --json, added to the markdown")
@@ -329,7 +331,8 @@ def main(argv=None) -> int:
     if args.reference_updates > 0:
         ref_over = {**REFERENCE_OVERRIDES, **({"hidden": overrides["hidden"], "batch_size": overrides["batch_size"]}
                                               if args.smoke else {})}
-        ref_rows = bench_reference([int(t) for t in args.threads.split(",")], args.reference_updates,
+        ref_threads = args.reference_threads or args.threads
+        ref_rows = bench_reference([int(t) for t in ref_threads.split(",")], args.reference_updates,
                                    args.reference_repeats, ref_over)
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "reference": [
