@@ -32,12 +32,19 @@ import torch.nn.functional as F
 
 from marlkit.nets.mlp import mlp_layers
 
-__all__ = ["JointActor", "TD3Config", "train_td3", "weights_dir", "load_policies", "load_card", "select_levels"]
+__all__ = ["JointActor", "TD3Config", "train_td3", "weights_dir", "weights_path", "load_policies", "load_card",
+           "select_levels"]
 
 
 def weights_dir() -> Path:
     """Directory of the shipped behavior weights (``marlkit/behavior_weights``)."""
     return Path(__file__).resolve().parent.parent / "behavior_weights"
+
+
+def weights_path(task: str, suffix: str, directory: Path | str | None = None) -> Path:
+    """``{directory}/{task}{suffix}``: the weights (``.safetensors``) or card (``.json``) of ``task``'s behavior
+    policies; ``directory`` defaults to :func:`weights_dir`."""
+    return Path(directory or weights_dir()) / f"{task}{suffix}"
 
 
 class JointActor(nn.Module):
@@ -208,12 +215,11 @@ def train_td3(task: str, cfg: TD3Config, out_dir: Path | None = None, log=print)
         for p, v in snapshots[k].items():
             tensors[f"{name}.{p}"] = v.contiguous().clone()
     card["replay_checkpoints"] = [f"replay_{k}" for k in range(levels["medium"] + 1)]
-    out_dir = Path(out_dir) if out_dir is not None else weights_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    weights_path(task, ".json", out_dir).parent.mkdir(parents=True, exist_ok=True)
     from safetensors.torch import save_file
 
-    save_file(tensors, str(out_dir / f"{task}.safetensors"))
-    (out_dir / f"{task}.json").write_text(json.dumps(card, indent=1))
+    save_file(tensors, str(weights_path(task, ".safetensors", out_dir)))
+    weights_path(task, ".json", out_dir).write_text(json.dumps(card, indent=1))
     return card
 
 
@@ -223,7 +229,7 @@ def load_card(task: str, directory: Path | None = None) -> dict:
     Raises:
         FileNotFoundError: if no weights were shipped for ``task``.
     """
-    path = Path(directory or weights_dir()) / f"{task}.json"
+    path = weights_path(task, ".json", directory)
     if not path.exists():
         raise FileNotFoundError(f"no behavior weights for {task!r} (looked for {path}); train them with "
                                 f"`python -m marlkit.behavior.td3 --task {task}`")
@@ -235,7 +241,7 @@ def load_policies(task: str, directory: Path | None = None) -> dict[str, JointAc
     from safetensors.torch import load_file
 
     card = load_card(task, directory)
-    tensors = load_file(str(Path(directory or weights_dir()) / f"{task}.safetensors"))
+    tensors = load_file(str(weights_path(task, ".safetensors", directory)))
     hidden = tuple(card["config"]["actor_hidden"])
     groups: dict[str, dict] = {}
     for key, v in tensors.items():
@@ -261,9 +267,10 @@ def measure_returns(task: str, episodes: int = 10, seed: int = 0, directory: Pat
     env = MaMuJoCoEnv(task)
     out = {}
     for level in ("random", "medium", "expert"):
-        rets = collect(env, env.behavior_policy(level, directory=directory), episodes=episodes, seed=seed, n_envs=episodes).episode_returns()
+        policy = env.behavior_policy(level, directory=directory)
+        rets = collect(env, policy, episodes=episodes, seed=seed, n_envs=episodes).episode_returns()
         out[level] = {"mean": round(float(rets.mean()), 2), "std": round(float(rets.std()), 2), "episodes": episodes}
-    path = Path(directory or weights_dir()) / f"{task}.json"
+    path = weights_path(task, ".json", directory)
     card = json.loads(path.read_text())
     card["measured_returns"] = out
     path.write_text(json.dumps(card, indent=1))

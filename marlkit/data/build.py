@@ -3,8 +3,8 @@
 ``build_dataset("mamujoco:Hopper-3x1", "medium", transitions=100_000, seed=0)`` rolls the task's behavior
 policy out (:func:`marlkit.data.rollout.collect`), attaches a dataset card (size, episodes, mean ± std return,
 behavior source; like omiga.md Table 2) to ``meta`` — stored as HDF5 attrs — and caches the file under
-``data_dir()/<env>/<quality>-<size>-seed<seed>[-<behavior weights hash>].h5`` (``$MARLKIT_DATA`` overrides the directory). A second call
-with the same arguments loads the file.
+``data_dir()/<env>/<quality>-<size>-seed<seed>[-<behavior weights hash>].h5`` (``$MARLKIT_DATA`` overrides the
+directory). A second call with the same arguments loads the file.
 
 Qualities:
 

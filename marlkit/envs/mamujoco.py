@@ -168,9 +168,9 @@ class MaMuJoCoEnv(MultiAgentEnv):
         the dataset cache key, so datasets are rebuilt when the weights change."""
         import hashlib
 
-        from marlkit.behavior.td3 import weights_dir
+        from marlkit.behavior.td3 import weights_path
 
-        path = weights_dir() / f"{self.task}.safetensors"
+        path = weights_path(self.task, ".safetensors")
         return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.exists() else None
 
     def behavior_policy(self, name: str, noise: float = BEHAVIOR_NOISE, directory=None) -> "JointPolicy":
