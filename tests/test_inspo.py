@@ -4,9 +4,10 @@ oracle, and the mechanics (per-agent sequential steps, importance resampling, co
 Neural runs go through :func:`marlkit.train.run` (the code path of ``marlkit train ... --json``) with the
 fast settings ``FAST`` (smaller networks, larger lr, shorter runs than the CLI defaults) and assert the issue's
 thresholds: return ≥ 0.98 on XOR (a)–(c), ≥ 19.5 on both M-NE datasets, ≈ 5 without entropy. The
-simultaneous-update ablation (Fig. 5b) is asserted to fail on the exact oracle only: the neural run reaches the
-optimum too under these settings (measured 0.9992 / 0.9995 on XOR (b), seeds 0 / 1), because its small steps let
-noise break the agents' symmetry (see :attr:`marlkit.algos.inspo.InSPOConfig.sequential`).
+simultaneous-update ablation (Fig. 5b) is checked on the exact oracle and on the neural algorithm with every
+agent's subproblem nearly solved in its turn (``SOLVED``): with one gradient step per turn both schemes follow the
+same gradient flow and neither the failure nor the success is reliable (see
+:attr:`marlkit.algos.inspo.InSPOConfig.agent_steps`).
 """
 
 import json
@@ -130,6 +131,43 @@ def test_iterations_have_the_same_blocks_in_both_schemes(sequential):
     end = algo.policy.log_probs(obs).detach()
     assert torch.equal(end[:, first], after_first[:, first])
     assert not torch.equal(end[:, second], start[:, second])
+
+
+# Algorithm 1 with every agent's subproblem (Eqs. 13, 15) nearly solved in its turn: blocks of 200 gradient steps
+# at lr 1e-2, 12 iterations, β held at 0.01 for the last 40 % (the regime of the exact oracle)
+SOLVED = {"hidden": (32, 32), "lr": 1e-2, "agent_steps": 200, "beta_decay_steps": 2880, "bc_steps": 200,
+          "q_warmup_steps": 200}
+SOLVED_STEPS = 4800
+
+
+@pytest.mark.parametrize("sequential", [True, False])
+def test_fig5b_simultaneous_updates_fail_on_xor_b(sequential):
+    """Fig. 5b with the same settings for both schemes: sequential InSPO reaches (A, B) / (B, A); "w/o SPO" moves
+    both agents the same way each iteration, stays symmetric and ends below the 1/4 that any symmetric product
+    policy is bounded by (measured, seeds 0–4: sequential 0.982–1.000, simultaneous 0.15–0.22)."""
+    rec = run("xor", "b", "inspo", {**SOLVED, "sequential": sequential},
+              RunConfig(steps=SOLVED_STEPS, threads=1, progress=False, seed=0))
+    pol = np.array(rec["per_agent_policy"])
+    if sequential:
+        assert rec["return"] >= 0.98
+        assert sorted(rec["greedy_action"]) == ["A", "B"]
+    else:
+        assert rec["return"] < 0.25
+        assert abs(pol[0, 1] - pol[1, 1]) < 0.05  # the two agents stayed together
+        assert rec["joint_policy"][1][1] > 0  # some mass on the OOD joint action (B, B)
+
+
+def test_beta_is_constant_within_an_iteration():
+    """β follows its schedule per iteration (Algorithm 1), not per gradient step: all agents of an iteration
+    optimise at the same temperature."""
+    game = make_game("xor")
+    sampler = DeviceSampler(game.make_dataset("b", size=200), seed=0)
+    algo = InSPO(game.spec, InSPOConfig(hidden=(8, 8), bc_steps=0, q_warmup_steps=0, agent_steps=3,
+                                        beta_decay_steps=12))
+    algo.setup(sampler)
+    betas = [float(algo.train_step(sampler)["beta"]) for _ in range(12)]
+    assert len(set(betas[:6])) == 1 and len(set(betas[6:])) == 1
+    assert betas[6] == pytest.approx(10.0 + (0.01 - 10.0) * 6 / 12)
 
 
 # ---------------------------------------------------------------- neural vs exact tabular InSPO

@@ -31,17 +31,15 @@ from the *old* policies of all teammates, so no agent reacts to another's update
 ``entropy=False`` sets β = 0 ("InSPO w/o entropy", Fig. 5a); ``auto_alpha`` tunes α toward a target KL
 (Table 5's "auto-α").
 
-Why w/o SPO fails on XOR (b) exactly but not always here: in-sample, Q^i(B) is fitted on (B, A) rows only
+Why w/o SPO fails on XOR (b), and when the neural run shows it: in-sample, Q^i(B) is fitted on (B, A) rows only
 (Q = 1) while Q^i(A) mixes (A, A) = 0 and (A, B) = 1, so with the old teammate in ρ *both* agents are pushed
-toward B (the paper's "conflicting update directions"). When every iteration moves each policy all the way to
-its Eq. 13 optimum (the exact oracle :func:`marlkit.exact.inspo.exact_inspo`), the two agents stay symmetric and
-end on the OOD joint action (B, B) (exact return −2 with β annealed 10 → 0.01). A gradient step, or a block of
-``agent_steps`` of them, moves a policy only part of the way; the symmetric state is then a saddle of the
-dynamics: its symmetric direction is stable, but any difference between the agents (initialisation, minibatch
-noise) grows each iteration, and given enough iterations at small β the agents split into (A, B) / (B, A)
-anyway. The neural w/o-SPO run therefore ends anywhere from the symmetric fixed point (≈ 0.73 on (B, B),
-return ≈ −1.2) to the optimum, depending on how far each iteration gets (see ``sequential`` in
-:class:`InSPOConfig` for measured runs).
+toward B (the paper's "conflicting update directions"). When every iteration moves each policy (nearly) all the
+way to its Eq. 13 optimum, as Algorithm 1 does and the exact oracle :func:`marlkit.exact.inspo.exact_inspo` does,
+the simultaneous agents stay symmetric (a symmetric product policy earns at most 1/4) while the sequential second
+mover sees the first one's new policy and takes the other action. With one gradient step per turn
+(``agent_steps=1``) both schemes follow the same gradient flow ``dπ^i/dt ∝ target(π^{-i}) − π^i``, whose symmetric
+state is a saddle: minibatch noise decides whether the agents separate, for either scheme (measured numbers in
+:attr:`InSPOConfig.agent_steps`).
 
 Where marlkit goes beyond the paper's text (the authors released no code and our copy of the paper has no
 App. B/C), each choice is named in :class:`InSPOConfig`: β is annealed linearly (a homotopy along the
@@ -86,20 +84,12 @@ class InSPOConfig(AlgoConfig):
         beta_final: if set, β decays linearly from ``beta`` to ``beta_final`` over ``beta_decay_steps``
             iterations and then stays there (marlkit's addition: follows the QRE path to a near-deterministic
             policy). None keeps β constant, as in the paper's text. Default 0.01.
-        beta_decay_steps: iterations (gradient steps) of the linear β decay (default 2000; matrix games train 3000).
+        beta_decay_steps: gradient steps of the linear β decay, read at each iteration's first step (default 2000;
+            matrix games train 3000).
         entropy: False gives the "w/o entropy" ablation (β = 0 everywhere).
         sequential: False gives the "w/o SPO" ablation: the same iterations and per-agent blocks, but every ρ^i
-            computed from the teammates' *old* policies (π_old, fixed for the iteration). The exact oracle shows
-            the paper's failure on XOR (b) (symmetric agents end on (B, B), return −2). The neural variant fails
-            reliably only when the iterations are few and each moves the policies far; otherwise the outcome
-            depends on the seed. Measured on XOR (b), seeds 0 / 1, hidden (64, 64), lr 1e-3, 1500 steps, β
-            decayed over all 1500: ``agent_steps=25`` (30 iterations) gives −1.18 / −1.19 (73 % on (B, B)),
-            but the sequential run fails as well there (−0.90); ``agent_steps=1`` gives 0.98 / 0.29
-            (sequential 0.99), and with a 500-step tail at β = 0.01 (``beta_decay_steps=1000``) 0.999 / 0.9995:
-            small steps and many iterations let minibatch noise break the agents' symmetry, so the neural run
-            often reaches (A, B) / (B, A) too. With the defaults (3000 steps, β decayed over 2000) seed 0 ends
-            at return 0.27 with 24 % on (B, B) (one agent at B, the other still 0.76 on A); seeds 1 and 2
-            reach (A, B) / (B, A) (1.00).
+            computed from the teammates' *old* policies (π_old, fixed for the iteration). It fails on XOR (b) when
+            the blocks solve each agent's subproblem (see ``agent_steps``).
         auto_alpha: tune α by ``min_α α (D̄_KL − KL(π‖μ))`` (paper Sec. "Ablation": "auto-α"; the paper prints
             ``α KL − α D̄``, whose gradient would move α the wrong way for a KL target; we use the dual of
             the constraint KL ≤ D̄).
@@ -111,8 +101,15 @@ class InSPOConfig(AlgoConfig):
             policy improvement, so that the first Eq. 13 steps follow a fitted Q rather than its initialisation.
         agent_steps: gradient steps each agent takes in its turn (its block of Eq. 15 and Eq. 13 steps) before
             the next agent of the permutation moves; an iteration of Algorithm 1 is ``N · agent_steps``
-            updates in both variants. Larger blocks bring each agent closer to its
-            Eq. 13 optimum before its teammates react, which is what the sequential scheme relies on.
+            updates in both variants. Algorithm 1 solves each agent's subproblem in its turn; a block approximates
+            that when it is long enough for the policy to converge. Measured on XOR (b): with blocks that nearly
+            solve it (hidden (32, 32), lr 1e-2, ``agent_steps=200``, 4800 steps = 12 iterations,
+            ``beta_decay_steps=2880``), seeds 0–4, sequential returns 0.982–1.000 and simultaneous 0.15–0.22
+            (symmetric agents, Fig. 5b); with ``agent_steps=100`` the sequential run has not converged
+            (0.946–0.978). With one step per turn (the default, 3000 steps) the two schemes share one gradient
+            flow and the outcome depends on the seed: seeds 0 / 1 / 2 give 1.000 / 0.364 / 1.000 sequential and
+            1.000 / 0.281 / 1.000 simultaneous. The default stays 1 because the other settings (M-NE, SMAX) were
+            tuned with it.
         init_from_bc: start π from the cloned μ (π_0 = μ, so the first ρ are 1).
     """
 
@@ -218,13 +215,18 @@ class InSPO(Algorithm):
         return self.log_alpha.exp().detach()
 
     def beta(self) -> torch.Tensor:
-        """β at the current iteration (scalar tensor, computed on device from ``num_updates``)."""
+        """β of the current iteration (scalar tensor, computed on device from ``num_updates``).
+
+        The schedule is read at the iteration's first update, so every agent of an iteration optimises the same
+        objective (Eq. 9 at one temperature), as in Algorithm 1; a per-update β would give the agents of one
+        iteration different temperatures, an asymmetry that alone can separate symmetric agents.
+        """
         c = self.config
         if not c.entropy or c.beta == 0:
             return torch.zeros((), device=self.device)
         if c.beta_final is None:
             return torch.full((), c.beta, device=self.device)
-        frac = (self.num_updates.float() / c.beta_decay_steps).clamp(max=1.0)
+        frac = ((self.num_updates - self._pos).float() / c.beta_decay_steps).clamp(max=1.0)
         return c.beta + (c.beta_final - c.beta) * frac
 
     # ------------------------------------------------------------------ Algorithm 1 line 1
