@@ -226,17 +226,24 @@ class Algorithm(nn.Module):
             loss, metrics = self._compiled_loss()(self, batch)
         else:
             loss, metrics = self.compute_loss(batch)
-        opts = list(self.optimizers().values())
+        max_norm = self.grad_clip_norm()
+        self.backward_and_step(loss, list(self.optimizers().values()),
+                               self.grad_clip_groups() if max_norm > 0 else (), max_norm)
+        self.after_step()
+        return metrics
+
+    @staticmethod
+    def backward_and_step(loss: torch.Tensor, opts, clip_groups=(), max_norm: float = 0.0) -> None:
+        """Zero the gradients of ``opts``, back-propagate ``loss``, clip each of ``clip_groups`` (lists of parameters)
+        to ``max_norm`` on its own (:func:`clip_grad_norms_`; skipped when ``max_norm`` is 0) and step every
+        optimizer. ``loss`` may be a sum of losses over the optimizers' disjoint parameters."""
         for opt in opts:
             opt.zero_grad(set_to_none=True)
         loss.backward()
-        max_norm = self.grad_clip_norm()
-        if max_norm > 0:
-            clip_grad_norms_(self.grad_clip_groups(), max_norm)
+        if max_norm > 0 and clip_groups:
+            clip_grad_norms_(clip_groups, max_norm)
         for opt in opts:
             opt.step()
-        self.after_step()
-        return metrics
 
     def train_step(self, sampler: DeviceSampler) -> dict[str, torch.Tensor]:
         """Sample a minibatch and update (algorithms with special sampling override this)."""

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import torch
 
-from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, clip_grad_norms_
+from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
 from marlkit.algos.fdiv import F_DIVERGENCES, FDivergence, get_fdiv
 from marlkit.data.dataset import DatasetError
 from marlkit.data.sampler import Batch, DeviceSampler
@@ -243,15 +243,9 @@ class ComaDICE(Algorithm):
 
     def _step(self, opts: tuple[torch.optim.Optimizer, ...], loss: torch.Tensor) -> None:
         """Backward of ``loss`` (a sum of losses over the disjoint parameters of ``opts``), gradients clipped per
-        optimizer, one step of each."""
-        for opt in opts:
-            opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip > 0:
-            clip_grad_norms_([[p for g in opt.param_groups for p in g["params"]] for opt in opts],
-                             self.config.grad_clip)
-        for opt in opts:
-            opt.step()
+        optimizer (as the official code does), one step of each."""
+        groups = [[p for g in opt.param_groups for p in g["params"]] for opt in opts]
+        self.backward_and_step(loss, opts, groups, self.config.grad_clip)
 
     def update(self, batch: Batch, initial: Batch | None = None) -> dict[str, torch.Tensor]:
         """q-fitting, Eq. 11 and Eq. 12 steps on ``batch``; ``initial`` holds s₀ rows (default: the batch drawn by

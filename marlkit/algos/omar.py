@@ -233,11 +233,7 @@ class OMAR(Algorithm):
 
     # ------------------------------------------------------------------ update
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, module: torch.nn.Module) -> None:
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(module.parameters(), self.config.grad_clip, foreach=True)
-        opt.step()
+        self.backward_and_step(loss, (opt,), [list(module.parameters())], self.config.grad_clip)
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         c = self.config

@@ -215,11 +215,12 @@ def train_td3(task: str, cfg: TD3Config, out_dir: Path | None = None, log=print)
         for p, v in snapshots[k].items():
             tensors[f"{name}.{p}"] = v.contiguous().clone()
     card["replay_checkpoints"] = [f"replay_{k}" for k in range(levels["medium"] + 1)]
-    weights_path(task, ".json", out_dir).parent.mkdir(parents=True, exist_ok=True)
+    card_path = weights_path(task, ".json", out_dir)
+    card_path.parent.mkdir(parents=True, exist_ok=True)
     from safetensors.torch import save_file
 
     save_file(tensors, str(weights_path(task, ".safetensors", out_dir)))
-    weights_path(task, ".json", out_dir).write_text(json.dumps(card, indent=1))
+    card_path.write_text(json.dumps(card, indent=1))
     return card
 
 
