@@ -20,23 +20,24 @@ Minibatches are drawn by one :class:`~marlkit.data.sampler.DeviceSampler` per me
 generator and, if wanted, its own dataset) and stacked, so member k sees the same minibatches as a single run with
 its seed (samplers sharing one tensor store, ``DeviceSampler.share``, are gathered in one op). Member k's numbers then match the single run up to floating-point reduction order.
 
-Contract for an algorithm (``Algorithm`` subclass) to be vectorizable:
+Contract for an algorithm (``Algorithm`` subclass) to be vectorizable — every registered algorithm meets it:
 
-1. it implements :meth:`~marlkit.algos.base.Algorithm.compute_loss` (pure: no in-place change of parameters or
-   buffers, no random numbers) instead of overriding ``update``, and its update is the default one: backward of
-   that loss, per-group clipping (:meth:`grad_clip_groups`, :meth:`grad_clip_norm`), a step of every optimizer in
-   :meth:`optimizers`, then :meth:`after_step`;
-2. :meth:`after_step` is elementwise over parameters (e.g. :meth:`Algorithm.soft_update`);
+1. its update is the stage sequence of :func:`~marlkit.algos.base.run_stages` (it does not override ``update``):
+   each :class:`~marlkit.algos.base.Stage`'s loss is pure (no in-place change of parameters or buffers, no
+   random numbers: those come in the batch from :meth:`~marlkit.algos.base.Algorithm.sample`, drawn by each
+   member from its own generator), and each stage is evaluated for all members in one ``vmap`` call, its
+   gradients clipped per member and its optimizers stepped once for all;
+2. :meth:`before_update`, the stages' ``after`` hooks and :meth:`after_step` are elementwise over parameters
+   (e.g. :meth:`Algorithm.soft_update`);
 3. members may differ only in seeds and in the float config fields named in ``population_fields``
-   (e.g. OMIGA's ``alpha``), which :meth:`compute_loss` must use only as numbers in tensor arithmetic
+   (e.g. OMIGA's ``alpha``), which the losses must use only as numbers in tensor arithmetic
    (inside the vmapped loss they are 0-d tensors).
 
 Cost: the vmap and parameter-swapping bookkeeping is paid once per update for all K runs. With paper-size
 networks or K of about 8, the population is faster per run than sequential runs even on one CPU thread; with
 tiny networks and K = 2 the bookkeeping can outweigh the saving (``benchmarks/update_speed.py`` measures it).
 
-Algorithms breaking 1–3 (several optimizers stepped at different rates, sampling inside the update, ...) are
-refused with :class:`~marlkit.algos.base.ConfigError`; train them with sequential seeds instead.
+A class that overrides ``update`` breaks 1 and is refused with :class:`~marlkit.algos.base.ConfigError`.
 """
 
 from __future__ import annotations
@@ -50,15 +51,16 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from marlkit.algos.base import Algorithm, ConfigError
+from marlkit.algos.base import Algorithm, ConfigError, Stage, run_stages, set_grads
 from marlkit.data.sampler import Batch, DeviceSampler
 
 __all__ = ["Population", "stack_batches", "supports_population"]
 
 
 def supports_population(cls: type[Algorithm]) -> bool:
-    """Whether an algorithm class follows the population contract (implements ``compute_loss``, default ``update``)."""
-    return cls.compute_loss is not Algorithm.compute_loss and cls.update is Algorithm.update
+    """Whether an algorithm class follows the population contract (its update is its stages: no ``update``
+    override)."""
+    return cls.update is Algorithm.update
 
 
 def stack_batches(batches: Sequence[Batch]) -> Batch:
@@ -107,7 +109,7 @@ class Population(nn.Module):
                               f"{sorted({type(m).__name__ for m in members})}")
         if not supports_population(cls):
             raise ConfigError(f"algorithm {cls.name!r} does not support vectorized populations (it overrides "
-                              f"update() instead of implementing compute_loss()); run its seeds sequentially")
+                              f"update() instead of declaring stages()); run its seeds sequentially")
         devices = {m.device for m in members}
         if len(devices) != 1:
             raise ConfigError(f"population members must share one device, got {sorted(map(str, devices))}")
@@ -145,6 +147,7 @@ class Population(nn.Module):
                 params = [stacked.get_parameter(owners[id(p)]) for p in g["params"]]
                 groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": params})
             setattr(stacked, attr, type(opt)(groups, **opt.defaults))
+        stacked.reset_plans()
         self._params = dict(stacked.named_parameters())  # updated in place from here on: cache the dicts
         self._buffers_ = dict(stacked.named_buffers())
         self._pnames, self._pvals = tuple(self._params), tuple(self._params.values())
@@ -159,35 +162,45 @@ class Population(nn.Module):
 
     # ------------------------------------------------------------------ the vectorized update
     def _member_loss(self, keys: tuple, *flat: torch.Tensor):
-        """One member's loss from a flat tuple of its tensors (a flat tuple keeps vmap's input handling cheap)."""
-        n_p, n_b, batch_keys = keys
+        """One member's stage loss from a flat tuple of its tensors (a flat tuple keeps vmap's input handling
+        cheap): ``keys = (stage name, #params, #buffers, batch keys, carry keys)``."""
+        stage, n_p, n_b, batch_keys, carry_keys = keys
         params = dict(zip(self._pnames, flat[:n_p]))
         params.update(zip(self._bnames, flat[n_p:n_p + n_b]))
-        batch = dict(zip(batch_keys, flat[n_p + n_b:n_p + n_b + len(batch_keys)]))
-        hp = dict(zip(self.hp_fields, flat[n_p + n_b + len(batch_keys):]))
+        i = n_p + n_b
+        batch = dict(zip(batch_keys, flat[i:i + len(batch_keys)]))
+        i += len(batch_keys)
+        carry = dict(zip(carry_keys, flat[i:i + len(carry_keys)]))
+        hp = dict(zip(self.hp_fields, flat[i + len(carry_keys):]))
         algo = self.stacked
         saved = algo.config
         if hp:
             algo.config = dataclasses.replace(saved, **hp)  # 0-d (batched) tensors in place of the floats
         try:
-            return functional_call(algo, params, (batch,), strict=False)
+            out = functional_call(algo, params, (batch, carry), {"stage": stage}, strict=False)
         finally:
             algo.config = saved
+        return out if len(out) == 3 else (*out, {})
 
-    def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Every member's loss on its own minibatch: ``batch`` fields ``[K, B, ...]`` → loss ``[K]``, metrics ``[K]``."""
-        keys = (len(self._pvals), len(self._bvals), tuple(batch))
-        flat = (*self._pvals, *self._bvals, *batch.values(), *(self._hp[f] for f in self.hp_fields))
+    def stage_loss(self, stage: Stage, batch: Batch, carry: dict | None = None):
+        """Every member's loss of ``stage`` on its own minibatch: ``batch`` fields ``[K, B, ...]`` → loss ``[K]``,
+        metrics ``[K]``, carry ``[K, ...]``."""
+        carry = carry or {}
+        keys = (stage.name, len(self._pvals), len(self._bvals), tuple(batch), tuple(carry))
+        flat = (*self._pvals, *self._bvals, *batch.values(), *carry.values(), *(self._hp[f] for f in self.hp_fields))
         return vmap(functools.partial(self._member_loss, keys), in_dims=0, randomness="error")(*flat)
 
+    def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The first stage's loss of every member (single-stage algorithms: their whole loss), ``[K]``."""
+        return self.stage_loss(self.stacked.update_stages[0], batch)[:2]
+
     @torch.no_grad()
-    def clip_grads(self) -> None:
+    def clip_grads(self, groups: list[list[nn.Parameter]], max_norm: float) -> None:
         """Per-member, per-group gradient-norm clipping (the member's ``clip_grad_norm_`` on its own slice)."""
-        max_norm = self.stacked.grad_clip_norm()
         if max_norm <= 0:
             return
         K = self.size
-        for group in self.stacked.grad_clip_groups():
+        for group in groups:
             grads = [p.grad for p in group if p.grad is not None]
             if not grads:
                 continue
@@ -196,30 +209,30 @@ class Population(nn.Module):
             coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
             torch._foreach_mul_(grads, [coef.view(K, *([1] * (g.dim() - 1))) for g in grads])
 
+    def _step(self, stage: Stage, loss: torch.Tensor) -> None:
+        plan = self.stacked.plan(stage)
+        # members share no parameter: each slice gets its own loss's gradient
+        set_grads(plan.params, torch.autograd.grad(loss.sum(), plan.params, allow_unused=True))
+        self.clip_grads(plan.clip_groups, stage.max_norm)
+        for opt in plan.optimizers:
+            opt.step()
+
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One update of every member on its minibatch (``[K, B, ...]``); returns metrics of shape ``[K]``."""
-        loss, metrics = self.compute_loss(batch)
-        opts = list(self.stacked.optimizers().values())
-        for opt in opts:
-            opt.zero_grad(set_to_none=True)
-        loss.sum().backward()  # members share no parameter: each slice gets its own loss's gradient
-        self.clip_grads()
-        for opt in opts:
-            opt.step()
-        self.stacked.after_step()
-        return metrics
+        return run_stages(self.stacked, batch, self.stage_loss, self._step)
 
     def train_step(self, samplers: Sequence[DeviceSampler]) -> dict[str, torch.Tensor]:
-        """Draw member k's minibatch from ``samplers[k]`` (as its single run would), stack, update all members."""
+        """Draw member k's minibatch (and random draws) as its single run would, stack, update all members."""
         if len(samplers) != self.size:
             raise ValueError(f"need one sampler per member ({self.size}), got {len(samplers)}")
         B = self.stacked.config.batch_size
         tensors = samplers[0].tensors
-        if all(s.tensors is tensors for s in samplers):  # one dataset: one gather of all K minibatches
-            idx = torch.cat([s.sample_index(B) for s in samplers])
+        step = self.stacked._updates
+        if type(self.stacked).sample is Algorithm.sample and all(s.tensors is tensors for s in samplers):
+            idx = torch.cat([s.sample_index(B) for s in samplers])  # one dataset: one gather of all minibatches
             batch = {k: v.index_select(0, idx).unflatten(0, (self.size, B)) for k, v in tensors.items()}
         else:
-            batch = stack_batches([s.sample(B) for s in samplers])
+            batch = stack_batches([m.sample(s, step) for m, s in zip(self.members, samplers)])
         metrics = self.update(batch)
         self.stacked.num_updates += 1
         return metrics
@@ -230,6 +243,7 @@ class Population(nn.Module):
         """Copy each member's slice of the stacked parameters and buffers into ``members[k]``; return the members."""
         params, buffers = self._params, self._buffers_
         for k, m in enumerate(self.members):
+            m._updates = self.stacked._updates
             for n, p in m.named_parameters():
                 p.copy_(params[n][k])
             for n, b in m.named_buffers():

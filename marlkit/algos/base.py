@@ -1,9 +1,12 @@
-"""What every algorithm shares: a validated config dataclass and the :class:`Algorithm` interface.
+"""What every algorithm shares: a validated config dataclass, the :class:`Algorithm` interface and the one update
+contract, :class:`Stage`.
 
 An algorithm is an ``nn.Module`` holding all its networks (targets and mixers included) built for one
-:class:`~marlkit.envs.base.EnvSpec`. The one training loop (:mod:`marlkit.train`) calls
-:meth:`Algorithm.setup` once with the dataset, then :meth:`Algorithm.update` with on-device minibatches;
-evaluation calls :meth:`Algorithm.act` / :meth:`Algorithm.action_probs`.
+:class:`~marlkit.envs.base.EnvSpec`, and declares its update as an ordered list of stages, each a pure loss of
+the minibatch with the optimizers it steps (d3rlpy's per-phase updates; CORL's order of updates). The one training
+loop (:mod:`marlkit.train`) calls :meth:`Algorithm.setup` once with the dataset, then
+:meth:`Algorithm.train_step`: :meth:`Algorithm.sample` draws the minibatch and every random number the update
+needs, :func:`run_stages` runs the stages. Evaluation calls :meth:`Algorithm.act` / :meth:`Algorithm.action_probs`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from torch import nn
 from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.envs.base import EnvSpec
 
-__all__ = ["AlgoConfig", "Algorithm", "ConfigError", "clip_grad_norms_"]
+__all__ = ["AlgoConfig", "Algorithm", "ConfigError", "Stage", "StagePlan", "clip_grad_norms_", "run_stages", "set_grads"]
 
 
 _COMPILED: dict[tuple, Any] = {}
@@ -120,16 +123,123 @@ class AlgoConfig:
         return cfg
 
 
-class Algorithm(nn.Module):
-    """Base class of every marlkit algorithm.
+def set_grads(params: list[nn.Parameter], grads) -> None:
+    """``p.grad = g`` in the parameter's memory layout (``torch.autograd.grad`` may return transposed strides, e.g.
+    under ``vmap``, which the fused optimizers and in-place clipping must not see); ``None`` stays ``None``."""
+    for p, g in zip(params, grads):
+        p.grad = g if g is None or g.stride() == p.stride() else g.contiguous()
 
-    Subclasses define ``name``, ``Config``, build their networks in ``__init__``, and implement
-    :meth:`update` plus either :meth:`action_probs` (discrete) or :meth:`act`.
+
+def run_stages(algo: "Algorithm", batch: Batch, loss_fn, step_fn) -> dict[str, torch.Tensor]:
+    """The one update sequence of every algorithm (single runs and populations alike).
+
+    ``before_update``; then for every stage that runs at this update: ``loss_fn(stage, batch, carry)`` →
+    ``(loss, metrics, carry_out)``, ``step_fn(stage, loss)`` (gradients, clipping, optimizer step), the stage's
+    ``after`` hook; finally ``after_step``. Detached ``carry_out`` tensors reach the later stages' losses.
+    """
+    step = algo._updates
+    algo.before_update(step)
+    carry: dict[str, torch.Tensor] = {}
+    metrics: dict[str, torch.Tensor] = {}
+    for stage in algo.update_stages:
+        if not stage.runs_at(step):
+            metrics.update(algo._stage_metrics.get(stage.name) or
+                           {k: torch.zeros_like(algo.num_updates, dtype=torch.float32) for k in stage.metrics})
+            continue
+        loss, stage_metrics, out = loss_fn(stage, batch, carry)
+        step_fn(stage, loss)
+        carry.update({k: v.detach() for k, v in out.items()})
+        metrics.update(stage_metrics)
+        if stage.every > 1:
+            algo._stage_metrics[stage.name] = {k: v.detach().clone() for k, v in stage_metrics.items()}
+        if stage.after:
+            getattr(algo, stage.after)()
+    algo.after_step()
+    algo._updates += 1
+    return metrics
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One phase of an update: a pure loss, the optimizers it steps, its clip groups and how often it runs.
+
+    The base :meth:`Algorithm.update` runs an algorithm's stages in order (the paper's order of updates); for each
+    one: loss → gradients of the stepped parameters → per-group norm clipping → optimizer steps → ``after``.
+
+    Attributes:
+        name: the stage's name (``"critic"``, ``"actor"``, ...; the profiler reports it).
+        loss: name of the loss method, ``loss(batch, carry) -> (loss, metrics)`` or ``(loss, metrics, carry_out)``:
+            a pure function of the parameters, ``batch`` (random draws included, see :meth:`Algorithm.sample`) and
+            ``carry`` (detached tensors that earlier stages of the same update returned, where that saves a
+            forward pass). It must not change parameters, buffers or optimizer state, nor draw random numbers.
+        optimizers: attribute names of the optimizers it steps (their parameters receive its gradients).
+        clip: clip groups, each a tuple of module attribute names whose parameters are norm-clipped together.
+        max_norm: the clip norm of every group (0 disables clipping).
+        every: run on updates ``every, 2·every, ...`` only (TD3's delayed actor: ``every=policy_freq``); on the
+            other updates its metrics keep their last values (0 before its first run).
+        metrics: with ``every > 1``, the names of the metrics it reports.
+        after: name of a method run after its optimizer step (e.g. the Polyak updates of TD3's targets, which
+            follow the delayed actor).
+
+    Raises:
+        ConfigError: on ``every < 1``, a negative ``max_norm``, or ``every > 1`` without ``metrics``.
+    """
+
+    name: str
+    loss: str
+    optimizers: tuple[str, ...]
+    clip: tuple[tuple[str, ...], ...] = ()
+    max_norm: float = 0.0
+    every: int = 1
+    metrics: tuple[str, ...] = ()
+    after: str | None = None
+
+    def __post_init__(self):
+        if self.every < 1:
+            raise ConfigError(f"stage {self.name!r}: every must be a positive integer, got {self.every}")
+        if self.max_norm < 0:
+            raise ConfigError(f"stage {self.name!r}: max_norm must be >= 0, got {self.max_norm}")
+        if self.every > 1 and not self.metrics:
+            raise ConfigError(f"stage {self.name!r} runs every {self.every} updates and must name its metrics")
+
+    def runs_at(self, step: int) -> bool:
+        """Whether the stage runs in update ``step`` (0-based count of the updates done before it)."""
+        return (step + 1) % self.every == 0
+
+
+@dataclass
+class StagePlan:
+    """A stage resolved on one algorithm object: its optimizers, the parameters they step and the clip groups."""
+
+    stage: Stage
+    optimizers: list[torch.optim.Optimizer]
+    params: list[nn.Parameter]
+    clip_groups: list[list[nn.Parameter]]
+
+
+class Algorithm(nn.Module):
+    """Base class of every marlkit algorithm: networks, optimizers and an update declared as :class:`Stage` s.
+
+    Subclasses define ``name``, ``Config``, build their networks and optimizers in ``__init__``, declare their
+    update in :meth:`stages` (default: one stage ``compute_loss`` stepping every optimizer), and implement
+    :meth:`action_probs` (discrete) or :meth:`act`. Optional hooks: :meth:`prepare` (dataset-level
+    precomputation and pre-training), :meth:`sample` (what a minibatch holds, random draws included),
+    :meth:`before_update` and :meth:`after_step`. Everything that consumes the contract — the training loop,
+    vectorized populations (:mod:`marlkit.population`), ``torch.compile`` per stage, the phase profiler,
+    checkpoints — then works for every algorithm.
+
+    Randomness: the losses are pure; an algorithm draws what it needs in :meth:`sample` from ``self.generator``
+    (on the training device), seeded in :meth:`setup` from the global torch RNG, so a run with a fixed seed draws
+    the same numbers as before the draws moved out of the losses, and a population member draws what the single
+    run with its seed draws.
 
     Args:
         spec: the task's shapes.
         config: hyperparameters (validated here).
         device: training device.
+
+    Raises:
+        ConfigError: for a config of the wrong class or an action space the algorithm does not support.
     """
 
     name: ClassVar[str] = "base"
@@ -138,7 +248,7 @@ class Algorithm(nn.Module):
     supports_continuous: ClassVar[bool] = True
     population_fields: ClassVar[tuple[str, ...]] = ()
     """Float config fields that may differ between members of a vectorized population (e.g. ``("alpha",)``):
-    they must be used only inside :meth:`compute_loss` (see :mod:`marlkit.population`)."""
+    they must be used only inside the stage losses (see :mod:`marlkit.population`)."""
 
     def __init__(self, spec: EnvSpec, config: AlgoConfig | None = None, device: str | torch.device = "cpu"):
         super().__init__()
@@ -152,11 +262,123 @@ class Algorithm(nn.Module):
             raise ConfigError(f"{self.name} does not support continuous actions (env {spec.name!r})")
         self.spec, self.config, self.device = spec, config, torch.device(device)
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        self.generator = torch.Generator(device=self.device)
+        # host-side draws (permutations): the same generator on CPU, so one stream serves both
+        self.host_generator = self.generator if self.device.type == "cpu" else torch.Generator()
+        self._updates = 0  # updates done (python int: stage schedules need no device sync)
+        self._stage_metrics: dict[str, dict[str, torch.Tensor]] = {}
+        self._plans: dict[str, StagePlan] | None = None
         self._compile_opts: tuple[str, str | None] | None = None
+
+    # ------------------------------------------------------------------ the update contract
+    def stages(self) -> list[Stage]:
+        """The update's stages in order (default: ``compute_loss`` stepping every optimizer, no clipping)."""
+        return [Stage("loss", "compute_loss", tuple(self.optimizers()))]
+
+    def compute_loss(self, batch: Batch, carry: dict | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss of a single-stage update and its metrics (scalar tensors, not synced to the host)."""
+        raise NotImplementedError(f"{self.name} declares its update in stages(), not compute_loss()")
+
+    def forward(self, batch: Batch, carry: dict | None = None, stage: str = "loss"):
+        """A stage's loss (``stage``: its name; used by ``functional_call`` in populations and compilation)."""
+        return getattr(self, self._stage(stage).loss)(batch, carry or {})
+
+    def _stage(self, name: str) -> Stage:
+        for st in self.update_stages:
+            if st.name == name:
+                return st
+        raise KeyError(f"{self.name} has no stage {name!r}; stages: {[s.name for s in self.update_stages]}")
+
+    @property
+    def update_stages(self) -> list[Stage]:
+        """:meth:`stages`, computed once per object."""
+        if "_stage_list" not in self.__dict__:
+            self.__dict__["_stage_list"] = self.stages()
+        return self.__dict__["_stage_list"]
+
+    def plan(self, stage: Stage) -> StagePlan:
+        """The stage's optimizers, stepped parameters and clip groups on this object (cached; call
+        :meth:`reset_plans` after replacing parameters, as :class:`~marlkit.population.Population` does)."""
+        if self._plans is None:
+            self._plans = {}
+        if stage.name not in self._plans:
+            opts = [getattr(self, n) for n in stage.optimizers]
+            params = [p for opt in opts for g in opt.param_groups for p in g["params"] if p.requires_grad]
+            groups = [[p for m in group for p in self.get_submodule(m).parameters() if p.requires_grad]
+                      for group in stage.clip]
+            self._plans[stage.name] = StagePlan(stage, opts, params, groups)
+        return self._plans[stage.name]
+
+    def reset_plans(self) -> None:
+        """Forget the cached stage plans (after parameters were replaced)."""
+        self._plans = None
+
+    def stage_loss(self, stage: Stage, batch: Batch, carry: dict):
+        """``(loss, metrics, carry_out)`` of ``stage`` (compiled when :meth:`enable_compile` was called)."""
+        fn = getattr(type(self), stage.loss)
+        if self._compile_opts is not None:
+            fn = self._compiled(stage, fn)
+        out = fn(self, batch, carry)
+        return out if len(out) == 3 else (*out, {})
+
+    def step_stage(self, plan: StagePlan, loss: torch.Tensor) -> None:
+        """Gradients of ``loss`` for the stage's parameters only, per-group clipping, one step of its optimizers."""
+        set_grads(plan.params, torch.autograd.grad(loss, plan.params, allow_unused=True))
+        if plan.stage.max_norm > 0 and plan.clip_groups:
+            clip_grad_norms_(plan.clip_groups, plan.stage.max_norm)
+        for opt in plan.optimizers:
+            opt.step()
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One update on ``batch`` (from :meth:`sample`): every stage in order, then :meth:`after_step`.
+
+        Returns the stages' metrics (scalar tensors, not synced to the host).
+        """
+        return run_stages(self, batch, self.stage_loss, lambda st, loss: self.step_stage(self.plan(st), loss))
+
+    # ------------------------------------------------------------------ hooks
+    def setup(self, sampler: DeviceSampler) -> None:
+        """Called once before training: :meth:`prepare`, then ``generator`` takes the global RNG's state."""
+        self.prepare(sampler)
+        if self.device.type == "cuda":
+            self.generator.set_state(torch.cuda.get_rng_state(self.device))
+            self.host_generator.set_state(torch.get_rng_state())
+        else:
+            self.generator.set_state(torch.get_rng_state())
+
+    def prepare(self, sampler: DeviceSampler) -> None:
+        """Dataset-level precomputation or pre-training before the first update (may use the global RNG)."""
+
+    def sample(self, sampler: DeviceSampler, step: int) -> Batch:
+        """The minibatch of update ``step``: ``batch_size`` uniform transitions, plus the update's random draws
+        (from ``self.generator``) where an algorithm needs them."""
+        return sampler.sample(self.config.batch_size)
+
+    def before_update(self, step: int) -> None:
+        """Called before the stages of update ``step`` (e.g. InSPO's π_old refresh). Must be elementwise over
+        parameters (it runs on the stacked ``[K, ...]`` parameters of a population)."""
+
+    def after_step(self) -> None:
+        """Called after the last stage of every update (e.g. Polyak target updates). In a vectorized population it
+        runs on the stacked ``[K, ...]`` parameters, so it must be elementwise (``torch._foreach_lerp_`` is)."""
+
+    def train_step(self, sampler: DeviceSampler) -> dict[str, torch.Tensor]:
+        """Sample update ``num_updates``' minibatch and update."""
+        metrics = self.update(self.sample(sampler, self._updates))
+        self.num_updates += 1
+        return metrics
+
+    def get_extra_state(self) -> dict:
+        """Checkpointed python state: the update count and the last metrics of delayed stages."""
+        return {"updates": self._updates, "stage_metrics": self._stage_metrics}
+
+    def set_extra_state(self, state: dict) -> None:
+        self._updates = int(state["updates"])
+        self._stage_metrics = {k: dict(v) for k, v in state["stage_metrics"].items()}
 
     # ------------------------------------------------------------------ compilation
     def enable_compile(self, backend: str = "inductor", mode: str | None = None) -> None:
-        """Run :meth:`compute_loss` (forward and, through AOTAutograd, backward) through ``torch.compile``.
+        """Run every stage's loss (forward and, through AOTAutograd, backward) through ``torch.compile``.
 
         On CUDA the default mode is ``"reduce-overhead"``: the compiled forward and backward are replayed as CUDA
         graphs, and the optimizers stay the fused Adam of :meth:`make_adam`. On CPU the default mode compiles
@@ -164,92 +386,24 @@ class Algorithm(nn.Module):
         update up to floating-point reordering; ``backend="eager"`` only traces (a cheap check of the path).
 
         Raises:
-            ConfigError: if the algorithm overrides :meth:`update` (nothing to compile) or torch.compile is
-                unavailable.
+            ConfigError: if the algorithm overrides :meth:`update` or torch.compile is unavailable.
         """
-        if type(self).compute_loss is Algorithm.compute_loss or type(self).update is not Algorithm.update:
-            raise ConfigError(f"{self.name} overrides update(); compile needs the compute_loss() contract")
+        if type(self).update is not Algorithm.update:
+            raise ConfigError(f"{self.name} overrides update(); compile needs the stage contract")
         if not hasattr(torch, "compile"):
             raise ConfigError("this torch build has no torch.compile")
         if mode is None and self.device.type == "cuda" and backend == "inductor":
             mode = "reduce-overhead"
         self._compile_opts = (backend, mode)
 
-    def _compiled_loss(self):
-        key = (type(self), *self._compile_opts)
+    def _compiled(self, stage: Stage, fn):
+        key = (type(self), stage.loss, *self._compile_opts)
         if key not in _COMPILED:
             backend, mode = self._compile_opts
-            _COMPILED[key] = torch.compile(type(self).compute_loss, backend=backend, mode=mode, dynamic=False)
+            _COMPILED[key] = torch.compile(fn, backend=backend, mode=mode, dynamic=False)
         if self.device.type == "cuda" and self._compile_opts[1] == "reduce-overhead":
             torch.compiler.cudagraph_mark_step_begin()
         return _COMPILED[key]
-
-    # ------------------------------------------------------------------ training
-    def setup(self, sampler: DeviceSampler) -> None:
-        """Called once before training with the on-device sampler (dataset-level precomputation)."""
-
-    def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The training loss of one update and its metrics, as a pure function of parameters and ``batch``.
-
-        Algorithms whose update is "one loss (a sum of losses over disjoint parameter sets), one backward, per-group
-        gradient clipping, one step of every optimizer, then :meth:`after_step`" implement this instead of
-        :meth:`update`; they then also train as vectorized populations (:mod:`marlkit.population`). The function
-        must not modify parameters, buffers or optimizer state and must not draw random numbers.
-
-        Returns:
-            ``(loss, metrics)``: a scalar tensor and a dict of scalar metric tensors (not synced to the host).
-        """
-        raise NotImplementedError(f"{self.name} implements update() directly, not compute_loss()")
-
-    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """An algorithm's forward pass is its training loss: :meth:`compute_loss` (used by ``functional_call``)."""
-        return self.compute_loss(batch)
-
-    def grad_clip_groups(self) -> list[list[nn.Parameter]]:
-        """Parameter groups whose gradients are norm-clipped each on its own to :meth:`grad_clip_norm` (default none)."""
-        return []
-
-    def grad_clip_norm(self) -> float:
-        """Max gradient norm per group of :meth:`grad_clip_groups` (0 disables clipping)."""
-        return 0.0
-
-    def after_step(self) -> None:
-        """Called after every optimizer step (e.g. Polyak target updates). In a vectorized population it runs on the
-        stacked ``[K, ...]`` parameters, so it must be elementwise over parameters (``torch._foreach_lerp_`` is)."""
-
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One gradient step on ``batch``; returns scalar metric tensors (not synced to the host).
-
-        Default: :meth:`compute_loss`, backward, per-group clipping, a step of every optimizer, :meth:`after_step`.
-        """
-        if self._compile_opts is not None:
-            loss, metrics = self._compiled_loss()(self, batch)
-        else:
-            loss, metrics = self.compute_loss(batch)
-        max_norm = self.grad_clip_norm()
-        self.backward_and_step(loss, list(self.optimizers().values()),
-                               self.grad_clip_groups() if max_norm > 0 else (), max_norm)
-        self.after_step()
-        return metrics
-
-    @staticmethod
-    def backward_and_step(loss: torch.Tensor, opts, clip_groups=(), max_norm: float = 0.0) -> None:
-        """Zero the gradients of ``opts``, back-propagate ``loss``, clip each of ``clip_groups`` (lists of parameters)
-        to ``max_norm`` on its own (:func:`clip_grad_norms_`; skipped when ``max_norm`` is 0) and step every
-        optimizer. ``loss`` may be a sum of losses over the optimizers' disjoint parameters."""
-        for opt in opts:
-            opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if max_norm > 0 and clip_groups:
-            clip_grad_norms_(clip_groups, max_norm)
-        for opt in opts:
-            opt.step()
-
-    def train_step(self, sampler: DeviceSampler) -> dict[str, torch.Tensor]:
-        """Sample a minibatch and update (algorithms with special sampling override this)."""
-        metrics = self.update(sampler.sample(self.config.batch_size))
-        self.num_updates += 1
-        return metrics
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """All optimizers by name (for checkpoints); default: attributes that are optimizers."""

@@ -39,7 +39,7 @@ class BC(Algorithm):
         logp = self.policy.log_prob(batch["observations"], batch["actions"], batch.get("avail_actions"))
         return -logp.mean()
 
-    def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def compute_loss(self, batch: Batch, carry=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss = self.bc_loss(batch)
         return loss, {"bc_loss": loss.detach()}
 

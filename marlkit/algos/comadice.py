@@ -36,9 +36,9 @@ Occupancy mass: Eq. 11's stationarity gives ``E_D[w*] = 1 − γ`` in one-step t
 episode ends after one step, so the discounted occupancy of its states is 1 − γ); use ``gamma=0`` there to get
 the normalised one-step occupancy that :func:`marlkit.exact.dice.comadice_solution` computes with ``gamma=0``.
 
-Work per update: ν_i is evaluated once (on o, o₀ and o' together) and serves steps 1 and 2, since the q step
-does not change it; steps 2 and 3 train disjoint parameters (w* is detached), so one backward pass gives both
-their gradients, clipped per network as in the official code.
+Work per update (two stages, :meth:`ComaDICE.stages`): step 1 needs ν_i(o_i) without gradient only; steps 2 and 3
+train disjoint parameters (w* is detached), so one loss and one backward pass give both their gradients, clipped
+per network as in the official code; ν_i is evaluated on o, o₀ and o' in one batched pass.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import torch
 
-from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
+from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage
 from marlkit.algos.fdiv import F_DIVERGENCES, FDivergence, get_fdiv
 from marlkit.data.dataset import DatasetError
 from marlkit.data.sampler import Batch, DeviceSampler
@@ -154,10 +154,9 @@ class ComaDICE(Algorithm):
         self.q_opt = self.make_adam(self.q, self.mixer)
         self.nu_opt = self.make_adam(self.nu)
         self.policy_opt = self.make_adam(self.policy)
-        self._initial_batch: Batch | None = None
 
     # ------------------------------------------------------------------ training
-    def setup(self, sampler: DeviceSampler) -> None:
+    def prepare(self, sampler: DeviceSampler) -> None:
         """Check that the dataset marks initial states (needed by Eq. 11's (1−γ) E[ν_tot(s₀)] term).
 
         Raises:
@@ -167,10 +166,20 @@ class ComaDICE(Algorithm):
             raise DatasetError("episode_starts: ComaDICE needs initial states s0 (the (1-gamma) E[nu_tot(s0)] term "
                                "of Eq. 11), but the dataset marks none")
 
-    def train_step(self, sampler: DeviceSampler) -> dict[str, torch.Tensor]:
-        """One update on a minibatch of transitions and one of initial states (both of ``batch_size``)."""
-        self._initial_batch = sampler.sample_initial(self.config.batch_size)
-        return super().train_step(sampler)
+    def sample(self, sampler: DeviceSampler, step: int) -> Batch:
+        """A minibatch of transitions plus one of initial states s₀ under ``init/`` keys (both ``batch_size``)."""
+        initial = sampler.sample_initial(self.config.batch_size)
+        batch = sampler.sample(self.config.batch_size)
+        batch.update({f"init/{k}": initial[k] for k in ("observations", "states")})
+        return batch
+
+    def stages(self) -> list[Stage]:
+        """q-fitting (q_i and the mixer), then Eq. 11 (ν_i) with Eq. 12 (π_i) in one loss: disjoint parameters,
+        w* detached. Every network is clipped on its own (official code)."""
+        clip = self.config.grad_clip
+        return [Stage("q_fitting", "q_stage_loss", ("q_opt",), clip=(("q", "mixer"),), max_norm=clip),
+                Stage("nu_policy", "nu_policy_loss", ("nu_opt", "policy_opt"), clip=(("nu",), ("policy",)),
+                      max_norm=clip)]
 
     def mixed(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Local values and mixing parameters of a minibatch (all with gradients).
@@ -202,25 +211,24 @@ class ComaDICE(Algorithm):
         a_tot = self.mixer.mix(q - nu, *params)
         return (a_tot - target).pow(2).mean()
 
-    def nu_values(self, batch: Batch, initial: Batch) -> tuple[torch.Tensor, ...]:
-        """``ν_i`` at the transitions' o, the initial o₀ (and o' for the full gradient) in one batched forward pass:
-        a tuple of ``[B, N]``, ``[B0, N]`` (, ``[B, N]``), with gradients."""
-        obs = [batch["observations"], initial["observations"]]
+    def nu_values(self, batch: Batch) -> tuple[torch.Tensor, ...]:
+        """``ν_i`` at the transitions' o, the initial o₀ (``init/observations``; and o' for the full gradient) in one
+        batched forward pass: a tuple of ``[B, N]``, ``[B0, N]`` (, ``[B, N]``), with gradients."""
+        obs = [batch["observations"], batch["init/observations"]]
         if self.config.full_gradient and self.config.gamma > 0:
             obs.append(batch["next_observations"])
         return self.nu(torch.cat(obs)).split([o.shape[0] for o in obs])
 
-    def nu_loss(self, batch: Batch, initial: Batch,
-                nus: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def nu_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 11 as a function of the ν_i (q and mixer fixed). Returns ``(loss, A_tot [B] detached)``.
 
-        ν (:meth:`nu_values`, or ``nus`` if given) and the mixer weights are evaluated on the transitions' s, the
-        initial states s₀ (and s' for the full gradient) in one batched call each.
+        ν (:meth:`nu_values`) and the mixer weights are evaluated on the transitions' s, the initial states s₀
+        (``init/states``; and s' for the full gradient) in one batched call each.
         """
         c = self.config
         full = c.full_gradient and c.gamma > 0
-        nus = self.nu_values(batch, initial) if nus is None else nus
-        states = [batch["states"], initial["states"]] + ([batch["next_states"]] if full else [])
+        nus = self.nu_values(batch)
+        states = [batch["states"], batch["init/states"]] + ([batch["next_states"]] if full else [])
         sizes = [st.shape[0] for st in states]
         with torch.no_grad():
             q = self.q.taken(batch["observations"], batch["actions"])
@@ -241,34 +249,23 @@ class ComaDICE(Algorithm):
             loss = loss / w.mean().clamp_min(1e-8)
         return loss
 
-    def _step(self, opts: tuple[torch.optim.Optimizer, ...], loss: torch.Tensor) -> None:
-        """Backward of ``loss`` (a sum of losses over the disjoint parameters of ``opts``), gradients clipped per
-        optimizer (as the official code does), one step of each."""
-        groups = [[p for g in opt.param_groups for p in g["params"]] for opt in opts]
-        self.backward_and_step(loss, opts, groups, self.config.grad_clip)
+    def q_stage_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Stage 1: the q-fitting loss (ν_i(o_i) without gradient: this stage does not train ν)."""
+        loss = self.q_fitting_loss(batch)
+        return loss, {"q_loss": loss.detach()}
 
-    def update(self, batch: Batch, initial: Batch | None = None) -> dict[str, torch.Tensor]:
-        """q-fitting, Eq. 11 and Eq. 12 steps on ``batch``; ``initial`` holds s₀ rows (default: the batch drawn by
-        :meth:`train_step` with :meth:`~marlkit.data.sampler.DeviceSampler.sample_initial`).
-
-        Raises:
-            ValueError: if no initial-state batch is available.
-        """
-        initial = initial if initial is not None else self._initial_batch
-        if initial is None:
-            raise ValueError("ComaDICE.update needs a batch of initial states (use train_step, or pass initial=)")
-        nus = self.nu_values(batch, initial)  # ν is not changed by the q step: one forward pass serves both losses
-        q_loss = self.q_fitting_loss(batch, nus[0])
-        self._step((self.q_opt,), q_loss)
-        nu_loss, a_tot = self.nu_loss(batch, initial, nus)
+    def nu_policy_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Stage 2: Eq. 11 (trains ν only) + Eq. 12 (trains π only; w* detached), with the q just fitted."""
+        nu_loss, a_tot = self.nu_loss(batch)
         w = occupancy_ratio(a_tot, self.config.alpha, self.fdiv)
         pi_loss = self.weighted_bc_loss(batch, w)
-        # Eq. 11 trains ν only and Eq. 12 π only (w* is detached): one backward pass gives each its own gradient
-        self._step((self.nu_opt, self.policy_opt), nu_loss + pi_loss)
+        return nu_loss + pi_loss, {"nu_loss": nu_loss.detach(), "policy_loss": pi_loss.detach(),
+                                   "a_tot": a_tot.mean(), "w_mean": w.mean(), "w_max": w.max()}
+
+    def after_step(self) -> None:
+        """Polyak updates of the target ν and mixer (rate τ)."""
         self.soft_update(self.nu_target, self.nu, self.config.tau)
         self.soft_update(self.mixer_target, self.mixer, self.config.tau)
-        return {"q_loss": q_loss.detach(), "nu_loss": nu_loss.detach(), "policy_loss": pi_loss.detach(),
-                "a_tot": a_tot.mean(), "w_mean": w.mean(), "w_max": w.max()}
 
     # ------------------------------------------------------------------ analysis
     @torch.no_grad()

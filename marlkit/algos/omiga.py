@@ -29,9 +29,8 @@ import copy
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
+from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage
 from marlkit.data.sampler import Batch
 from marlkit.nets.critics import LocalQ, LocalV
 from marlkit.nets.mixers import LinearMixer
@@ -137,7 +136,7 @@ class OMIGA(Algorithm):
         return -(torch.exp(z).detach() * logp).mean()
 
     # ------------------------------------------------------------------ one update (Algorithm 1, lines 4–9)
-    def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def compute_loss(self, batch: Batch, carry=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Eqs. 12–14 on one minibatch: ``q_loss + v_loss + pi_loss`` (disjoint parameters, so one backward equals
         three) and the metrics."""
         cfg = self.config
@@ -175,13 +174,11 @@ class OMIGA(Algorithm):
                    "exp_z_mean": torch.exp(z).detach().mean()}
         return q_loss + v_loss + pi_loss, metrics
 
-    def grad_clip_groups(self) -> list[list[nn.Parameter]]:
-        """Q_i with the mixer, V_i, π_i: clipped each on its own (authors' code)."""
-        groups = [list(m.parameters()) for m in (self.q, self.mixer, self.v, self.policy)]
-        return [groups[0] + groups[1], groups[2], groups[3]]
-
-    def grad_clip_norm(self) -> float:
-        return self.config.grad_norm_clip
+    def stages(self) -> list[Stage]:
+        """One stage: Eqs. 12–14 in one loss, one step; Q_i with the mixer, V_i and π_i clipped each on its own
+        (authors' code)."""
+        return [Stage("loss", "compute_loss", ("opt",), clip=(("q", "mixer"), ("v",), ("policy",)),
+                      max_norm=self.config.grad_norm_clip)]
 
     def after_step(self) -> None:
         """Polyak updates of the Q_i and mixer targets (rate τ)."""
