@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from marlkit.algos.base import ConfigError
+from marlkit.algos.base import ConfigError, Stage
 from marlkit.algos.common import (
     MixedCriticConfig,
     MixedCriticLearner,
@@ -36,7 +36,7 @@ from marlkit.algos.common import (
     candidate_values,
     twin_soft_min,
 )
-from marlkit.data.sampler import Batch
+from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.nets.policies import CategoricalPolicy, masked_logits
 from marlkit.nets.vae import ConditionalVAE
 
@@ -133,21 +133,24 @@ class BCQMA(MixedCriticLearner):
         return nll + self.config.logit_reg * logits.pow(2).mean()
 
     # ------------------------------------------------------------------ continuous
-    def select(self, obs: torch.Tensor, actor, critic) -> tuple[torch.Tensor, torch.Tensor]:
+    def select(self, obs: torch.Tensor, actor, critic, noise: torch.Tensor | None = None,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """BCQ's constrained per-agent maximum: ``(actions [B, N, d], values [B, N])``.
 
-        ``n_candidates`` VAE proposals are perturbed by ``actor`` and valued by ``critic``'s soft clipped
-        double-Q ``λ min_k Q^k + (1 − λ) max_k Q^k`` (Fujimoto et al. 2019, Eq. 13).
+        ``n_candidates`` VAE proposals (prior draws ``noise [n, B, N, latent]``, or from ``generator``) are
+        perturbed by ``actor`` and valued by ``critic``'s soft clipped double-Q ``λ min_k Q^k + (1 − λ) max_k Q^k``
+        (Fujimoto et al. 2019, Eq. 13).
         """
         def q_fn(o: torch.Tensor, a: torch.Tensor) -> torch.Tensor:  # [K, B, N, ·] -> [K, B, N]
             return twin_soft_min(candidate_values(critic, o, a), self.config.lmbda)
 
-        return bcq_select_continuous(obs, self.vae, actor, q_fn, self.config.n_candidates)
+        return bcq_select_continuous(obs, self.vae, actor, q_fn, self.config.n_candidates, generator, noise)
 
     def continuous_td_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Σ over the twins of MSE(Q^k_tot(s, a), y), ``y = r + γ(1−d) Q̄_tot(s', a'*)`` (BCQ Alg. 1, mixed)."""
         with torch.no_grad():
-            _, v_next = self.select(batch["next_observations"], self.actor_target, self.q_target)  # [B, N]
+            _, v_next = self.select(batch["next_observations"], self.actor_target, self.q_target,
+                                    batch["noise/candidates"])  # [B, N]
             y = self.mixed_td_target(batch, v_next)
         q = self.q(batch["observations"], batch["actions"])  # [2, B, N]
         td, q_tot = self.twin_mixed_td_loss(q, y, batch["states"])
@@ -157,38 +160,53 @@ class BCQMA(MixedCriticLearner):
         """``−E[Σ_i w_i(s) Q^1_i(o_i, ξ_φ(o_i, a_i ~ G_ω))]`` (BCQ's actor objective through the mixer weights)."""
         obs = batch["observations"]
         with torch.no_grad():
-            proposal = self.vae.decode(obs)
+            proposal = self.vae.decode(obs, noise=batch["noise/proposal"])
             w = self.mixer.weights(batch["states"])
         q1 = self.q(obs, self.actor(obs, proposal))[0]
         return -(w * q1).sum(-1).mean()
 
     # ------------------------------------------------------------------ update
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        c = self.config
+    def sample(self, sampler: DeviceSampler, step: int) -> Batch:
+        """Uniform transitions; continuous actions add the draws of the VAE's reparameterisation
+        (``noise/vae [B, N, L]``), the target's candidate proposals (``noise/candidates [n, B, N, L]``) and the
+        actor's proposals (``noise/proposal [B, N, L]``)."""
+        batch = sampler.sample(self.config.batch_size)
+        if not self.spec.discrete:
+            B, N, L, g = self.config.batch_size, self.spec.n_agents, self.vae.latent_dim, self.generator
+            for key, shape in (("vae", (B, N, L)), ("candidates", (self.config.n_candidates, B, N, L)),
+                               ("proposal", (B, N, L))):
+                batch[f"noise/{key}"] = torch.randn(shape, device=self.device, generator=g)
+        return batch
+
+    def stages(self) -> list[Stage]:
+        """Discrete: TD and imitation in one loss. Continuous (BCQ Alg. 1): VAE, twin critics, perturbation actor."""
         if self.spec.discrete:
-            td, q_mean = self.discrete_td_loss(batch)
-            il = self.imitation_loss(batch)
-            self.opt.zero_grad(set_to_none=True)
-            (td + il).backward()
-            self.opt.step()
-            self.update_targets()
-            return {"td_loss": td.detach(), "imitation_loss": il.detach(), "q_tot": q_mean.detach()}
-        vae_loss = self.vae.loss(batch["observations"], batch["actions"])
-        self.vae_opt.zero_grad(set_to_none=True)
-        vae_loss.backward()
-        self.vae_opt.step()
+            return [Stage("critic", "discrete_loss", ("opt",))]
+        return [Stage("vae", "vae_loss", ("vae_opt",)), Stage("critic", "critic_loss", ("critic_opt",)),
+                Stage("actor", "actor_loss", ("actor_opt",))]
+
+    def discrete_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        td, q_mean = self.discrete_td_loss(batch)
+        il = self.imitation_loss(batch)
+        return td + il, {"critic_loss": td.detach(), "behavior_loss": il.detach(), "q_tot": q_mean.detach()}
+
+    def vae_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss = self.vae.loss(batch["observations"], batch["actions"], eps=batch["noise/vae"])
+        return loss, {"vae_loss": loss.detach()}
+
+    def critic_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         td, q_mean = self.continuous_td_loss(batch)
-        self.critic_opt.zero_grad(set_to_none=True)
-        td.backward()
-        self.critic_opt.step()
-        actor_loss = self.perturbation_loss(batch)
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
+        return td, {"critic_loss": td.detach(), "q_tot": q_mean.detach()}
+
+    def actor_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss = self.perturbation_loss(batch)
+        return loss, {"actor_loss": loss.detach()}
+
+    def after_step(self) -> None:
+        """Polyak updates of the mixed critic's targets (and of the perturbation actor's)."""
         self.update_targets()
-        self.soft_update(self.actor_target, self.actor, c.tau)
-        return {"td_loss": td.detach(), "vae_loss": vae_loss.detach(), "actor_loss": actor_loss.detach(),
-                "q_tot": q_mean.detach()}
+        if not self.spec.discrete:
+            self.soft_update(self.actor_target, self.actor, self.config.tau)
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()
@@ -204,4 +222,4 @@ class BCQMA(MixedCriticLearner):
         """Greedy constrained actions (BCQ acts greedily in both modes): ``[B, N]`` or ``[B, N, act_dim]``."""
         if self.spec.discrete:
             return bcq_greedy_discrete(self.q(obs), self.allowed(obs, avail))
-        return self.select(obs, self.actor, self.q)[0]
+        return self.select(obs, self.actor, self.q, generator=generator)[0]

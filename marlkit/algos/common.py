@@ -98,7 +98,8 @@ class PerturbationActor(nn.Module):
 
 def bcq_select_continuous(obs: torch.Tensor, vae, perturb: PerturbationActor,
                           q_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n: int = 10,
-                          generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                          generator: torch.Generator | None = None,
+                          noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """BCQ's policy: sample ``n`` actions from the generative model, perturb them, keep the best by Q.
 
     ``π_i(s) = argmax_{a^j + ξ_i(s, a^j)} Q_i(s, a^j + ξ_i(s, a^j))``, ``a^j ~ G_i(s)``, j = 1..n
@@ -110,6 +111,8 @@ def bcq_select_continuous(obs: torch.Tensor, vae, perturb: PerturbationActor,
         perturb: ξ (target ξ̂ for bootstrapping).
         q_fn: ``(obs [n, B, N, o], actions [n, B, N, a]) -> [n, B, N]`` value of each candidate.
         n: number of candidates (10 in Table 12).
+        generator: where the decoder's prior samples come from (acting), unless ``noise`` is given.
+        noise: the prior draws ``[n, B, N, latent_dim]`` (pure losses draw them in advance).
 
     Returns:
         ``(actions [B, N, act_dim], values [B, N])``: the chosen action of every agent and its value.
@@ -120,7 +123,7 @@ def bcq_select_continuous(obs: torch.Tensor, vae, perturb: PerturbationActor,
     if n <= 0:
         raise ValueError(f"number of BCQ candidates n must be positive, got {n}")
     rep = obs.unsqueeze(0).expand(n, *obs.shape)  # [n, B, N, o]
-    cand = perturb(rep, vae.decode(rep, generator=generator))  # [n, B, N, a]
+    cand = perturb(rep, vae.decode(rep, generator=generator, noise=noise))  # [n, B, N, a]
     values = q_fn(rep, cand)  # [n, B, N]
     best = values.argmax(0)  # [B, N]
     idx = best.unsqueeze(0).unsqueeze(-1).expand(1, *cand.shape[1:])

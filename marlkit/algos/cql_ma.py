@@ -16,21 +16,21 @@ factorises, so ``y = r + γ(1−d) Q̄_tot(s', argmax_i Q̄_i(o'_i, ·))``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from marlkit.algos.base import ConfigError
+from marlkit.algos.base import ConfigError, Stage
 from marlkit.algos.common import (
     MixedCriticConfig,
     MixedCriticLearner,
     candidate_values,
     cql_logsumexp_continuous,
     cql_logsumexp_discrete,
-    uniform_actions,
 )
-from marlkit.data.sampler import Batch
+from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.nets.policies import TanhGaussianPolicy, masked_logits
 
 __all__ = ["CQLMA", "CQLMAConfig"]
@@ -91,10 +91,12 @@ class CQLMA(MixedCriticLearner):
         return {"td_loss": td, "cql_penalty": cql, "critic_loss": td + c.alpha * cql, "q_tot": q_tot.mean()}
 
     # ------------------------------------------------------------------ continuous
-    def _policy_samples(self, obs: torch.Tensor, K: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """K actions per state from π (no gradient): ``[K, B, N, d]`` and log-probs ``[K, B, N]``."""
-        B, N, _ = obs.shape
-        a, logp = self.policy.rsample(obs.unsqueeze(0).expand(K, *obs.shape).reshape(K * B, N, -1))
+    def _policy_samples(self, obs: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """K actions per state from π (no gradient) for the draws ``eps [K, B, N, d]``: ``[K, B, N, d]`` and
+        log-probs ``[K, B, N]``."""
+        K, (B, N, _) = eps.shape[0], obs.shape
+        a, logp = self.policy.rsample(obs.unsqueeze(0).expand(K, *obs.shape).reshape(K * B, N, -1),
+                                      eps=eps.reshape(K * B, N, -1))
         return a.reshape(K, B, N, -1).detach(), logp.reshape(K, B, N).detach()
 
     def continuous_critic_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -102,23 +104,23 @@ class CQLMA(MixedCriticLearner):
         c = self.config
         obs, nobs = batch["observations"], batch["next_observations"]
         with torch.no_grad():
-            a_next, _ = self.policy.rsample(nobs)
+            a_next, _ = self.policy.rsample(nobs, eps=batch["noise/next_action"])
             y = self.mixed_td_target(batch, self.q_target(nobs, a_next).min(0).values)
         q_data = self.q(obs, batch["actions"])  # [2, B, N]
         td, q_tot = self.twin_mixed_td_loss(q_data, y, batch["states"])  # q_tot [2, B]
-        K = c.n_action_samples
-        rand, rand_logp = uniform_actions((K, *batch["actions"].shape), obs.device)
-        cur, cur_logp = self._policy_samples(obs, K)
-        nxt, nxt_logp = self._policy_samples(nobs, K)
+        rand = batch["noise/uniform"] * 2 - 1  # uniform proposals on [-1, 1]^d, density 2^-d
+        rand_logp = -rand.shape[-1] * math.log(2.0)
+        cur, cur_logp = self._policy_samples(obs, batch["noise/proposals"])
+        nxt, nxt_logp = self._policy_samples(nobs, batch["noise/next_proposals"])
         q_samples = candidate_values(self.q, obs, torch.cat([rand, cur, nxt], 0))  # [2, 3K, B, N]
         logp = torch.cat([torch.full_like(cur_logp, rand_logp), cur_logp, nxt_logp], 0)
         cql = cql_logsumexp_continuous(q_samples.transpose(0, 1), logp.unsqueeze(1), q_data)
         cql = cql.mean(dim=(1, 2)).sum()  # summed over the twins like the TD term
         return {"td_loss": td, "cql_penalty": cql, "critic_loss": td + c.alpha * cql, "q_tot": q_tot.mean()}
 
-    def actor_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def sac_actor_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """SAC actor loss through the mixer: ``E[β log π − Σ_i w_i(s) min_k Q^k_i(o_i, ã_i)]`` and ``log π``."""
-        a, logp = self.policy.rsample(batch["observations"])
+        a, logp = self.policy.rsample(batch["observations"], eps=batch["noise/actor"])
         with torch.no_grad():
             w = self.mixer.weights(batch["states"])
         q = self.q(batch["observations"], a).min(0).values
@@ -126,27 +128,43 @@ class CQLMA(MixedCriticLearner):
         return (beta * logp.sum(-1) - (w * q).sum(-1)).mean(), logp
 
     # ------------------------------------------------------------------ update
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        if self.spec.discrete:
-            out = self.discrete_critic_loss(batch)
-        else:
-            out = self.continuous_critic_loss(batch)
-        self.critic_opt.zero_grad(set_to_none=True)
-        out["critic_loss"].backward()
-        self.critic_opt.step()
-        metrics = {k: v.detach() for k, v in out.items()}
+    def sample(self, sampler: DeviceSampler, step: int) -> Batch:
+        """Uniform transitions; continuous actions add the draws of the target action (``noise/next_action``), the
+        CQL proposals (uniform ``noise/uniform``, policy ``noise/proposals`` at o and ``noise/next_proposals`` at
+        o', each ``[K, B, N, d]``) and the actor's sample (``noise/actor``)."""
+        batch = sampler.sample(self.config.batch_size)
         if not self.spec.discrete:
-            loss_pi, logp = self.actor_loss(batch)
-            self.actor_opt.zero_grad(set_to_none=True)
-            loss_pi.backward()
-            self.actor_opt.step()
-            ent_loss = -(self.log_ent_coef * (logp.detach() + self.target_entropy)).mean()
-            self.ent_opt.zero_grad(set_to_none=True)
-            ent_loss.backward()
-            self.ent_opt.step()
-            metrics.update(actor_loss=loss_pi.detach(), ent_coef=self.log_ent_coef.detach().exp())
+            g, dev = self.generator, self.device
+            one, many = batch["actions"].shape, (self.config.n_action_samples, *batch["actions"].shape)
+            batch["noise/next_action"] = torch.randn(one, device=dev, generator=g)
+            batch["noise/uniform"] = torch.rand(many, device=dev, generator=g)
+            batch["noise/proposals"] = torch.randn(many, device=dev, generator=g)
+            batch["noise/next_proposals"] = torch.randn(many, device=dev, generator=g)
+            batch["noise/actor"] = torch.randn(one, device=dev, generator=g)
+        return batch
+
+    def stages(self) -> list[Stage]:
+        """The CQL critic; for continuous actions then the SAC actor and its entropy coefficient."""
+        stages = [Stage("critic", "critic_loss", ("critic_opt",))]
+        if not self.spec.discrete:
+            stages += [Stage("actor", "actor_loss", ("actor_opt",)), Stage("entropy", "entropy_loss", ("ent_opt",))]
+        return stages
+
+    def critic_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        out = self.discrete_critic_loss(batch) if self.spec.discrete else self.continuous_critic_loss(batch)
+        return out["critic_loss"], {k: v.detach() for k, v in out.items()}
+
+    def actor_loss(self, batch: Batch, carry: dict):
+        loss, logp = self.sac_actor_loss(batch)
+        return loss, {"actor_loss": loss.detach()}, {"logp": logp}
+
+    def entropy_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """SAC's temperature loss ``−log β · (log π + H̄)`` with the actor stage's ``log π`` (automatic tuning)."""
+        loss = -(self.log_ent_coef * (carry["logp"] + self.target_entropy)).mean()
+        return loss, {"ent_coef": self.log_ent_coef.detach().exp()}
+
+    def after_step(self) -> None:
         self.update_targets()
-        return metrics
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from marlkit.algos.base import ConfigError
+from marlkit.algos.base import ConfigError, Stage
 from marlkit.algos.common import (
     MixedCriticConfig,
     MixedCriticLearner,
@@ -78,11 +78,11 @@ class ICQ(MixedCriticLearner):
         self.critic_opt = self.make_adam(self.q, self.mixer)
         self.actor_opt = self.make_adam(self.policy)
 
-    def setup(self, sampler: DeviceSampler) -> None:
+    def prepare(self, sampler: DeviceSampler) -> None:
         """Attach the dataset's next actions ``a'`` (in-sample targets need them)."""
         attach_next_actions(sampler)
 
-    def critic_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def td_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """MSE of ``Q_tot(s, a)`` against the importance-weighted in-sample target (Yang et al. 2021, Eq. 8)."""
         c = self.config
         with torch.no_grad():
@@ -108,12 +108,12 @@ class ICQ(MixedCriticLearner):
             else:
                 K, (B, N, D) = self.config.n_action_samples, obs.shape
                 o = obs.unsqueeze(0).expand(K, B, N, D).reshape(K * B, N, D)
-                a, _ = self.policy.rsample(o)
+                a, _ = self.policy.rsample(o, eps=batch["noise/baseline"].reshape(K * B, N, -1))
                 baseline = self.q(o, a).reshape(K, B, N).mean(0)
                 q_data = self.q(obs, batch["actions"])
         return q_data - baseline
 
-    def actor_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def weighted_bc_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """``−E[Σ_i w_i(s) · B·softmax_batch(A_i/α) · log π_i(a_i|o_i)] / N`` (Yang et al. 2021, Eq. 11)."""
         adv = self.advantages(batch)
         weights = batch_softmax_weights(adv, self.config.alpha, dim=0)  # [B, N], per agent over the batch
@@ -122,18 +122,29 @@ class ICQ(MixedCriticLearner):
         logp = self.policy.log_prob(batch["observations"], batch["actions"], batch.get("avail_actions"))
         return -(coe * weights * logp).mean(), adv.mean()
 
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        critic, q_mean = self.critic_loss(batch)
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic.backward()
-        self.critic_opt.step()
-        actor, adv = self.actor_loss(batch)
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor.backward()
-        self.actor_opt.step()
+    def sample(self, sampler: DeviceSampler, step: int) -> Batch:
+        """Uniform transitions; continuous actions add the policy draws of the baseline V_i
+        (``noise/baseline [K, B, N, d]``)."""
+        batch = sampler.sample(self.config.batch_size)
+        if not self.spec.discrete:
+            shape = (self.config.n_action_samples, *batch["actions"].shape)
+            batch["noise/baseline"] = torch.randn(shape, device=self.device, generator=self.generator)
+        return batch
+
+    def stages(self) -> list[Stage]:
+        """The in-sample critic (Eq. 8), then the advantage-weighted actors (Eq. 11) with the updated critic."""
+        return [Stage("critic", "critic_loss", ("critic_opt",)), Stage("actor", "actor_loss", ("actor_opt",))]
+
+    def critic_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss, q_mean = self.td_loss(batch)
+        return loss, {"critic_loss": loss.detach(), "q_tot": q_mean.detach()}
+
+    def actor_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss, adv = self.weighted_bc_loss(batch)
+        return loss, {"actor_loss": loss.detach(), "advantage": adv.detach()}
+
+    def after_step(self) -> None:
         self.update_targets()
-        return {"critic_loss": critic.detach(), "actor_loss": actor.detach(), "q_tot": q_mean.detach(),
-                "advantage": adv.detach()}
 
     def action_probs(self, obs, avail=None):
         return self.policy.probs(obs, avail)

@@ -91,11 +91,17 @@ class TanhGaussianPolicy(nn.Module):
         logp = logp - torch.log1p(-a.pow(2) + 1e-6)
         return logp.sum(-1)
 
-    def rsample(self, obs: torch.Tensor, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reparameterised sample ``a [B, N, act_dim]`` and its log-prob ``[B, N]``."""
+    def rsample(self, obs: torch.Tensor, generator=None, eps: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised sample ``a [B, N, act_dim]`` and its log-prob ``[B, N]``.
+
+        ``eps``: the standard-normal draw ``[..., N, act_dim]`` (same shape as the output) when the caller drew it
+        (pure losses); otherwise drawn here from ``generator``.
+        """
         mean, log_std = self.dist_params(obs)
         std = log_std.exp()
-        eps = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
+        if eps is None:
+            eps = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
         u = mean + std * eps
         a = torch.tanh(u)
         logp = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)

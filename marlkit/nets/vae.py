@@ -37,20 +37,28 @@ class ConditionalVAE(nn.Module):
         mean, log_std = self.encoder(torch.cat([c, x], -1)).chunk(2, -1)
         return mean, log_std.clamp(-4, 15)
 
-    def decode(self, c: torch.Tensor, z: torch.Tensor | None = None, generator=None) -> torch.Tensor:
-        """Decoded ``x [B, N, x_dim]`` (bounded by ``max_x``)."""
+    def decode(self, c: torch.Tensor, z: torch.Tensor | None = None, generator=None,
+               noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoded ``x [..., N, x_dim]`` (bounded by ``max_x``) of latents ``z``; without ``z``, of prior samples
+        ``z = clip(ε, −0.5, 0.5)``, ``ε ~ N(0, 1)`` (BCQ) with ``ε = noise [..., N, latent_dim]`` if given."""
         if z is None:
-            z = torch.randn(*c.shape[:-1], self.latent_dim, device=c.device, generator=generator).clamp(-0.5, 0.5)
+            if noise is None:
+                noise = torch.randn(*c.shape[:-1], self.latent_dim, device=c.device, generator=generator)
+            z = noise.clamp(-0.5, 0.5)
         return self.max_x * torch.tanh(self.decoder(torch.cat([c, z], -1)))
 
-    def forward(self, c: torch.Tensor, x: torch.Tensor, generator=None):
+    def forward(self, c: torch.Tensor, x: torch.Tensor, generator=None, eps: torch.Tensor | None = None):
+        """Reconstruction, μ and log σ; ``eps [..., N, latent_dim]``: the reparameterisation draw, if given."""
         mean, log_std = self.encode(c, x)
-        z = mean + log_std.exp() * torch.randn(mean.shape, device=mean.device, generator=generator)
+        if eps is None:
+            eps = torch.randn(mean.shape, device=mean.device, generator=generator)
+        z = mean + log_std.exp() * eps
         return self.decode(c, z), mean, log_std
 
-    def loss(self, c: torch.Tensor, x: torch.Tensor, reduce: bool = True) -> torch.Tensor:
-        """ELBO loss; ``reduce=False`` gives per-sample ``[B, N]``."""
-        recon, mean, log_std = self(c, x)
+    def loss(self, c: torch.Tensor, x: torch.Tensor, reduce: bool = True, eps: torch.Tensor | None = None
+             ) -> torch.Tensor:
+        """ELBO loss; ``reduce=False`` gives per-sample ``[B, N]``; ``eps``: the reparameterisation draw."""
+        recon, mean, log_std = self(c, x, eps=eps)
         rec = (recon - x).pow(2).sum(-1)
         kl = -0.5 * (1 + 2 * log_std - mean.pow(2) - (2 * log_std).exp()).sum(-1)
         per = rec + 0.5 * kl
