@@ -19,6 +19,8 @@ Contents:
   and their log-densities (Kumar et al. 2020, App. F; OMAR's noisy policy proposals).
 - :func:`candidate_values`: local values of K candidate actions per state in one critic call (BCQ's candidates,
   CQL's proposals, OMAR's CEM samples).
+- :func:`categorical_inverse_cdf`: categorical samples from pre-drawn uniforms (InSPO's resampling, OMAR's
+  discrete CEM), so losses stay free of random draws.
 - :func:`batch_softmax_weights`: ICQ's implicit-constraint weights ``exp(x/α)/Z`` with ``Z`` estimated on the
   minibatch (Yang et al. 2021, Eq. 8 and 11).
 - :func:`attach_next_actions`: the dataset's next action ``a'`` for in-sample (SARSA-style) targets.
@@ -55,6 +57,7 @@ __all__ = [
     "bcq_greedy_discrete",
     "bcq_select_continuous",
     "candidate_values",
+    "categorical_inverse_cdf",
     "cql_logsumexp_continuous",
     "cql_logsumexp_discrete",
     "gaussian_log_density",
@@ -130,17 +133,33 @@ def bcq_select_continuous(obs: torch.Tensor, vae, perturb: PerturbationActor,
     return cand.gather(0, idx).squeeze(0), values.gather(0, best.unsqueeze(0)).squeeze(0)
 
 
-def candidate_values(q: LocalQ, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+def candidate_values(q: LocalQ, obs: torch.Tensor, actions: torch.Tensor, member: int | None = None) -> torch.Tensor:
     """Local values ``Q_i(o_i, a^k_i)`` of K candidate actions per state, the candidate axis folded into the batch
     so that every candidate is valued in one batched call of the continuous critic ``q``.
 
     Shapes: ``obs [B, N, o]`` (shared by the candidates) or ``[K, B, N, o]``, ``actions [K, B, N, d]`` →
-    ``[E, K, B, N]`` for an ensemble of E critics (``[K, B, N]`` for one).
+    ``[E, K, B, N]`` for an ensemble of E critics (``[K, B, N]`` for one, or for ``member=e``: critic e alone).
     """
     K, B, N = actions.shape[:3]
-    obs = obs.expand(K, B, N, obs.shape[-1])
-    values = q(obs.reshape(K * B, N, -1), actions.reshape(K * B, N, -1))  # [(E,) K·B, N]
+    obs = obs.expand(K, B, N, obs.shape[-1]).reshape(K * B, N, -1)
+    actions = actions.reshape(K * B, N, -1)
+    values = q(obs, actions) if member is None else q.member(member, obs, actions)  # [(E,) K·B, N]
     return values.reshape(*values.shape[:-2], K, B, N)
+
+
+def categorical_inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Categorical samples from pre-drawn uniforms by the inverse CDF: the category whose CDF interval holds u.
+
+    The rule of ``torch.multinomial(..., replacement=True)`` on CPU (float64 uniforms against the normalised
+    cumulative probabilities), so the same uniforms give the same samples; pure, hence usable under ``vmap``.
+
+    Shapes: ``probs [..., A]`` (non-negative, not necessarily normalised), ``u [..., S]`` float64 in [0, 1) →
+    int64 ``[..., S]``.
+    """
+    cdf = probs.cumsum(-1)
+    cdf = (cdf / cdf[..., -1:]).double()
+    idx = (cdf.unsqueeze(-2) < u.unsqueeze(-1)).sum(-1)
+    return idx.clamp(max=probs.shape[-1] - 1)
 
 
 def bcq_allowed_actions(behavior_probs: torch.Tensor, threshold: float,

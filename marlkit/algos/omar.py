@@ -24,20 +24,21 @@ with trade-off c (``omar_coe``). ``â_i`` is the best of the policy's own action
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
+from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage
 from marlkit.algos.common import (
     candidate_values,
+    categorical_inverse_cdf,
     cql_logsumexp_continuous,
     cql_logsumexp_discrete,
     gaussian_log_density,
-    uniform_actions,
 )
-from marlkit.data.sampler import Batch
+from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.nets.critics import LocalQ
 from marlkit.nets.mlp import MultiAgentMLP
 from marlkit.nets.policies import CategoricalPolicy, masked_logits
@@ -151,10 +152,10 @@ class OMAR(Algorithm):
         td = (q_data - y).pow(2).mean(dim=(1, 2)).sum()
         K, (B, N, d) = c.n_action_samples, acts.shape
         with torch.no_grad():
-            rand, rand_logp = uniform_actions((K, B, N, d), obs.device)
-            props, logps = [rand], [torch.full((K, B, N), rand_logp, device=obs.device)]
-            for o in (obs, nobs):
-                noise = torch.randn(K, B, N, d, device=obs.device) * c.cql_sigma
+            rand = batch["noise/uniform"] * 2 - 1  # uniform proposals on [-1, 1]^d, density 2^-d
+            props, logps = [rand], [torch.full((K, B, N), -d * math.log(2.0), device=obs.device)]
+            for o, eps in ((obs, batch["noise/proposals"]), (nobs, batch["noise/next_proposals"])):
+                noise = eps * c.cql_sigma
                 props.append((self.policy(o).unsqueeze(0) + noise).clamp(-1, 1))
                 logps.append(gaussian_log_density(noise, c.cql_sigma))
             props_t = torch.cat(props, 0)  # [3K, B, N, d]
@@ -165,11 +166,12 @@ class OMAR(Algorithm):
 
     # ------------------------------------------------------------------ actor rectification
     @torch.no_grad()
-    def cem_continuous(self, obs: torch.Tensor, pol_act: torch.Tensor) -> torch.Tensor:
-        """Zeroth-order search for ``â_i = argmax Q^1_i(o_i, ·)``: ``obs [B, N, o]``, policy actions ``[B, N, d]``.
+    def cem_continuous(self, obs: torch.Tensor, pol_act: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """Zeroth-order search for ``â_i = argmax Q^1_i(o_i, ·)``: ``obs [B, N, o]``, policy actions ``[B, N, d]``,
+        standard-normal draws ``eps [iters, K, B, N, d]``.
 
-        Gaussian CEM with elite carry-over (official code); the policy's own action competes at the end.
-        Returns ``â [B, N, d]``.
+        Gaussian CEM with elite carry-over (official code); the policy's own action competes at the end. Only Q¹
+        is evaluated (all K samples × agents × rows in one batched call per round). Returns ``â [B, N, d]``.
         """
         c = self.config
         B, N, d = pol_act.shape
@@ -177,9 +179,9 @@ class OMAR(Algorithm):
         mu = pol_act.clone() if c.center_on_policy else torch.full_like(pol_act, c.omar_mu)
         sigma = torch.full_like(pol_act, c.omar_sigma)
         elite_a = elite_q = None
-        for _ in range(c.omar_iters):
-            samples = (mu + sigma * torch.randn(K, B, N, d, device=obs.device)).clamp(-1, 1)
-            q = candidate_values(self.q, obs, samples)[0]  # Q^1, [K, B, N]
+        for it in range(c.omar_iters):
+            samples = (mu + sigma * eps[it]).clamp(-1, 1)
+            q = candidate_values(self.q, obs, samples, member=0)  # Q^1, [K, B, N]
             if elite_a is not None:
                 samples, q = torch.cat([samples, elite_a], 0), torch.cat([q, elite_q], 0)
             top_q, top_i = q.topk(min(E, q.shape[0]), dim=0)
@@ -187,21 +189,22 @@ class OMAR(Algorithm):
             elite_q = top_q
             mu, sigma = elite_a.mean(0), elite_a.std(0, unbiased=elite_a.shape[0] > 1)
         best_q, best_a = elite_q[0], elite_a[0]  # top-1 of the last round
-        pol_q = self.q(obs, pol_act)[0]
+        pol_q = self.q.member(0, obs, pol_act)
         return torch.where((pol_q >= best_q).unsqueeze(-1), pol_act, best_a)
 
     @torch.no_grad()
-    def cem_discrete(self, obs: torch.Tensor, avail: torch.Tensor | None) -> torch.Tensor:
+    def cem_discrete(self, obs: torch.Tensor, avail: torch.Tensor | None, u: torch.Tensor) -> torch.Tensor:
         """The CEM over a finite action set: categorical proposals (uniform or π_i at first, elite frequencies
-        after); returns ``â [B, N]`` (the policy's greedy action competes at the end)."""
+        after) sampled from the uniforms ``u [iters, B·N, K]`` by the inverse CDF; returns ``â [B, N]`` (the
+        policy's greedy action competes at the end)."""
         c = self.config
-        q1 = masked_logits(self.q(obs)[0], avail)  # [B, N, A]
+        q1 = masked_logits(self.q.member(0, obs), avail)  # [B, N, A]
         B, N, A = q1.shape
         probs = self.policy.probs(obs, avail) if c.center_on_policy else masked_logits(
             torch.zeros_like(q1), avail).softmax(-1)
         elite_a = elite_q = None
-        for _ in range(c.omar_iters):
-            samples = torch.multinomial(probs.reshape(B * N, A), c.omar_num_samples, replacement=True)
+        for it in range(c.omar_iters):
+            samples = categorical_inverse_cdf(probs.reshape(B * N, A), u[it])
             samples = samples.reshape(B, N, -1).permute(2, 0, 1)  # [K, B, N]
             q = q1.unsqueeze(0).expand(samples.shape[0], B, N, A).gather(-1, samples.unsqueeze(-1)).squeeze(-1)
             if elite_a is not None:
@@ -214,36 +217,62 @@ class OMAR(Algorithm):
         pol_q = q1.gather(-1, pol_a.unsqueeze(-1)).squeeze(-1)
         return torch.where(pol_q >= elite_q[0], pol_a, elite_a[0])
 
-    def actor_loss(self, batch: Batch) -> torch.Tensor:
+    def rectified_actor_loss(self, batch: Batch) -> torch.Tensor:
         """``c · imitation(π_i, â_i) − (1 − c) · Q^1_i(o_i, π_i)`` averaged over batch and agents (Pan et al.
         2022, Eq. 5); continuous adds the official 1e-3 L2 penalty on actions."""
         c = self.config
         obs = batch["observations"]
         if self.spec.discrete:
             avail = batch.get("avail_actions")
-            target = self.cem_discrete(obs, avail)
+            target = self.cem_discrete(obs, avail, batch["noise/cem"])
             logp = self.policy.log_probs(obs, avail)
             imitation = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).mean()
-            value = (logp.exp() * self.q(obs)[0].detach()).sum(-1).mean()
+            value = (logp.exp() * self.q.member(0, obs).detach()).sum(-1).mean()
             return c.omar_coe * imitation - (1 - c.omar_coe) * value
         pol = self.policy(obs)
-        target = self.cem_continuous(obs, pol.detach())
-        value = self.q(obs, pol)[0].mean()
+        target = self.cem_continuous(obs, pol.detach(), batch["noise/cem"])
+        value = self.q.member(0, obs, pol).mean()
         return (c.omar_coe * (pol - target).pow(2).mean() - (1 - c.omar_coe) * value + 1e-3 * pol.pow(2).mean())
 
     # ------------------------------------------------------------------ update
-    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, module: torch.nn.Module) -> None:
-        self.backward_and_step(loss, (opt,), [list(module.parameters())], self.config.grad_clip)
+    def sample(self, sampler: DeviceSampler, step: int) -> Batch:
+        """Uniform transitions plus the update's draws: the CEM's (``noise/cem``: standard normals
+        ``[iters, K, B, N, d]``, or float64 uniforms ``[iters, B·N, K]`` for discrete actions) and, for continuous
+        actions, the CQL proposals' (uniform ``noise/uniform``, ``noise/proposals`` at o and
+        ``noise/next_proposals`` at o', each ``[K, B, N, d]``)."""
+        c, g, dev = self.config, self.generator, self.device
+        batch = sampler.sample(c.batch_size)
+        B, N = batch["actions"].shape[:2]
+        if self.spec.discrete:
+            shape = (B * N, c.omar_num_samples)
+            batch["noise/cem"] = torch.stack([torch.rand(shape, dtype=torch.float64, device=dev, generator=g)
+                                              for _ in range(c.omar_iters)])
+            return batch
+        many = (c.n_action_samples, *batch["actions"].shape)
+        batch["noise/uniform"] = torch.rand(many, device=dev, generator=g)
+        batch["noise/proposals"] = torch.randn(many, device=dev, generator=g)
+        batch["noise/next_proposals"] = torch.randn(many, device=dev, generator=g)
+        shape = (c.omar_num_samples, *batch["actions"].shape)
+        batch["noise/cem"] = torch.stack([torch.randn(shape, device=dev, generator=g) for _ in range(c.omar_iters)])
+        return batch
 
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        c = self.config
+    def stages(self) -> list[Stage]:
+        """The conservative critics, then the rectified actors (each clipped on its own, official code)."""
+        clip = self.config.grad_clip
+        return [Stage("critic", "critic_loss", ("critic_opt",), clip=(("q",),), max_norm=clip),
+                Stage("actor", "actor_loss", ("actor_opt",), clip=(("policy",),), max_norm=clip)]
+
+    def critic_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = self.discrete_critic_loss(batch) if self.spec.discrete else self.continuous_critic_loss(batch)
-        self._step(self.critic_opt, out["critic_loss"], self.q)
-        actor = self.actor_loss(batch)
-        self._step(self.actor_opt, actor, self.policy)
-        self.soft_update(self.q_target, self.q, c.tau)
-        self.soft_update(self.policy_target, self.policy, c.tau)
-        return {**{k: v.detach() for k, v in out.items()}, "actor_loss": actor.detach()}
+        return out["critic_loss"], {k: v.detach() for k, v in out.items()}
+
+    def actor_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss = self.rectified_actor_loss(batch)
+        return loss, {"actor_loss": loss.detach()}
+
+    def after_step(self) -> None:
+        self.soft_update(self.q_target, self.q, self.config.tau)
+        self.soft_update(self.policy_target, self.policy, self.config.tau)
 
     # ------------------------------------------------------------------ acting
     def action_probs(self, obs, avail=None):

@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from marlkit.nets.mlp import MultiAgentMLP, mlp_layers
+from marlkit.nets.mlp import BatchedLinear, MultiAgentMLP, mlp_layers
 
 __all__ = ["LocalQ", "LocalV"]
 
@@ -49,6 +49,25 @@ class _Ensemble(nn.Module):
         h = x.unsqueeze(1).expand(B, self.ensemble, N, D).reshape(B, self.ensemble * N, D)
         y = self.net(h)  # [B, E*N, out]
         return y.reshape(B, self.ensemble, N, -1).transpose(0, 1)
+
+
+    def member(self, x: torch.Tensor, e: int) -> torch.Tensor:
+        """Ensemble member ``e`` alone, ``[B, N, in] -> [B, N, out]`` (equals ``forward(x)[e]`` at 1/E of the cost;
+        e.g. the Q¹ that TD3-style actors and OMAR's CEM use)."""
+        if self.ensemble == 1:
+            return self.net(x)
+        B, N, D = x.shape
+        if self.share_params:
+            x = torch.cat([x, self.agent_ids.expand(B, N, N)], -1)
+            h, sl = x.reshape(1, B * N, -1), slice(e, e + 1)  # [1, B·N, D+N]
+        else:
+            h, sl = x.reshape(B, N, D).transpose(0, 1), slice(e * N, (e + 1) * N)  # [N, B, D]
+        for layer in self.net:
+            if isinstance(layer, BatchedLinear):
+                h = torch.baddbmm(layer.bias[sl].unsqueeze(1), h, layer.weight[sl])
+            else:
+                h = layer(h)
+        return h.reshape(B, N, -1) if self.share_params else h.transpose(0, 1)
 
 
 class LocalQ(nn.Module):
@@ -89,6 +108,12 @@ class LocalQ(nn.Module):
         if actions is None:
             raise ValueError("continuous LocalQ needs actions [B, N, act_dim]")
         return self.net(torch.cat([obs, actions], -1)).squeeze(-1)
+
+    def member(self, e: int, obs: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
+        """Critic ``e`` of the ensemble alone: ``forward(obs, actions)[e]`` without computing the others."""
+        if self.discrete:
+            return self.net.member(obs, e)
+        return self.net.member(torch.cat([obs, actions], -1), e).squeeze(-1)
 
     def taken(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """``Q_i(o_i, a_i)`` of the given actions: ``[(E,) B, N]`` (discrete: gathers the head)."""
