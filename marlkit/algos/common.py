@@ -14,7 +14,7 @@ Contents:
   ``log Σ_a exp Q(s, a) − Q(s, a_data)`` (Kumar et al. 2020, Eq. 4), exact for discrete actions and by importance
   sampling for continuous ones.
 - :func:`td3bc_actor_loss`: ``−λ Q(s, π(s)) / mean|Q| + (π(s) − a)²`` (Fujimoto & Gu 2021, Eq. 3).
-- :func:`weighted_mse` and :func:`smoothed_target_actions`: weighted TD loss and TD3's target policy smoothing.
+- :func:`weighted_mse`: the (λ-weighted) TD loss.
 - :func:`uniform_actions` and :func:`gaussian_log_density`: proposal actions for the continuous CQL(H) estimate
   and their log-densities (Kumar et al. 2020, App. F; OMAR's noisy policy proposals).
 - :func:`candidate_values`: local values of K candidate actions per state in one critic call (BCQ's candidates,
@@ -61,7 +61,6 @@ __all__ = [
     "cql_logsumexp_continuous",
     "cql_logsumexp_discrete",
     "gaussian_log_density",
-    "smoothed_target_actions",
     "td3bc_actor_loss",
     "twin_soft_min",
     "uniform_actions",
@@ -243,14 +242,6 @@ def twin_soft_min(q: torch.Tensor, lmbda: float = 0.75) -> torch.Tensor:
     """BCQ's soft clipped double-Q ``λ min_j Q_j + (1 − λ) max_j Q_j`` over the twin axis ``q [2, ...]``
     (Fujimoto et al. 2019, Eq. 13; λ = 1 gives TD3's clipped double-Q)."""
     return lmbda * q.amin(0) + (1.0 - lmbda) * q.amax(0)
-
-
-def smoothed_target_actions(actions: torch.Tensor, noise_std: float = 0.2, noise_clip: float = 0.5,
-                            generator: torch.Generator | None = None) -> torch.Tensor:
-    """TD3's target policy smoothing: ``clip(a + clip(ε, −c, c), −1, 1)`` with ``ε ~ N(0, σ²)``
-    (Fujimoto et al. 2018, Eq. 15; σ = 0.2, c = 0.5). Shapes unchanged."""
-    noise = torch.randn(actions.shape, device=actions.device, dtype=actions.dtype, generator=generator)
-    return (actions + (noise * noise_std).clamp(-noise_clip, noise_clip)).clamp(-1.0, 1.0)
 
 
 def uniform_actions(shape: Sequence[int], device, generator: torch.Generator | None = None):

@@ -29,7 +29,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
+from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage
 from marlkit.data.dataset import MultiAgentDataset
 from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.nets.critics import LocalQ
@@ -206,7 +206,8 @@ class DecentralizedLearner(Algorithm):
 
     Subclasses build their networks (the local critics ``q``/``q_target`` with :meth:`build_critic`), call
     :meth:`build_tn_models` (passing their own G¹ when they have one, as MABCQ does), then :meth:`finish_init`, and
-    implement :meth:`update` (the critic regresses on :meth:`weighted_td_target`) and :meth:`state_values`.
+    declare their stages after :meth:`vae_stages` (the critic regresses on :meth:`weighted_td_target`) and
+    implement :meth:`state_values`.
     """
 
     name: ClassVar[str] = "decentralized"
@@ -252,39 +253,46 @@ class DecentralizedLearner(Algorithm):
         self.vae_opt = self.make_adam(*models, lr=self.config.vae_lr) if models else None
 
     # ------------------------------------------------------------------ data
-    def setup(self, sampler: DeviceSampler) -> None:
+    VAE_STAGE = Stage("vae", "vae_stage_loss", ("vae_opt",))
+    """The generative models' update (G¹, G²), the first stage of every update when there are VAEs."""
+
+    def prepare(self, sampler: DeviceSampler) -> None:
         """Attach the empirical λ_tn column (discrete data) or pre-fit the VAEs (Algorithm 1, line 4)."""
         if self.config.tn and self.spec.discrete and "lambda_tn" not in sampler.tensors:
             sampler.add_field("lambda_tn", torch.from_numpy(empirical_lambda_tn(sampler.dataset)), per_agent=True)
         if self.vae_opt is not None:
+            plan = self.plan(self.VAE_STAGE)
             for _ in range(self.config.vae_pretrain_steps):
-                self.vae_step(sampler.sample_decentralized(self.config.batch_size))
+                self.step_stage(plan, self.vae_loss(sampler.sample_decentralized(self.config.batch_size)))
 
-    def train_step(self, sampler: DeviceSampler) -> dict[str, torch.Tensor]:
-        """One update on independently drawn per-agent minibatches (agent i sees only B_i)."""
-        metrics = self.update(sampler.sample_decentralized(self.config.batch_size))
-        self.num_updates += 1
-        return metrics
+    def sample(self, sampler: DeviceSampler, step: int) -> Batch:
+        """Independently drawn per-agent minibatches (agent i sees only B_i), plus the VAEs' reparameterisation
+        draws ``noise/g1``, ``noise/g2`` ``[B, N, latent]`` when there are VAEs."""
+        batch = sampler.sample_decentralized(self.config.batch_size)
+        for key, model in zip(("noise/g1", "noise/g2"), self.generative_models()):
+            shape = (*batch["actions"].shape[:2], model.latent_dim)
+            batch[key] = torch.randn(shape, device=self.device, generator=self.generator)
+        return batch
+
+    def vae_stages(self) -> list[Stage]:
+        """``[VAE_STAGE]`` when the algorithm has generative models, else ``[]``."""
+        return [self.VAE_STAGE] if self.vae_opt is not None else []
 
     # ------------------------------------------------------------------ losses
     def vae_loss(self, batch: Batch) -> torch.Tensor:
-        """Sum of the ELBO losses of the generative models on this batch (scalar)."""
+        """Sum of the ELBO losses of the generative models on this batch (scalar); the reparameterisation draws are
+        ``noise/g1``, ``noise/g2`` when the batch has them (else drawn from the global RNG: pre-training)."""
         obs, act = batch["observations"], batch["actions"]
         models = self.generative_models()
-        loss = models[0].loss(obs, act)
+        loss = models[0].loss(obs, act, eps=batch.get("noise/g1"))
         if self.tn_vae2 is not None:
-            loss = loss + self.tn_vae2.loss(torch.cat([obs, batch["next_observations"]], -1), act)
+            loss = loss + self.tn_vae2.loss(torch.cat([obs, batch["next_observations"]], -1), act,
+                                            eps=batch.get("noise/g2"))
         return loss
 
-    def vae_step(self, batch: Batch) -> torch.Tensor:
-        """One Adam step on :meth:`vae_loss`; returns the detached loss (0 when there are no VAEs)."""
-        if self.vae_opt is None:
-            return torch.zeros((), device=self.device)
+    def vae_stage_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss = self.vae_loss(batch)
-        self.vae_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.vae_opt.step()
-        return loss.detach()
+        return loss, {"vae_loss": loss.detach()}
 
     def weighted_td_target(self, batch: Batch, v_next: torch.Tensor, q_hat: torch.Tensor
                            ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from marlkit.algos.base import ConfigError
+from marlkit.algos.base import ConfigError, Stage
 from marlkit.algos.common import (
     PerturbationActor,
     bcq_allowed_actions,
@@ -34,7 +34,7 @@ from marlkit.algos.common import (
     weighted_mse,
 )
 from marlkit.algos.decentralized import DecentralizedConfig, DecentralizedLearner
-from marlkit.data.sampler import Batch
+from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.nets.critics import LocalQ
 from marlkit.nets.policies import CategoricalPolicy
 from marlkit.nets.vae import ConditionalVAE
@@ -113,24 +113,38 @@ class MABCQ(DecentralizedLearner):
             return twin_soft_min(q, self.config.lmbda) if soft else q[0]
         return fn
 
-    def _policy_continuous(self, obs, target: bool, generator=None):
+    def _policy_continuous(self, obs, target: bool, generator=None, noise=None):
         perturb = self.perturb_target if target else self.perturb
         q_net = self.q_target if target else self.q
         return bcq_select_continuous(obs, self.vae, perturb, self._candidate_values(q_net, soft=target),
-                                     self.config.n_candidates, generator)
+                                     self.config.n_candidates, generator, noise)
 
     # ------------------------------------------------------------------ discrete helpers
     def _allowed(self, obs, avail):
         return bcq_allowed_actions(self.behavior.probs(obs, avail), self.config.threshold, avail)
 
     # ------------------------------------------------------------------ update
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return self._update_discrete(batch) if self.spec.discrete else self._update_continuous(batch)
+    def sample(self, sampler: DeviceSampler, step: int) -> Batch:
+        """Per-agent minibatches and VAE draws; continuous actions add the target policy's candidate draws
+        ``noise/candidates [n, B, N, latent]``."""
+        batch = super().sample(sampler, step)
+        if not self.spec.discrete:
+            shape = (self.config.n_candidates, *batch["actions"].shape[:2], self.vae.latent_dim)
+            batch["noise/candidates"] = torch.randn(shape, device=self.device, generator=self.generator)
+        return batch
 
-    def _update_discrete(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def stages(self) -> list[Stage]:
+        """Discrete: critic (Eq. 1) and behavior model G in one loss. Continuous: the VAEs, the critic (Eq. 1),
+        the perturbation actor (Eq. 2)."""
+        if self.spec.discrete:
+            return [Stage("critic", "discrete_critic_loss", ("q_opt",))]
+        return [*self.vae_stages(), Stage("critic", "continuous_critic_loss", ("q_opt",)),
+                Stage("actor", "actor_loss", ("actor_opt",))]
+
+    def discrete_critic_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         obs, act, nobs = batch["observations"], batch["actions"], batch["next_observations"]
         avail, navail = batch.get("avail_actions"), batch.get("next_avail_actions")
-        bc_loss = -self.behavior.log_prob(obs, act, avail).mean()
+        behavior_loss = -self.behavior.log_prob(obs, act, avail).mean()
         with torch.no_grad():
             q_next = self.q_target(nobs)  # [B, N, A]
             a_next = bcq_greedy_discrete(q_next, self._allowed(nobs, navail))
@@ -138,32 +152,30 @@ class MABCQ(DecentralizedLearner):
             y, w, metrics = self.weighted_td_target(batch, v_next, q_hat=self.q_target.taken(obs, act))
         q = self.q.taken(obs, act)
         critic_loss = weighted_mse(q, y, w)  # Eq. (1)
-        self.q_opt.zero_grad(set_to_none=True)
-        (critic_loss + bc_loss).backward()
-        self.q_opt.step()
-        self.soft_update(self.q_target, self.q, self.config.tau)
-        return {"critic_loss": critic_loss.detach(), "bc_loss": bc_loss.detach(), "q": q.detach().mean(), **metrics}
+        return critic_loss + behavior_loss, {"critic_loss": critic_loss.detach(),
+                                             "behavior_loss": behavior_loss.detach(), "q": q.detach().mean(),
+                                             **metrics}
 
-    def _update_continuous(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def continuous_critic_loss(self, batch: Batch, carry: dict):
         obs, act, nobs = batch["observations"], batch["actions"], batch["next_observations"]
-        vae_loss = self.vae_step(batch)
         with torch.no_grad():
-            _, v_next = self._policy_continuous(nobs, target=True)  # V*(s') = Q̂(s', π̂(s'))
+            _, v_next = self._policy_continuous(nobs, target=True, noise=batch["noise/candidates"])  # V*(s')
             q_hat = twin_soft_min(self.q_target(obs, act), self.config.lmbda)
             y, w, metrics = self.weighted_td_target(batch, v_next, q_hat)
         q = self.q(obs, act)  # [2, B, N]
         critic_loss = weighted_mse(q, y, w)  # Eq. (1)
-        self.q_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.q_opt.step()
-        actor_loss = -(w * self.q(obs, self.perturb(obs, act))[0]).mean()  # Eq. (2)
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
+        return critic_loss, {"critic_loss": critic_loss.detach(), "q": q.detach().mean(), **metrics}, {"w": w}
+
+    def actor_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Eq. (2): ``−E[λ_tn λ_vd Q¹_i(s, a_i + ξ_i(s, a_i))]`` on the dataset actions (weights from the critic)."""
+        obs, act = batch["observations"], batch["actions"]
+        loss = -(carry["w"] * self.q.member(0, obs, self.perturb(obs, act))).mean()
+        return loss, {"actor_loss": loss.detach()}
+
+    def after_step(self) -> None:
         self.soft_update(self.q_target, self.q, self.config.tau)
-        self.soft_update(self.perturb_target, self.perturb, self.config.tau)
-        return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "vae_loss": vae_loss,
-                "q": q.detach().mean(), **metrics}
+        if not self.spec.discrete:
+            self.soft_update(self.perturb_target, self.perturb, self.config.tau)
 
     # ------------------------------------------------------------------ acting
     def action_probs(self, obs, avail=None):

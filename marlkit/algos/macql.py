@@ -14,20 +14,20 @@ not an expectation over next states).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
-from marlkit.algos.base import ConfigError
+from marlkit.algos.base import ConfigError, Stage
 from marlkit.algos.common import (
     candidate_values,
     cql_logsumexp_continuous,
     cql_logsumexp_discrete,
-    uniform_actions,
     weighted_mse,
 )
 from marlkit.algos.decentralized import DecentralizedConfig, DecentralizedLearner
-from marlkit.data.sampler import Batch
+from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.nets.policies import TanhGaussianPolicy, masked_logits
 
 __all__ = ["MACQL", "CQLDec", "CQLDecConfig", "MACQLConfig"]
@@ -81,10 +81,28 @@ class MACQL(DecentralizedLearner):
         if not spec.discrete:
             self.actor_opt = self.make_adam(self.policy, lr=cfg.actor_lr)
 
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return self._update_discrete(batch) if self.spec.discrete else self._update_continuous(batch)
+    def sample(self, sampler: DeviceSampler, step: int) -> Batch:
+        """Per-agent minibatches and VAE draws; continuous actions add the target action's draw
+        (``noise/next_action``), the CQL proposals' (uniform ``noise/uniform`` and policy ``noise/proposals``,
+        ``[M, B, N, d]``) and the actor's (``noise/actor``)."""
+        batch = super().sample(sampler, step)
+        if not self.spec.discrete:
+            g, dev = self.generator, self.device
+            one, many = batch["actions"].shape, (self.config.cql_samples, *batch["actions"].shape)
+            batch["noise/next_action"] = torch.randn(one, device=dev, generator=g)
+            batch["noise/uniform"] = torch.rand(many, device=dev, generator=g)
+            batch["noise/proposals"] = torch.randn(many, device=dev, generator=g)
+            batch["noise/actor"] = torch.randn(one, device=dev, generator=g)
+        return batch
 
-    def _update_discrete(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def stages(self) -> list[Stage]:
+        """Discrete: the CQL critic. Continuous: the VAEs, the CQL critic (Eq. 1), the SAC actor (Eq. 2)."""
+        if self.spec.discrete:
+            return [Stage("critic", "discrete_critic_loss", ("q_opt",))]
+        return [*self.vae_stages(), Stage("critic", "continuous_critic_loss", ("q_opt",)),
+                Stage("actor", "actor_loss", ("actor_opt",))]
+
+    def discrete_critic_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         obs, act, nobs = batch["observations"], batch["actions"], batch["next_observations"]
         avail, navail = batch.get("avail_actions"), batch.get("next_avail_actions")
         with torch.no_grad():
@@ -93,20 +111,16 @@ class MACQL(DecentralizedLearner):
         q_all = self.q(obs)
         q = q_all.gather(-1, act.long().unsqueeze(-1)).squeeze(-1)
         td_loss = weighted_mse(q, y, w)  # Eq. (1)
-        cql_loss = cql_logsumexp_discrete(q_all, q, avail).mean()
-        loss = td_loss + self.config.alpha * cql_loss
-        self.q_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.q_opt.step()
-        self.soft_update(self.q_target, self.q, self.config.tau)
-        return {"td_loss": td_loss.detach(), "cql_loss": cql_loss.detach(), "q": q.detach().mean(), **metrics}
+        cql = cql_logsumexp_discrete(q_all, q, avail).mean()
+        loss = td_loss + self.config.alpha * cql
+        return loss, {"critic_loss": loss.detach(), "td_loss": td_loss.detach(), "cql_penalty": cql.detach(),
+                      "q": q.detach().mean(), **metrics}
 
-    def _update_continuous(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def continuous_critic_loss(self, batch: Batch, carry: dict):
         cfg = self.config
         obs, act, nobs = batch["observations"], batch["actions"], batch["next_observations"]
-        vae_loss = self.vae_step(batch)
         with torch.no_grad():
-            a_next, _ = self.policy.rsample(nobs)
+            a_next, _ = self.policy.rsample(nobs, eps=batch["noise/next_action"])
             v_next = self.q_target(nobs, a_next).amin(0)  # V*(s') = Q̂(s', π̂(s'))
             y, w, metrics = self.weighted_td_target(batch, v_next, q_hat=self.q_target(obs, act).amin(0))
         q = self.q(obs, act)  # [2, B, N]
@@ -114,24 +128,27 @@ class MACQL(DecentralizedLearner):
         # CQL(H) logsumexp by importance sampling over uniform and current-policy actions
         M, (B, N, D) = cfg.cql_samples, act.shape
         with torch.no_grad():
-            a_rand, logp_rand = uniform_actions((M, B, N, D), act.device)
-            a_pi, logp_pi = self.policy.rsample(obs.unsqueeze(0).expand(M, B, N, obs.shape[-1]))
+            a_rand = batch["noise/uniform"] * 2 - 1  # uniform on [-1, 1]^d, density 2^-d
+            a_pi, logp_pi = self.policy.rsample(obs.unsqueeze(0).expand(M, B, N, obs.shape[-1]),
+                                                eps=batch["noise/proposals"])
         cand = torch.cat([a_rand, a_pi])  # [2M, B, N, D]
-        log_density = torch.cat([torch.full((M, B, N), logp_rand, device=act.device), logp_pi])
+        log_density = torch.cat([torch.full((M, B, N), -D * math.log(2.0), device=act.device), logp_pi])
         q_cand = candidate_values(self.q, obs, cand)  # [2, 2M, B, N]
-        cql_loss = cql_logsumexp_continuous(q_cand.transpose(0, 1), log_density.unsqueeze(1), q).mean() * 2
-        self.q_opt.zero_grad(set_to_none=True)
-        (td_loss + cfg.alpha * cql_loss).backward()
-        self.q_opt.step()
-        a_new, logp = self.policy.rsample(obs)
+        cql = cql_logsumexp_continuous(q_cand.transpose(0, 1), log_density.unsqueeze(1), q).mean() * 2
+        loss = td_loss + cfg.alpha * cql
+        return loss, {"critic_loss": loss.detach(), "td_loss": td_loss.detach(), "cql_penalty": cql.detach(),
+                      "q": q.detach().mean(), **metrics}, {"w": w}
+
+    def actor_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Eq. (2): ``E[λ_tn λ_vd (α_H log π_i − min_j Q_j(o_i, ã_i))]`` with the critic's weights."""
+        obs = batch["observations"]
+        a_new, logp = self.policy.rsample(obs, eps=batch["noise/actor"])
         q_new = self.q(obs, a_new).amin(0)
-        actor_loss = (w * (cfg.entropy_alpha * logp - q_new)).mean()  # Eq. (2)
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
-        self.soft_update(self.q_target, self.q, cfg.tau)
-        return {"td_loss": td_loss.detach(), "cql_loss": cql_loss.detach(), "actor_loss": actor_loss.detach(),
-                "vae_loss": vae_loss, "q": q.detach().mean(), **metrics}
+        loss = (carry["w"] * (self.config.entropy_alpha * logp - q_new)).mean()
+        return loss, {"actor_loss": loss.detach()}
+
+    def after_step(self) -> None:
+        self.soft_update(self.q_target, self.q, self.config.tau)
 
     def action_probs(self, obs, avail=None):
         """One-hot of the greedy available action, ``[B, N, A]`` (discrete only)."""

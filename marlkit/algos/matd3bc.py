@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import torch
 
-from marlkit.algos.base import ConfigError
-from marlkit.algos.common import smoothed_target_actions, td3bc_actor_loss, weighted_mse
+from marlkit.algos.base import ConfigError, Stage
+from marlkit.algos.common import td3bc_actor_loss, weighted_mse
 from marlkit.algos.decentralized import DecentralizedConfig, DecentralizedLearner
-from marlkit.data.sampler import Batch
+from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.nets.mlp import MultiAgentMLP
 
 __all__ = ["MATD3BC", "MATD3BCConfig", "TD3BCDec", "TD3BCDecConfig"]
@@ -74,46 +74,47 @@ class MATD3BC(DecentralizedLearner):
         self.finish_init()
         self.q_opt = self.make_adam(self.q, lr=cfg.lr)
         self.actor_opt = self.make_adam(self.actor, lr=cfg.actor_lr)
-        self._critic_updates = 0  # python counter (no device sync); saved through get_extra_state
-        self.register_buffer("last_actor_loss", torch.zeros((), device=self.device))
 
     def pi(self, obs: torch.Tensor, target: bool = False) -> torch.Tensor:
         """π_i(o_i) = tanh(f_i(o_i)) for all agents, ``[B, N, act_dim]``."""
         return torch.tanh((self.actor_target if target else self.actor)(obs))
 
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def sample(self, sampler: DeviceSampler, step: int) -> Batch:
+        """Per-agent minibatches and VAE draws, plus TD3's target-smoothing draw ``noise/smoothing [B, N, d]``."""
+        batch = super().sample(sampler, step)
+        batch["noise/smoothing"] = torch.randn(batch["actions"].shape, device=self.device, generator=self.generator)
+        return batch
+
+    def stages(self) -> list[Stage]:
+        """The VAEs, the twin critics (Eq. 1) every update; the actor (Eq. 2 on TD3+BC) and then the Polyak target
+        updates every ``policy_freq`` updates (TD3's delayed policy updates)."""
+        return [*self.vae_stages(), Stage("critic", "critic_loss", ("q_opt",)),
+                Stage("actor", "actor_loss", ("actor_opt",), every=self.config.policy_freq, metrics=("actor_loss",),
+                      after="update_targets")]
+
+    def critic_loss(self, batch: Batch, carry: dict):
         cfg = self.config
         obs, act, nobs = batch["observations"], batch["actions"], batch["next_observations"]
-        vae_loss = self.vae_step(batch)
-        with torch.no_grad():
-            a_next = smoothed_target_actions(self.pi(nobs, target=True), cfg.policy_noise, cfg.noise_clip)
+        with torch.no_grad():  # TD3's target policy smoothing: clip(π̂(o') + clip(σε, −c, c), −1, 1)
+            noise = (batch["noise/smoothing"] * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
+            a_next = (self.pi(nobs, target=True) + noise).clamp(-1.0, 1.0)
             v_next = self.q_target(nobs, a_next).amin(0)  # V*(s') = Q̂(s', π̂(s'))
             y, w, metrics = self.weighted_td_target(batch, v_next, q_hat=self.q_target(obs, act).amin(0))
         q = self.q(obs, act)  # [2, B, N]
-        critic_loss = weighted_mse(q, y, w)  # Eq. (1)
-        self.q_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.q_opt.step()
-        out = {"critic_loss": critic_loss.detach(), "q": q.detach().mean(), "vae_loss": vae_loss, **metrics}
-        self._critic_updates += 1
-        if self._critic_updates % cfg.policy_freq == 0:
-            pi = self.pi(obs)
-            actor_loss = td3bc_actor_loss(self.q(obs, pi)[0], pi, act, cfg.alpha, w)  # Eq. (2) on TD3+BC
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            self.actor_opt.step()
-            self.soft_update(self.q_target, self.q, cfg.tau)
-            self.soft_update(self.actor_target, self.actor, cfg.tau)
-            self.last_actor_loss.copy_(actor_loss.detach())
-        out["actor_loss"] = self.last_actor_loss.clone()  # latest actor loss (updated every policy_freq steps)
-        return out
+        loss = weighted_mse(q, y, w)  # Eq. (1)
+        return loss, {"critic_loss": loss.detach(), "q": q.detach().mean(), **metrics}, {"w": w}
 
-    def get_extra_state(self) -> torch.Tensor:
-        """Checkpointed position in the policy_freq cycle."""
-        return torch.tensor(self._critic_updates, dtype=torch.long)
+    def actor_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Eq. (2) on TD3+BC: every sample's ``−λ Q¹(o, π(o)) + (π(o) − a)²`` weighted by λ_tn·λ_vd."""
+        obs, act = batch["observations"], batch["actions"]
+        pi = self.pi(obs)
+        loss = td3bc_actor_loss(self.q.member(0, obs, pi), pi, act, self.config.alpha, carry["w"])
+        return loss, {"actor_loss": loss.detach()}
 
-    def set_extra_state(self, state) -> None:
-        self._critic_updates = int(state)
+    def update_targets(self) -> None:
+        """Polyak updates of the twin critics' and the actor's targets (after each delayed actor step)."""
+        self.soft_update(self.q_target, self.q, self.config.tau)
+        self.soft_update(self.actor_target, self.actor, self.config.tau)
 
     @torch.no_grad()
     def act(self, obs, avail=None, deterministic=True, generator=None):
