@@ -212,6 +212,8 @@ class Population(nn.Module):
     def _step(self, stage: Stage, loss: torch.Tensor) -> None:
         plan = self.stacked.plan(stage)
         # members share no parameter: each slice gets its own loss's gradient
+        if not plan.params:
+            return
         set_grads(plan.params, torch.autograd.grad(loss.sum(), plan.params, allow_unused=True))
         self.clip_grads(plan.clip_groups, stage.max_norm)
         for opt in plan.optimizers:

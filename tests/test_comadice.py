@@ -300,7 +300,7 @@ def test_continuous_losses_decrease(mixer):
     first = {k: np.mean([h[k] for h in hist[:40]]) for k in hist[0]}
     last = {k: np.mean([h[k] for h in hist[-40:]]) for k in hist[0]}
     assert all(np.isfinite(v) for v in last.values())
-    for k in ("q_loss", "nu_loss", "policy_loss"):
+    for k in ("critic_loss", "value_loss", "actor_loss"):
         assert last[k] < first[k], (k, first[k], last[k])
     a = algo.act(torch.as_tensor(data.observations[:5]), deterministic=True)
     assert a.shape == (5, 2, 2) and a.abs().max() <= 1

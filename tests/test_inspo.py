@@ -131,13 +131,13 @@ def test_iterations_have_the_same_blocks_in_both_schemes(sequential):
         algo.train_step(sampler)
     first, second = algo._order
     after_first = algo.policy.log_probs(obs).detach()
-    assert algo._pos == 3
+    assert algo.position == 3
     assert not torch.allclose(after_first[:, first], start[:, first])
     assert torch.equal(after_first[:, second], start[:, second])
     assert torch.equal(algo.policy_old.log_probs(obs)[:, first], start[:, first])  # π_old held for the iteration
     for _ in range(3):  # agent i_2's block ends the iteration
         algo.train_step(sampler)
-    assert algo._pos == 0
+    assert algo.position == 0
     end = algo.policy.log_probs(obs).detach()
     assert torch.equal(end[:, first], after_first[:, first])
     assert not torch.equal(end[:, second], start[:, second])
@@ -259,12 +259,11 @@ def test_sequential_step_moves_only_that_agent():
     algo = InSPO(game.spec, InSPOConfig(hidden=(16, 16), bc_steps=5))
     sampler = DeviceSampler(game.make_dataset("imbalanced", size=500), seed=0)
     algo.setup(sampler)
-    algo.update(sampler.sample(64))  # warm the optimiser state so stale moments would show
-    before = {k: v.clone() for k, v in algo.state_dict().items()}
-    batch = sampler.sample(64)
-    pre = algo.precompute(batch, algo.alpha(), algo.beta())
-    mask = torch.tensor([False, True])
-    algo.agent_step(batch, pre, mask, algo.alpha(), algo.beta())
+    algo.train_step(sampler)  # warm the optimiser state so stale moments would show
+    before = {k: v.clone() for k, v in algo.state_dict().items() if torch.is_tensor(v)}
+    batch = algo.sample(sampler, algo._updates)
+    batch["agent_mask"] = torch.tensor([False, True])
+    algo.update(batch)
     after = algo.state_dict()
     for name, old in before.items():
         if name.startswith(("policy.", "q.")) and old.dim() >= 2:

@@ -212,7 +212,7 @@ def test_continuous_smoke_loss_decreases(mode):
     torch.manual_seed(0)
     algo = OMIGA(spec, OMIGAConfig(hidden=(32, 32), batch_size=256, lr=1e-3, weight_mode=mode))
     sampler = DeviceSampler(ds, seed=0)
-    losses = [algo.train_step(sampler)["q_loss"].item() for _ in range(150)]
+    losses = [algo.train_step(sampler)["critic_loss"].item() for _ in range(150)]
     assert np.isfinite(losses).all()
     assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:5])
     a = algo.act(torch.as_tensor(ds.observations[:7]), deterministic=False)

@@ -323,6 +323,8 @@ class Algorithm(nn.Module):
 
     def step_stage(self, plan: StagePlan, loss: torch.Tensor) -> None:
         """Gradients of ``loss`` for the stage's parameters only, per-group clipping, one step of its optimizers."""
+        if not plan.params:  # a metrics-only stage (e.g. InSPO's temperature without auto-α)
+            return
         set_grads(plan.params, torch.autograd.grad(loss, plan.params, allow_unused=True))
         if plan.stage.max_norm > 0 and plan.clip_groups:
             clip_grad_norms_(plan.clip_groups, plan.stage.max_norm)

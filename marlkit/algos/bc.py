@@ -41,7 +41,7 @@ class BC(Algorithm):
 
     def compute_loss(self, batch: Batch, carry=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss = self.bc_loss(batch)
-        return loss, {"bc_loss": loss.detach()}
+        return loss, {"actor_loss": loss.detach()}
 
     def action_probs(self, obs, avail=None):
         return self.policy.probs(obs, avail)

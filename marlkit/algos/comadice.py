@@ -252,14 +252,14 @@ class ComaDICE(Algorithm):
     def q_stage_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Stage 1: the q-fitting loss (ν_i(o_i) without gradient: this stage does not train ν)."""
         loss = self.q_fitting_loss(batch)
-        return loss, {"q_loss": loss.detach()}
+        return loss, {"critic_loss": loss.detach()}
 
     def nu_policy_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Stage 2: Eq. 11 (trains ν only) + Eq. 12 (trains π only; w* detached), with the q just fitted."""
         nu_loss, a_tot = self.nu_loss(batch)
         w = occupancy_ratio(a_tot, self.config.alpha, self.fdiv)
         pi_loss = self.weighted_bc_loss(batch, w)
-        return nu_loss + pi_loss, {"nu_loss": nu_loss.detach(), "policy_loss": pi_loss.detach(),
+        return nu_loss + pi_loss, {"value_loss": nu_loss.detach(), "actor_loss": pi_loss.detach(),
                                    "a_tot": a_tot.mean(), "w_mean": w.mean(), "w_max": w.max()}
 
     def after_step(self) -> None:

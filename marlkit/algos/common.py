@@ -15,8 +15,7 @@ Contents:
   sampling for continuous ones.
 - :func:`td3bc_actor_loss`: ``−λ Q(s, π(s)) / mean|Q| + (π(s) − a)²`` (Fujimoto & Gu 2021, Eq. 3).
 - :func:`weighted_mse`: the (λ-weighted) TD loss.
-- :func:`uniform_actions` and :func:`gaussian_log_density`: proposal actions for the continuous CQL(H) estimate
-  and their log-densities (Kumar et al. 2020, App. F; OMAR's noisy policy proposals).
+- :func:`gaussian_log_density`: log-densities of the noisy policy proposals of the continuous CQL(H) estimate (Kumar et al. 2020, App. F; OMAR's noisy policy proposals).
 - :func:`candidate_values`: local values of K candidate actions per state in one critic call (BCQ's candidates,
   CQL's proposals, OMAR's CEM samples).
 - :func:`categorical_inverse_cdf`: categorical samples from pre-drawn uniforms (InSPO's resampling, OMAR's
@@ -63,7 +62,6 @@ __all__ = [
     "gaussian_log_density",
     "td3bc_actor_loss",
     "twin_soft_min",
-    "uniform_actions",
     "weighted_mse",
 ]
 
@@ -242,12 +240,6 @@ def twin_soft_min(q: torch.Tensor, lmbda: float = 0.75) -> torch.Tensor:
     """BCQ's soft clipped double-Q ``λ min_j Q_j + (1 − λ) max_j Q_j`` over the twin axis ``q [2, ...]``
     (Fujimoto et al. 2019, Eq. 13; λ = 1 gives TD3's clipped double-Q)."""
     return lmbda * q.amin(0) + (1.0 - lmbda) * q.amax(0)
-
-
-def uniform_actions(shape: Sequence[int], device, generator: torch.Generator | None = None):
-    """Uniform actions on [-1, 1]^d, ``shape = (..., d)``, with their log-density ``−d·log 2`` (a float)."""
-    a = torch.rand(tuple(shape), device=device, generator=generator) * 2 - 1
-    return a, -shape[-1] * math.log(2.0)
 
 
 def gaussian_log_density(noise: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -56,8 +56,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError
+from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage
 from marlkit.data.sampler import Batch, DeviceSampler
+from marlkit.algos.common import categorical_inverse_cdf
 from marlkit.nets.critics import LocalQ
 from marlkit.nets.policies import make_policy
 
@@ -164,17 +165,23 @@ class InSPOConfig(AlgoConfig):
                               "shared network would move every agent's policy")
 
 
-def importance_resample(log_rho: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def importance_resample(log_rho: torch.Tensor, u: torch.Tensor | None = None,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
     """Importance resampling (Schlegel et al. 2019; inspo.md Eq. 15): row indices drawn ∝ ρ, per agent.
 
     Args:
         log_rho: ``[B, N]`` log importance ratios of every row for every agent.
+        u: float64 uniforms ``[N, B]`` (one per draw); drawn from ``generator`` when None. The draws are the
+            inverse CDF of ρ at ``u`` (:func:`~marlkit.algos.common.categorical_inverse_cdf`: the samples
+            ``torch.multinomial`` gives for the same uniforms), so the function is pure given ``u``.
 
     Returns:
         ``[B, N]`` int64: column i holds B indices drawn with replacement with probabilities ∝ ρ^i.
     """
     probs = torch.softmax(log_rho.transpose(0, 1), dim=-1)  # [N, B]
-    return torch.multinomial(probs, log_rho.shape[0], replacement=True, generator=generator).transpose(0, 1)
+    if u is None:
+        u = torch.rand(probs.shape, dtype=torch.float64, device=probs.device, generator=generator)
+    return categorical_inverse_cdf(probs, u).transpose(0, 1)
 
 
 class InSPO(Algorithm):
@@ -202,26 +209,25 @@ class InSPO(Algorithm):
         self.log_alpha = nn.Parameter(torch.tensor(math.log(c.alpha)), requires_grad=c.auto_alpha)
         self.register_buffer("agent_index", torch.arange(n), persistent=False)
         self.register_buffer("agent_masks", torch.eye(n, dtype=torch.bool), persistent=False)
-        self._pos = 0  # gradient step within the current iteration
-        self._order: list[int] = []
+        self._order: list[int] = []  # the current iteration's permutation i_1, ..., i_N
         self.to(self.device)
-        self.opt_mu = self.make_adam(self.mu)
+        self.behavior_opt = self.make_adam(self.mu)
         # β1 = 0: an agent whose loss is masked out has zero gradient and then moves exactly 0 (with momentum
         # it would keep drifting during its teammates' sequential steps)
-        self.opt_q = self.make_adam(self.q)
-        self.opt_pi = self.make_adam(self.policy)
-        for opt in (self.opt_q, self.opt_pi):
+        self.critic_opt = self.make_adam(self.q)
+        self.actor_opt = self.make_adam(self.policy)
+        for opt in (self.critic_opt, self.actor_opt):
             for group in opt.param_groups:
                 group["betas"] = (0.0, 0.999)
-        self.opt_alpha = torch.optim.Adam([self.log_alpha], lr=c.alpha_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=c.alpha_lr)
 
     # ------------------------------------------------------------------ temperatures
     def alpha(self) -> torch.Tensor:
         """α (scalar tensor; constant unless ``auto_alpha``)."""
         return self.log_alpha.exp().detach()
 
-    def beta(self) -> torch.Tensor:
-        """β of the current iteration (scalar tensor, computed on device from ``num_updates``).
+    def beta(self, start: int | None = None) -> torch.Tensor:
+        """β of the iteration that started at update ``start`` (default: the current one), a scalar tensor.
 
         The schedule is read at the iteration's first update, so every agent of an iteration optimises the same
         objective (Eq. 9 at one temperature), as in Algorithm 1; a per-update β would give the agents of one
@@ -232,51 +238,58 @@ class InSPO(Algorithm):
             return torch.zeros((), device=self.device)
         if c.beta_final is None:
             return torch.full((), c.beta, device=self.device)
-        frac = ((self.num_updates - self._pos).float() / c.beta_decay_steps).clamp(max=1.0)
+        start = self._updates - self.position if start is None else start
+        frac = (torch.tensor(start, device=self.device).float() / c.beta_decay_steps).clamp(max=1.0)
         return c.beta + (c.beta_final - c.beta) * frac
+
+    @property
+    def iteration_length(self) -> int:
+        """Updates per iteration of Algorithm 1: ``N · agent_steps``."""
+        return self.config.agent_steps * self.spec.n_agents
+
+    @property
+    def position(self) -> int:
+        """The next update's position within its iteration (0 starts a new iteration)."""
+        return self._updates % self.iteration_length
 
     # ------------------------------------------------------------------ Algorithm 1 line 1
     def behavior_cloning_loss(self, batch: Batch) -> torch.Tensor:
         """``-E_D[Σ_i log μ^i(a^i|o^i)] / N`` (scalar)."""
         return -self.mu.log_prob(batch["observations"], batch["actions"], batch.get("avail_actions")).mean()
 
-    def setup(self, sampler: DeviceSampler) -> None:
-        """Clone μ^i from the dataset (``bc_steps`` Adam steps, learning rate decayed linearly to 0) and start π^i
-        at μ^i (``init_from_bc``).
+    def prepare(self, sampler: DeviceSampler) -> None:
+        """Clone μ^i from the dataset (``bc_steps`` Adam steps, learning rate decayed linearly to 0), start π^i at
+        μ^i (``init_from_bc``) and fit the local Qs to π_0 (``q_warmup_steps``, all agents).
 
         Why the decay: with β ≫ α the weight of Eq. 13 is ≈ exp(A/(α+β)) / μ^i(a), so a relative error of μ̂ is a bias
         of the policy target as large as the advantage term. At a constant rate, μ̂ tracks the last few minibatches
         (μ̂/frequency of 0.89–0.94 for the 10 % actions of M-NE's imbalanced data, B = 512, which sent seeds 4 and 7
         to (B, B)); the decay averages over all of them (0.98–1.04 on seeds 0, 1, 4 and 7).
         """
-        schedule = torch.optim.lr_scheduler.LinearLR(self.opt_mu, 1.0, 0.0, max(self.config.bc_steps, 1))
-        for _ in range(self.config.bc_steps):
-            loss = self.behavior_cloning_loss(sampler.sample(self.config.batch_size))
-            self.opt_mu.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_mu.step()
+        c = self.config
+        behavior = self.plan(Stage("behavior", "behavior_cloning_loss", ("behavior_opt",)))
+        schedule = torch.optim.lr_scheduler.LinearLR(self.behavior_opt, 1.0, 0.0, max(c.bc_steps, 1))
+        for _ in range(c.bc_steps):
+            self.step_stage(behavior, self.behavior_cloning_loss(sampler.sample(c.batch_size)))
             schedule.step()
         self.mu.requires_grad_(False)
-        if self.config.init_from_bc:
+        if c.init_from_bc:
             self.policy.load_state_dict(self.mu.state_dict())
         self.policy_old.load_state_dict(self.policy.state_dict())
-        self._pos = 0
-        for _ in range(self.config.q_warmup_steps):  # policy evaluation of π_0 before the first improvement
-            batch = sampler.sample(self.config.batch_size)
+        critic = self.plan(Stage("q_warmup", "local_q_loss", ("critic_opt",)))
+        all_agents = self.agent_masks.any(0)
+        for _ in range(c.q_warmup_steps):  # policy evaluation of π_0 before the first improvement
+            batch = sampler.sample(c.batch_size)
             with torch.no_grad():
-                y = batch["rewards"].unsqueeze(1) + self.config.gamma * (1 - batch["terminals"]).unsqueeze(1) * \
-                    self.soft_value_next(batch, self.alpha(), self.beta())
+                y = self.td_target(batch, self.soft_value_next(batch, self.alpha(), self.beta(0)))
                 log_ratio = self.policy_old.log_prob(batch["observations"], batch["actions"],
                                                      batch.get("avail_actions")) - \
                     self.mu.log_prob(batch["observations"], batch["actions"], batch.get("avail_actions"))
                 idx = importance_resample(log_ratio.sum(1, keepdim=True) - log_ratio)
                 agent = self.agent_index.expand_as(idx)
             q = self.q.taken(self._q_input(batch["observations"], batch["states"]), batch["actions"])
-            loss = self.local_q_loss(q[idx, agent], y[idx, agent], self.agent_masks.any(0))
-            self.opt_q.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_q.step()
-            self.soft_update(self.q_target, self.q, self.config.tau)
+            self.step_stage(critic, self.local_q_loss(q[idx, agent], y[idx, agent], all_agents))
+            self.soft_update(self.q_target, self.q, c.tau)
 
     # ------------------------------------------------------------------ pieces of one agent step
     def _q_input(self, obs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
@@ -298,7 +311,7 @@ class InSPO(Algorithm):
             p = logp.exp()
             inner = self.q_target(x) - alpha * (logp - self.mu.log_probs(nobs, navail)) - beta * logp
             return (p * inner).masked_fill(p == 0, 0.0).sum(-1)
-        a, logp = self.policy_old.rsample(nobs)
+        a, logp = self.policy_old.rsample(nobs, eps=batch.get("noise/next_action"))
         return self.q_target(x, a) - alpha * (logp - self.mu.log_prob(nobs, a)) - beta * logp
 
     @torch.no_grad()
@@ -311,7 +324,8 @@ class InSPO(Algorithm):
             qa = self.q(x)
             v = (probs_old * qa).masked_fill(probs_old == 0, 0.0).sum(-1)
             return qa.gather(-1, act.long().unsqueeze(-1)).squeeze(-1) - v
-        return self.q(x, act) - self.q(x, self.policy_old.act(obs, deterministic=False))
+        a_old, _ = self.policy_old.rsample(obs, eps=batch["noise/advantage"])
+        return self.q(x, act) - self.q(x, a_old)
 
     @torch.no_grad()
     def precompute(self, batch: Batch, alpha, beta) -> dict[str, torch.Tensor]:
@@ -327,41 +341,86 @@ class InSPO(Algorithm):
             pre["logp_old"] = self.policy_old.log_prob(obs, act)
         return pre
 
-    def agent_step(self, batch: Batch, pre: dict[str, torch.Tensor], mask: torch.Tensor, alpha, beta
-                   ) -> dict[str, torch.Tensor]:
-        """Steps a–d of the module docstring for the agents in ``mask [N]`` (one agent when sequential).
+    def td_target(self, batch: Batch, v_next: torch.Tensor) -> torch.Tensor:
+        """``y = r + γ (1 − d) V^i(s')`` per agent, ``[B, N]`` (Eq. 14's target)."""
+        return batch["rewards"].unsqueeze(1) + self.config.gamma * (1 - batch["terminals"]).unsqueeze(1) * v_next
 
-        Networks run on the whole minibatch for all agents at once; the resampled batch of agent i is then
-        a gather of row ``idx[:, i]`` of agent i's outputs (the networks are row- and agent-wise, so this
-        equals running them on the resampled rows).
-        """
-        obs, act, avail = batch["observations"], batch["actions"], batch.get("avail_actions")
+    # ------------------------------------------------------------------ Algorithm 1, one gradient step per update
+    def sample(self, sampler: DeviceSampler, step: int) -> Batch:
+        """A uniform minibatch with the update's turn and draws: ``agent_mask [N]`` (the agent of this block; all
+        agents with ``share_params``), ``beta`` (the iteration's β), float64 uniforms ``noise/resample [N, B]``
+        for the importance resampling and, for continuous actions, the policy draws ``noise/next_action``,
+        ``noise/advantage`` and ``noise/kl`` ``[B, N, d]``. A new iteration (position 0) draws its permutation
+        of the agents first."""
+        c, n = self.config, self.spec.n_agents
+        pos = step % self.iteration_length
+        if pos == 0:  # Algorithm 1 line 3: a new random order of the agents (host generator: no device sync)
+            self._order = torch.randperm(n, generator=self.host_generator).tolist()
+        batch = sampler.sample(c.batch_size)
+        g, dev, B = self.generator, self.device, batch["rewards"].shape[0]
+        batch["agent_mask"] = self.agent_masks.any(0) if c.share_params else \
+            self.agent_masks[self._order[pos // c.agent_steps]]
+        batch["beta"] = self.beta(step - pos)
+        if not self.spec.discrete:
+            batch["noise/next_action"] = torch.randn(batch["actions"].shape, device=dev, generator=g)
+        batch["noise/resample"] = torch.rand(n, B, dtype=torch.float64, device=dev, generator=g)
+        if not self.spec.discrete:
+            batch["noise/advantage"] = torch.randn(batch["actions"].shape, device=dev, generator=g)
+            batch["noise/kl"] = torch.randn(batch["actions"].shape, device=dev, generator=g)
+        return batch
+
+    def stages(self) -> list[Stage]:
+        """Policy evaluation (Eq. 15) of the block's agent on its resampled batch, then its policy improvement
+        (Eq. 13) with the fresh Q, then the temperature (auto-α; otherwise only the KL metric)."""
+        return [Stage("critic", "critic_loss", ("critic_opt",)), Stage("actor", "actor_loss", ("actor_opt",)),
+                Stage("temperature", "temperature_loss", ("alpha_opt",) if self.config.auto_alpha else ())]
+
+    def before_update(self, step: int) -> None:
+        """Algorithm 1 line 4: π_old ← π when a new iteration starts."""
+        if step % self.iteration_length == 0:
+            torch._foreach_copy_(list(self.policy_old.parameters()), list(self.policy.parameters()))
+
+    def critic_loss(self, batch: Batch, carry: dict):
+        """Steps a–c: ρ of the block's agent (Eq. 14; sequential: the teammates' current policies, new for
+        ``i_{1:n-1}``; simultaneous: the old ones), importance resampling (Eq. 15), the local Q regression onto
+        the soft target. Networks run on the whole minibatch for all agents at once; the resampled batch of agent
+        i is a gather of row ``idx[:, i]`` of agent i's outputs (the networks are row- and agent-wise, so this
+        equals running them on the resampled rows)."""
+        obs, act, avail, mask = batch["observations"], batch["actions"], batch.get("avail_actions"), batch["agent_mask"]
+        alpha, beta = self.alpha(), batch["beta"]
+        pre = self.precompute(batch, alpha, beta)
         agent = self.agent_index.expand(act.shape[0], -1)
-        logp = self.policy.log_prob(obs, act, avail)  # [B, N], with grad (policy loss below)
         with torch.no_grad():
-            # (a) ρ^i: sequential → current teammates (new for i_{1:n-1}, still old for the others);
-            #     simultaneous → the old joint policy for everyone
-            log_pi = logp.detach() if self.config.sequential else pre["logp_old"]
+            log_pi = self.policy.log_prob(obs, act, avail) if self.config.sequential else pre["logp_old"]
             log_ratio = log_pi - pre["logmu"]
             log_rho = log_ratio.sum(1, keepdim=True) - log_ratio  # Σ_{j≠i}
-            # (b) importance resampling (Eq. 15)
-            idx = importance_resample(log_rho)  # [B, N]
-            # (c) target y of Eq. 14
-            y = batch["rewards"].unsqueeze(1) + self.config.gamma * (1 - batch["terminals"]).unsqueeze(1) * pre["v_next"]
-            y = y[idx, agent]
+            idx = importance_resample(log_rho, batch["noise/resample"])  # [B, N]
+            y = self.td_target(batch, pre["v_next"])[idx, agent]
         q = self.q.taken(self._q_input(obs, batch["states"]), act)[idx, agent]
-        q_loss = self.local_q_loss(q, y, mask)
-        self.opt_q.zero_grad(set_to_none=True)
-        q_loss.backward()
-        self.opt_q.step()
-        # (d) policy improvement Eq. 13 with the freshly evaluated Q^i
-        z = ((self.advantage(batch, pre.get("probs_old")) - beta * pre["logmu"]) / (alpha + beta))[idx, agent]
-        pi_loss = self.policy_loss(logp[idx, agent], z, mask)
-        self.opt_pi.zero_grad(set_to_none=True)
-        pi_loss.backward()
-        self.opt_pi.step()
+        loss = self.local_q_loss(q, y, mask)
         ess = (2 * log_rho.logsumexp(0) - (2 * log_rho).logsumexp(0)).exp() / log_rho.shape[0]
-        return {"q_loss": q_loss.detach(), "pi_loss": pi_loss.detach(), "ess": (ess * mask).sum() / mask.sum()}
+        carry = {"idx": idx, "logmu": pre["logmu"], **({"probs_old": pre["probs_old"]} if "probs_old" in pre else {})}
+        return loss, {"critic_loss": loss.detach(), "ess": (ess * mask).sum() / mask.sum()}, carry
+
+    def actor_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Step d: policy improvement Eq. 13 on the block agent's resampled batch with the freshly evaluated Q."""
+        obs, act, avail, mask = batch["observations"], batch["actions"], batch.get("avail_actions"), batch["agent_mask"]
+        idx = carry["idx"]
+        agent = self.agent_index.expand(act.shape[0], -1)
+        logp = self.policy.log_prob(obs, act, avail)
+        z = ((self.advantage(batch, carry.get("probs_old")) - batch["beta"] * carry["logmu"]) /
+             (self.alpha() + batch["beta"]))[idx, agent]
+        loss = self.policy_loss(logp[idx, agent], z, mask)
+        return loss, {"actor_loss": loss.detach()}
+
+    def temperature_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """auto-α: ``α (D̄_KL − KL(π‖μ))`` (see :attr:`InSPOConfig.auto_alpha`); the KL is reported either way."""
+        kl = self.behavior_kl(batch)
+        return self.log_alpha.exp() * (self.config.target_kl - kl), {"kl": kl, "alpha": self.alpha(),
+                                                                    "beta": batch["beta"]}
+
+    def after_step(self) -> None:
+        self.soft_update(self.q_target, self.q, self.config.tau)
 
     @staticmethod
     def local_q_loss(q: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -379,44 +438,13 @@ class InSPO(Algorithm):
         w = torch.softmax(z, dim=0)
         return -((w * logp).sum(0) * mask).sum()
 
-    # ------------------------------------------------------------------ Algorithm 1, one gradient step at a time
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One gradient step of the current agent block (see :attr:`InSPOConfig.agent_steps`).
+    def get_extra_state(self) -> dict:
+        """The current iteration's permutation (for exact resume from checkpoints), with the base state."""
+        return {**super().get_extra_state(), "order": list(self._order)}
 
-        An iteration k of Algorithm 1 is ``N · agent_steps`` calls: agent i_1's block, then i_2's, ... (also
-        when simultaneous, where only ρ differs; with ``share_params`` every agent steps on every call). At its
-        start π_old ← π and a new permutation is drawn (on the CPU generator: no device sync).
-        """
-        c, n = self.config, self.spec.n_agents
-        if self._pos == 0:  # Algorithm 1 lines 3–4: a new iteration
-            self.policy_old.load_state_dict(self.policy.state_dict())
-            self._order = torch.randperm(n).tolist()
-        alpha, beta = self.alpha(), self.beta()
-        pre = self.precompute(batch, alpha, beta)
-        if c.share_params:  # (simultaneous only) one shared network: every agent steps on every update
-            mask = self.agent_masks.any(0)
-        else:
-            mask = self.agent_masks[self._order[self._pos // c.agent_steps]]
-        out = self.agent_step(batch, pre, mask, alpha, beta)
-        self._pos = (self._pos + 1) % (c.agent_steps * n)
-        self.soft_update(self.q_target, self.q, c.tau)
-        kl = self.behavior_kl(batch)
-        if c.auto_alpha:
-            alpha_loss = self.log_alpha.exp() * (c.target_kl - kl)
-            self.opt_alpha.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self.opt_alpha.step()
-        return {**out, "kl": kl, "alpha": alpha, "beta": beta}
-
-    def get_extra_state(self) -> torch.Tensor:
-        """Position inside the current iteration and its permutation (for exact resume from checkpoints)."""
-        n = self.spec.n_agents
-        order = self._order if self._order else [-1] * n
-        return torch.tensor([self._pos, *order], dtype=torch.long)
-
-    def set_extra_state(self, state: torch.Tensor) -> None:
-        vals = [int(v) for v in state.tolist()]
-        self._pos, self._order = vals[0], [v for v in vals[1:] if v >= 0]
+    def set_extra_state(self, state: dict) -> None:
+        super().set_extra_state(state)
+        self._order = [int(v) for v in state["order"]]
 
     @torch.no_grad()
     def behavior_kl(self, batch: Batch) -> torch.Tensor:
@@ -426,7 +454,7 @@ class InSPO(Algorithm):
             logp, logmu = self.policy.log_probs(obs, avail), self.mu.log_probs(obs, avail)
             p = logp.exp()
             return (p * (logp - logmu)).masked_fill(p == 0, 0.0).sum(-1).mean()
-        a, logp = self.policy.rsample(obs)
+        a, logp = self.policy.rsample(obs, eps=batch.get("noise/kl"))
         return (logp - self.mu.log_prob(obs, a)).mean()
 
     # ------------------------------------------------------------------ acting

@@ -169,7 +169,7 @@ class OMIGA(Algorithm):
         logp = self.policy.log_prob(obs, actions, batch.get("avail_actions"))
         pi_loss = self.policy_loss_eq14(z, logp)
 
-        metrics = {"q_loss": q_loss.detach(), "v_loss": v_loss.detach(), "policy_loss": pi_loss.detach(),
+        metrics = {"critic_loss": q_loss.detach(), "value_loss": v_loss.detach(), "actor_loss": pi_loss.detach(),
                    "q_tot": q_tot.detach().mean(), "w_mean": w.detach().mean(),
                    "exp_z_mean": torch.exp(z).detach().mean()}
         return q_loss + v_loss + pi_loss, metrics
