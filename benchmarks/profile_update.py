@@ -1,12 +1,14 @@
-"""Where one update's time goes: sampling, forward (loss), backward, clipping, optimizer, target updates, trainer.
+"""Where one update's time goes, stage by stage: sampling, each stage's forward (loss), backward, clipping and
+optimizer step, the hooks (π_old refresh, target updates) and the trainer's bookkeeping.
 
-Runs the default :meth:`Algorithm.update` path phase by phase (same calls, same order as ``train_step`` plus the
-trainer's metric accumulation) at paper settings on synthetic data, and reports each phase's share of the step.
-Times are *CPU time of this process* (``time.process_time``) by default, which stays meaningful on a busy
-machine where wall-clock time is not; on CUDA, wall time with a synchronize after every phase.
+Runs the one update sequence (:func:`marlkit.algos.base.run_stages`, the same calls in the same order as
+``train_step``) with timing marks around every piece, at paper settings on synthetic data, for any registered
+algorithm, and reports each piece's share of the step. Times are *CPU time of this process*
+(``time.process_time``) by default, which stays meaningful on a busy machine where wall-clock time is not; on CUDA,
+wall time with a synchronize after every piece.
 
     python benchmarks/profile_update.py --algos omiga,bc --shape halfcheetah-6x1 --updates 200
-    python benchmarks/profile_update.py --algos omiga --share-params --ops 25   # + torch.profiler operator table
+    python benchmarks/profile_update.py --algos omar --ops 25   # + torch.profiler operator table
 """
 
 from __future__ import annotations
@@ -24,68 +26,84 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from update_speed import SHAPES, synthetic
 
 from marlkit.algos import get_algo
-from marlkit.algos.base import clip_grad_norms_
+from marlkit.algos.base import clip_grad_norms_, run_stages, set_grads
 from marlkit.data.sampler import DeviceSampler
-from marlkit.population import supports_population
 
-PHASES = ("sample", "forward", "backward", "clip", "optimizer", "after_step", "trainer")
 CORE = ("forward", "backward", "clip", "optimizer")
 """Forward/backward/optimizer (clipping counts as part of the optimizer step); the rest is overhead."""
 
 
-def profile(name: str, shape: str, device: str, updates: int, overrides: dict, clock=time.process_time) -> dict:
-    """Per-phase seconds per update (dict phase -> s), after a warm-up of ``updates // 10`` steps."""
+def build(name: str, shape: str, device: str, overrides: dict):
+    """An algorithm at ``overrides`` on synthetic data of ``shape``, set up, with its sampler."""
     cls = get_algo(name)
-    if not supports_population(cls):
-        raise SystemExit(f"{name} overrides update(); phase profiling needs the compute_loss contract")
     data, spec = synthetic(SHAPES[shape])
+    if spec.discrete and not cls.supports_discrete or not spec.discrete and not cls.supports_continuous:
+        raise SystemExit(f"{name} does not support the action space of {shape}")
     torch.manual_seed(0)
     algo = cls(spec, cls.Config.from_dict(overrides), device=device)
     sampler = DeviceSampler(data, device, seed=0)
     algo.setup(sampler)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    totals = dict.fromkeys(PHASES, 0.0)
+    return algo, sampler
+
+
+def profile(algo, sampler, updates: int, clock=time.process_time) -> dict[str, float]:
+    """Seconds per update of every piece, after a warm-up of ``max(updates // 10, 3)`` updates.
+
+    Keys: ``sample``, ``<stage>/forward``, ``<stage>/backward``, ``<stage>/clip``, ``<stage>/optimizer`` for every
+    stage of ``algo.update_stages`` (stages that run every k-th update are averaged over all updates), ``hooks``
+    (before_update, the stages' ``after`` hooks, after_step) and ``trainer`` (the training loop's metric sums).
+    """
+    sync = torch.cuda.synchronize if algo.device.type == "cuda" else (lambda: None)
+    totals: dict[str, float] = {"sample": 0.0}
+    for st in algo.update_stages:
+        totals.update({f"{st.name}/{ph}": 0.0 for ph in CORE})
+    totals.update(hooks=0.0, trainer=0.0)
     sums: dict[str, torch.Tensor] = {}
-    opts = list(algo.optimizers().values())
+    acc = [False]
 
-    def step(acc: bool):
+    def timed(key: str, fn):
+        t0 = clock()
+        out = fn()
+        sync()
+        if acc[0]:
+            totals[key] += clock() - t0
+        return out
+
+    def loss_fn(stage, batch, carry):
+        return timed(f"{stage.name}/forward", lambda: algo.stage_loss(stage, batch, carry))
+
+    def step_fn(stage, loss):
+        plan = algo.plan(stage)
+        if not plan.params:
+            return
+        timed(f"{stage.name}/backward",
+              lambda: set_grads(plan.params, torch.autograd.grad(loss, plan.params, allow_unused=True)))
+        if stage.max_norm > 0 and plan.clip_groups:
+            timed(f"{stage.name}/clip", lambda: clip_grad_norms_(plan.clip_groups, stage.max_norm))
+        timed(f"{stage.name}/optimizer", lambda: [opt.step() for opt in plan.optimizers])
+
+    def step():
         nonlocal sums
-        marks = [clock()]
-
-        def mark():
-            sync()
-            marks.append(clock())
-
-        batch = sampler.sample(algo.config.batch_size)
-        mark()
-        loss, metrics = algo.compute_loss(batch)
-        mark()
-        for opt in opts:
-            opt.zero_grad(set_to_none=True)
-        loss.backward()
-        mark()
-        max_norm = algo.grad_clip_norm()
-        if max_norm > 0:
-            clip_grad_norms_(algo.grad_clip_groups(), max_norm)
-        mark()
-        for opt in opts:
-            opt.step()
-        mark()
-        algo.after_step()
-        mark()
+        batch = timed("sample", lambda: algo.sample(sampler, algo._updates))
+        pieces = sum(v for k, v in totals.items() if "/" in k)
+        t0 = clock()
+        metrics = run_stages(algo, batch, loss_fn, step_fn)
+        sync()
+        if acc[0]:  # what run_stages spent outside the timed pieces: the hooks
+            totals["hooks"] += clock() - t0 - (sum(v for k, v in totals.items() if "/" in k) - pieces)
         algo.num_updates += 1
-        for k, v in metrics.items():  # the trainer's running sums (train.iterate)
-            sums[k] = sums[k] + v if k in sums else v.detach().clone()
-        mark()
-        if acc:
-            for ph, a, b in zip(PHASES, marks, marks[1:]):
-                totals[ph] += b - a
+
+        def bookkeeping():
+            for k, v in metrics.items():  # the trainer's running sums (train.iterate)
+                sums[k] = sums[k] + v if k in sums else v.detach().clone()
+        timed("trainer", bookkeeping)
 
     for _ in range(max(updates // 10, 3)):
-        step(False)
+        step()
+    acc[0] = True
     for _ in range(updates):
-        step(True)
-    return {k: v / updates for k, v in totals.items()}
+        step()
+    return {k: max(v, 0.0) / updates for k, v in totals.items()}
 
 
 def main(argv=None) -> int:
@@ -110,11 +128,11 @@ def main(argv=None) -> int:
         overrides["share_params"] = True
     clock = time.perf_counter if args.wall or args.device.startswith("cuda") else time.process_time
     for name in args.algos.split(","):
-        t = profile(name, args.shape, args.device, args.updates, overrides, clock)
+        t = profile(*build(name, args.shape, args.device, overrides), args.updates, clock)
         total = sum(t.values())
-        outside = sum(v for k, v in t.items() if k not in CORE)
-        parts = "  ".join(f"{k} {100 * v / total:4.1f}%" for k, v in t.items())
-        print(f"{name:>8} {args.shape} {args.device}:{args.threads}  {1e3 * total:7.2f} ms/update  "
+        outside = sum(v for k, v in t.items() if k.rpartition("/")[2] not in CORE)
+        parts = "  ".join(f"{k} {100 * v / total:4.1f}%" for k, v in t.items() if v > 0)
+        print(f"{name:>10} {args.shape} {args.device}:{args.threads}  {1e3 * total:7.2f} ms/update  "
               f"outside fwd/bwd/opt {100 * outside / total:4.1f}%  |  {parts}", flush=True)
     for name in args.algos.split(",") if args.ops > 0 else []:
         print(operator_table(name, args.shape, args.device, max(args.updates // 4, 5), overrides, args.ops))
@@ -122,17 +140,11 @@ def main(argv=None) -> int:
 
 
 def operator_table(name: str, shape: str, device: str, updates: int, overrides: dict, rows: int) -> str:
-    """torch.profiler's table of the ``rows`` most expensive operators (self time) over ``updates`` train steps
-    (any algorithm, including those overriding ``update``)."""
+    """torch.profiler's table of the ``rows`` most expensive operators (self time) over ``updates`` train steps."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    cls = get_algo(name)
-    data, spec = synthetic(SHAPES[shape])
-    torch.manual_seed(0)
-    algo = cls(spec, cls.Config.from_dict(overrides), device=device)
-    sampler = DeviceSampler(data, device, seed=0)
-    algo.setup(sampler)
+    algo, sampler = build(name, shape, device, overrides)
     for _ in range(5):
         algo.train_step(sampler)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])

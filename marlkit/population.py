@@ -78,6 +78,21 @@ def _set_tensor(module: nn.Module, name: str, value: torch.Tensor, is_param: boo
         owner._buffers[attr] = value
 
 
+def _stack_state(states: list[dict], name: str) -> dict:
+    """One optimizer state entry of K members as the state of the stacked parameter: per-element tensors (Adam's
+    moments) stacked on a new leading axis; counters (Adam's ``step``) shared, so they must agree."""
+    out = {}
+    for key, v in states[0].items():
+        if torch.is_tensor(v) and v.dim() > 0:
+            out[key] = torch.stack([st[key] for st in states])
+        else:
+            if any(not torch.equal(torch.as_tensor(st[key]), torch.as_tensor(v)) for st in states[1:]):
+                raise ConfigError(f"population members' optimizer {name!r} differ in {key!r}; build every member "
+                                  f"the same way (same pre-training steps)")
+            out[key] = v.clone() if torch.is_tensor(v) else v
+    return out
+
+
 class Population(nn.Module):
     """K member algorithms trained as one: stacked ``[K, ...]`` parameters, a vmapped loss, one optimizer.
 
@@ -140,13 +155,22 @@ class Population(nn.Module):
             _set_tensor(stacked, name, nn.Parameter(value, requires_grad=p.requires_grad), True)
         for name, _ in first.named_buffers():
             _set_tensor(stacked, name, torch.stack([m.get_buffer(name) for m in members]), False)
-        # rebuild every optimizer over the stacked parameters, same class, groups and settings
+        # rebuild every optimizer over the stacked parameters, same class, groups and settings, with the members'
+        # state stacked (pre-training in setup, e.g. InSPO's Q warm-up or the VAEs of the decentralized learners,
+        # leaves Adam moments behind)
         for attr, opt in first.optimizers().items():
             groups = []
             for g in opt.param_groups:
                 params = [stacked.get_parameter(owners[id(p)]) for p in g["params"]]
                 groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": params})
-            setattr(stacked, attr, type(opt)(groups, **opt.defaults))
+            new = type(opt)(groups, **opt.defaults)
+            member_opts = [m.optimizers()[attr] for m in members]
+            member_params = [[q for g in mo.param_groups for q in g["params"]] for mo in member_opts]
+            for j, p in enumerate(p for g in opt.param_groups for p in g["params"]):
+                states = [mo.state.get(mp[j]) for mo, mp in zip(member_opts, member_params)]
+                if states[0]:
+                    new.state[stacked.get_parameter(owners[id(p)])] = _stack_state(states, attr)
+            setattr(stacked, attr, new)
         stacked.reset_plans()
         self._params = dict(stacked.named_parameters())  # updated in place from here on: cache the dicts
         self._buffers_ = dict(stacked.named_buffers())

@@ -15,7 +15,8 @@ Contents:
   sampling for continuous ones.
 - :func:`td3bc_actor_loss`: ``−λ Q(s, π(s)) / mean|Q| + (π(s) − a)²`` (Fujimoto & Gu 2021, Eq. 3).
 - :func:`weighted_mse`: the (λ-weighted) TD loss.
-- :func:`gaussian_log_density`: log-densities of the noisy policy proposals of the continuous CQL(H) estimate (Kumar et al. 2020, App. F; OMAR's noisy policy proposals).
+- :func:`gaussian_log_density`: log-densities of the noisy policy proposals of the continuous CQL(H) estimate
+  (Kumar et al. 2020, App. F; OMAR).
 - :func:`candidate_values`: local values of K candidate actions per state in one critic call (BCQ's candidates,
   CQL's proposals, OMAR's CEM samples).
 - :func:`categorical_inverse_cdf`: categorical samples from pre-drawn uniforms (InSPO's resampling, OMAR's
