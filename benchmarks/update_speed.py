@@ -168,7 +168,10 @@ def bench_population(name: str, shape_name: str, device: str, threads: int, upda
     return statistics.median(ts), statistics.median(tp)
 
 
-def bench_algo(name: str, shape_name: str, device: str, threads: int, updates: int, repeats: int, overrides: dict):
+def bench_algo(name: str, shape_name: str, device: str, threads: int, updates: int, repeats: int, overrides: dict,
+               compiled: bool = False):
+    """Median seconds per ``train_step`` of one algorithm (None if it does not support the shape's actions);
+    ``compiled``: through torch.compile (inductor; CUDA graphs on CUDA)."""
     shape = SHAPES[shape_name]
     cls = get_algo(name)
     data, spec = synthetic(shape)
@@ -179,8 +182,138 @@ def bench_algo(name: str, shape_name: str, device: str, threads: int, updates: i
     algo = cls(spec, cls.Config.from_dict(overrides), device=device)
     sampler = DeviceSampler(data, device, seed=0)
     algo.setup(sampler)
+    if compiled:
+        algo.enable_compile()
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     return time_updates(lambda: algo.train_step(sampler), updates, repeats, sync)
+
+
+def count_flops(algo, sampler) -> float:
+    """Floating-point operations of one update (matrix products, forward and backward; elementwise ops are not
+    counted), measured with ``torch.utils.flop_counter`` on a copy of ``algo``. The oneDNN linear path is switched
+    off for the count so that every product is an operator the counter knows (same arithmetic)."""
+    import copy
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from marlkit.nets.mlp import onednn_linear
+
+    probe, probe_sampler = copy.deepcopy(algo), copy.deepcopy(sampler)
+    old = onednn_linear(False)
+    try:
+        with FlopCounterMode(display=False) as counter:
+            probe.train_step(probe_sampler)
+    finally:
+        onednn_linear(old)
+    return float(counter.get_total_flops())
+
+
+def gemm_rates(threads: int, repeats: int = 30) -> dict[str, float]:
+    """GFLOP/s of the products a paper-size update is made of, on this machine now (fastest of the sizes tried):
+    ``shared``: one 256-wide layer on ``[rows, 256]`` (:func:`marlkit.nets.mlp.linear`, oneDNN on CPU), and
+    ``batched``: a ``baddbmm`` over 12 separate 256-wide layers (6 agents × twin critics), the op of separate
+    per-agent parameters."""
+    from marlkit.nets.mlp import linear
+
+    torch.set_num_threads(threads)
+    out = {}
+    w, b = torch.randn(256, 256), torch.randn(256)
+    W, Bb = torch.randn(12, 256, 256), torch.randn(12, 1, 256)
+    for kind in ("shared", "batched"):
+        best = 0.0
+        for rows in (768, 3840):
+            if kind == "shared":
+                x = torch.randn(rows, 256)
+                fn, flops = (lambda: linear(x, w, b)), 2 * rows * 256 * 256
+            else:
+                x = torch.randn(12, rows // 6, 256)
+                fn, flops = (lambda: torch.baddbmm(Bb, x, W)), 2 * 12 * (rows // 6) * 256 * 256
+            for _ in range(5):
+                fn()
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            best = max(best, flops * repeats / (time.perf_counter() - t0) / 1e9)
+        out[kind] = best
+    return out
+
+
+def bench_vs_omiga(names: list[str], shape_name: str, threads: int, block: int, blocks: int,
+                   overrides: dict) -> list[dict]:
+    """Every algorithm's update against OMIGA's, side by side: alternating blocks of ``block`` updates of OMIGA and
+    of the algorithm (``blocks`` pairs, order swapped every pair), process CPU time. Per algorithm: median ms per
+    update, the median and range of the per-pair ratios to OMIGA, FLOPs per update and achieved GFLOP/s."""
+    torch.set_num_threads(threads)
+    data, spec = synthetic(SHAPES[shape_name])
+
+    def build(name):
+        cls = get_algo(name)
+        if spec.discrete and not cls.supports_discrete or not spec.discrete and not cls.supports_continuous:
+            return None
+        torch.manual_seed(0)
+        algo = cls(spec, cls.Config.from_dict(overrides), device="cpu")
+        sampler = DeviceSampler(data, "cpu", seed=0)
+        algo.setup(sampler)
+        return algo, sampler
+
+    def timed(algo, sampler):
+        t0 = time.process_time()
+        for _ in range(block):
+            algo.train_step(sampler)
+        return (time.process_time() - t0) / block
+
+    omiga = build("omiga")
+    omiga_flops = count_flops(*omiga)
+    rows = []
+    for name in names:
+        built = build(name)
+        if built is None:
+            continue
+        for _ in range(max(block // 5, 2)):  # warm-up of both
+            built[0].train_step(built[1])
+            omiga[0].train_step(omiga[1])
+        ours, theirs = [], []
+        for k in range(blocks):
+            pair = [(built, ours), (omiga, theirs)]
+            for (algo, sampler), out in (pair if k % 2 == 0 else pair[::-1]):
+                out.append(timed(algo, sampler))
+        ratios = sorted(a / o for a, o in zip(ours, theirs))
+        flops = count_flops(*built)
+        ms = statistics.median(ours) * 1e3
+        rows.append(dict(algo=name, shape=shape_name, ms=ms, omiga_ms=statistics.median(theirs) * 1e3,
+                         ratio=statistics.median(ratios), ratio_min=ratios[0], ratio_max=ratios[-1], flops=flops,
+                         flops_ratio=flops / omiga_flops, gflops_per_s=flops / (ms * 1e-3) / 1e9))
+        print(f"{shape_name:>16} {name:>10}: {ms:8.2f} ms/update, {rows[-1]['ratio']:.2f}x OMIGA "
+              f"({ratios[0]:.2f}-{ratios[-1]:.2f}), {flops / 1e9:.2f} GFLOP ({rows[-1]['flops_ratio']:.1f}x OMIGA's), "
+              f"{rows[-1]['gflops_per_s']:.0f} GFLOP/s", flush=True)
+    return rows
+
+
+def vs_omiga_markdown(rows: list[dict], rates: dict[str, float], block: int, blocks: int,
+                      target: float = 3.0, floor_slack: float = 1.5) -> list[str]:
+    """The side-by-side table against OMIGA with each algorithm's arithmetic floor, as markdown lines."""
+    lines = [f"## Every algorithm against OMIGA (side by side, {rows[0]['shape'] if rows else ''}, CPU, 1 thread)", "",
+             f"Alternating blocks of {block} updates of OMIGA and of the algorithm ({blocks} pairs, process CPU time); "
+             "'× OMIGA': median (range) of the per-pair ratios. FLOPs: matrix products of one update, forward and "
+             "backward (`torch.utils.flop_counter`). GEMM rates measured in this run: one shared 256-wide layer "
+             f"{rates['shared']:.0f} GFLOP/s, a `baddbmm` over 12 separate 256-wide layers (the product of separate "
+             f"per-agent parameters) {rates['batched']:.0f} GFLOP/s. Floor: FLOPs at the batched rate, the fastest "
+             f"an update with separate per-agent parameters can run. Target: ≤ {target:g}× OMIGA, or, where the "
+             f"arithmetic alone exceeds {target:g}× OMIGA's, within {floor_slack:g}× of the floor.", "",
+             "| algorithm | ms/update | × OMIGA | GFLOP/update | × OMIGA's FLOPs | GFLOP/s | floor | × floor | "
+             "target |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        floor_ms = r["flops"] / (rates["batched"] * 1e9) * 1e3
+        if r["ratio"] <= target:
+            verdict = f"≤ {target:g}× OMIGA: met"
+        elif r["flops_ratio"] > target:
+            verdict = f"floor: {'met' if r['ms'] / floor_ms <= floor_slack else 'missed'}"
+        else:
+            verdict = "missed"
+        lines.append(f"| {r['algo']} | {r['ms']:.1f} | {r['ratio']:.2f} ({r['ratio_min']:.2f}–{r['ratio_max']:.2f}) | "
+                     f"{r['flops'] / 1e9:.2f} | {r['flops_ratio']:.1f} | {r['gflops_per_s']:.0f} | {floor_ms:.1f} ms | "
+                     f"{r['ms'] / floor_ms:.2f} | {verdict} |")
+    return lines + [""]
 
 
 def bench_loop_omiga(shape_name: str, device: str, threads: int, updates: int, repeats: int, overrides: dict):
@@ -286,6 +419,15 @@ def main(argv=None) -> int:
     p.add_argument("--reference-only", action="store_true", help="only the comparison with the official code")
     p.add_argument("--data-json", default=None,
                    help="data-build figures written by benchmarks/data_build.py --json, added to the markdown")
+    p.add_argument("--vs-omiga", default="halfcheetah-6x1",
+                   help="shape of the side-by-side table of every algorithm against OMIGA with FLOP floors "
+                        "('none': skip it)")
+    p.add_argument("--vs-omiga-block", type=int, default=10, help="updates per block of that table")
+    p.add_argument("--vs-omiga-blocks", type=int, default=4, help="block pairs of that table")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="devices of the main table: cpu (at every --threads), cuda, or auto (cpu, plus cuda if present)")
+    p.add_argument("--compile", action="store_true",
+                   help="also time every algorithm with torch.compile (inductor; CUDA graphs on CUDA)")
     p.add_argument("--smoke", action="store_true", help="tiny networks and a few updates (CI smoke test)")
     p.add_argument("--json", default=None, help="write raw results here")
     p.add_argument("--markdown", default=None, help="write the results table here (e.g. benchmarks/RESULTS.md)")
@@ -297,20 +439,25 @@ def main(argv=None) -> int:
         args.updates, args.repeats = 3, 1
         args.population = min(args.population, 2)
         args.reference_updates, args.reference_repeats = min(args.reference_updates, 3), 1
+        args.vs_omiga_block, args.vs_omiga_blocks = 2, 1
     if args.cpu_time:
         global CLOCK
         CLOCK = time.process_time
-    devices = [("cpu", int(t)) for t in args.threads.split(",")]
-    if torch.cuda.is_available():
+    devices = [("cpu", int(t)) for t in args.threads.split(",")] if args.device in ("auto", "cpu") else []
+    if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise SystemExit("update_speed.py: error: --device cuda but torch sees no CUDA device")
         devices.append(("cuda", 1))
     rows = []
     for shape in args.shapes.split(",") if not args.reference_only else []:
         for device, threads in devices:
             for name in args.algos.split(","):
-                sec = bench_algo(name, shape, device, threads, args.updates, args.repeats, overrides)
-                if sec is not None:
-                    rows.append(dict(algo=name, shape=shape, device=device, threads=threads, ms=sec * 1e3))
-                    print(f"{shape:>16} {device}:{threads} {name:>10}: {sec * 1e3:8.2f} ms/update", flush=True)
+                for compiled in (False, True) if args.compile else (False,):
+                    sec = bench_algo(name, shape, device, threads, args.updates, args.repeats, overrides, compiled)
+                    if sec is not None:
+                        label = f"{name} (compiled)" if compiled else name
+                        rows.append(dict(algo=label, shape=shape, device=device, threads=threads, ms=sec * 1e3))
+                        print(f"{shape:>16} {device}:{threads} {label:>10}: {sec * 1e3:8.2f} ms/update", flush=True)
             if "omiga" in ALGOS and "omiga" in args.algos.split(","):
                 sec = bench_loop_omiga(shape, device, threads, args.updates, args.repeats, overrides)
                 rows.append(dict(algo="omiga (per-agent loop)", shape=shape, device=device, threads=threads,
@@ -327,6 +474,13 @@ def main(argv=None) -> int:
                     rows.append(dict(algo=label, shape=shape, device=device, threads=threads, ms=sec * 1e3))
                 print(f"{shape:>16} {device}:{threads} {name:>10} x{K}: sequential {res[0] * 1e3:8.2f}, vectorized "
                       f"{res[1] * 1e3:8.2f} ms/update per run ({res[0] / res[1]:.2f}x)", flush=True)
+    vs_rows, rates = [], {}
+    if args.vs_omiga != "none" and not args.reference_only:
+        rates = gemm_rates(1)
+        print(f"GEMM rates (1 thread): shared layer {rates['shared']:.0f} GFLOP/s, batched {rates['batched']:.0f} "
+              "GFLOP/s", flush=True)
+        vs_rows = bench_vs_omiga(args.algos.split(","), args.vs_omiga, 1, args.vs_omiga_block, args.vs_omiga_blocks,
+                                 overrides)
     ref_rows = []
     if args.reference_updates > 0:
         ref_over = {**REFERENCE_OVERRIDES, **({"hidden": overrides["hidden"], "batch_size": overrides["batch_size"]}
@@ -339,11 +493,12 @@ def main(argv=None) -> int:
             {**r, "ours": {str(k): v for k, v in r["ours"].items()},
              "reference": {str(k): v for k, v in r["reference"].items()}} for r in ref_rows]}, indent=2))
     if args.markdown:
-        write_markdown(rows, args, Path(args.markdown), ref_rows)
+        write_markdown(rows, args, Path(args.markdown), ref_rows,
+                       vs_omiga_markdown(vs_rows, rates, args.vs_omiga_block, args.vs_omiga_blocks) if vs_rows else [])
     return 0
 
 
-def write_markdown(rows, args, path: Path, ref_rows=()) -> None:
+def write_markdown(rows, args, path: Path, ref_rows=(), vs_lines=()) -> None:
     import pandas as pd
 
     lines = ["# Update speed", "",
@@ -356,6 +511,7 @@ def write_markdown(rows, args, path: Path, ref_rows=()) -> None:
              f"time per update of one run when K={args.population} runs (seeds) train one after another or as one "
              f"vectorized population (alternating blocks of {max(args.updates // max(args.population, 1), 1)} "
              f"updates per run).", ""]
+    lines += list(vs_lines)
     if ref_rows:
         lines += reference_markdown(list(ref_rows), args.reference_updates, args.reference_repeats, args.smoke)
     if rows:

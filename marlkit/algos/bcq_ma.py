@@ -9,7 +9,8 @@ per-agent maxima:
 - discrete (Fujimoto et al. 2019b, "Benchmarking batch deep RL algorithms", Eq. 9): an imitation model
   ``G_ω(a_i|o_i)`` restricts agent i to actions with ``G_ω(a|o)/max_a' G_ω(a'|o) > τ`` (τ = 0.3, omiga.md
   Table 6); ``π_i(o_i) = argmax`` of ``Q_i`` over those actions;
-- continuous (Fujimoto et al. 2019, Alg. 1): a conditional VAE ``G_ω(a_i|o_i)`` proposes n = 10 actions, a
+- continuous (Fujimoto et al. 2019, Alg. 1): a conditional VAE ``G_ω(a_i|o_i)`` (64 wide, as comadice.md's BCQ
+  baseline) proposes n = 10 actions, a
   perturbation model ξ_φ shifts each by at most Φ = 0.05, and the best under ``Q_i`` is taken; twin critics
   with soft clipped double-Q (λ = 0.75) give the target.
 
@@ -53,7 +54,9 @@ class BCQMAConfig(MixedCriticConfig):
         phi: continuous perturbation bound Φ (0.05, Fujimoto et al. 2019, Sec. 6).
         lmbda: soft clipped double-Q weight λ on the min of the twin critics (0.75, Fujimoto et al. 2019).
         n_candidates: actions sampled from the VAE per state for the max (10, Fujimoto et al. 2019).
-        vae_hidden: VAE hidden sizes ((750, 750), Fujimoto et al. 2019 official code).
+        vae_hidden: VAE hidden sizes ((64, 64): the BCQ baseline of comadice.md's code, ``runner/bcq/continuous.py``
+            of the ComaDICE repository; single-agent BCQ's official code uses (750, 750), which makes the VAE about
+            three quarters of an update's arithmetic at multi-agent MuJoCo shapes).
         huber: Huber instead of squared TD error for discrete actions (off; discrete BCQ's official code uses
             Huber, but on payoffs of ±20 (M-NE) Huber turns the mixer's regression into a median fit whose
             local utilities tie, so the default is the squared error of the value-decomposition TD loss).
@@ -64,7 +67,7 @@ class BCQMAConfig(MixedCriticConfig):
     phi: float = 0.05
     lmbda: float = 0.75
     n_candidates: int = 10
-    vae_hidden: tuple[int, ...] = (750, 750)
+    vae_hidden: tuple[int, ...] = (64, 64)
     huber: bool = False
 
     def validate(self) -> None:
