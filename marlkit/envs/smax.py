@@ -477,6 +477,9 @@ class SMAXEnv(MultiAgentEnv):
                             "behavior": "50/50 mixture of the medium and good datasets"})
         else:
             ds = self._build(name, size, seed, episodes)
+        from marlkit.data.card import attach_card
+
+        attach_card(ds, self.spec.name, name, seed=seed, reference_returns=getattr(self, "reference_returns", None))
         if cache:
             path.parent.mkdir(parents=True, exist_ok=True)
             save_hdf5(ds, path, overwrite=True)
