@@ -98,7 +98,7 @@ def save_file(dataset: MultiAgentDataset, path: str | os.PathLike, fmt: str | No
 
     Raises:
         FileExistsError: if ``path`` exists and ``overwrite`` is False.
-        ValueError: for an unknown ``fmt``.
+        ValueError: for an unknown ``fmt``, or a Vault path ending in ``.h5``.
     """
     path = Path(path)
     if fmt is None:
@@ -108,6 +108,8 @@ def save_file(dataset: MultiAgentDataset, path: str | os.PathLike, fmt: str | No
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     if fmt == "vault":
+        if path.suffix in (".h5", ".hdf5"):
+            raise ValueError(f"a Vault is a directory; {path} ends in {path.suffix} (give e.g. task.vlt/{path.stem})")
         from marlkit.data.vault import write_vault
 
         return write_vault(dataset, path, overwrite=overwrite)
