@@ -355,7 +355,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args, extra)
-    except (UnknownNameError, DatasetError, FileNotFoundError, CheckpointError) as exc:
+    except (UnknownNameError, DatasetError, FileNotFoundError, FileExistsError, CheckpointError) as exc:
+        print(f"marlkit: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        if "pip install" not in str(exc):        # not one of marlkit's missing-extra messages
+            raise
         print(f"marlkit: error: {exc}", file=sys.stderr)
         return 2
 
