@@ -11,14 +11,14 @@ import pytest
 
 pytest.importorskip("flashbax")
 
-import jax.numpy as jnp  # noqa: E402
-from flashbax.buffers.trajectory_buffer import TrajectoryBufferState  # noqa: E402
-from flashbax.vault import Vault  # noqa: E402
+import jax.numpy as jnp
+from flashbax.buffers.trajectory_buffer import TrajectoryBufferState
+from flashbax.vault import Vault
 
-from marlkit.data.dataset import DatasetError, MultiAgentDataset  # noqa: E402
-from marlkit.data.io import detect_format, load_file, save_file  # noqa: E402
-from marlkit.data.vault import read_vault, vault_uids, write_vault  # noqa: E402
-from marlkit.envs.registry import load_dataset, make_env  # noqa: E402
+from marlkit.data.dataset import DatasetError, MultiAgentDataset
+from marlkit.data.io import detect_format, load_file, save_file
+from marlkit.data.vault import read_vault, vault_uids, write_vault
+from marlkit.envs.registry import load_dataset, make_env
 
 
 def fbx_write(root, experience, name="task.vlt", uid="Good"):

@@ -58,6 +58,7 @@ def test_simulator_pins_are_the_versions_the_cards_were_measured_with():
              os.listdir(os.path.join(ROOT, "marlkit", "behavior_weights")) if f.endswith(".json")]
     assert cards
     for path in cards:
-        versions = json.load(open(path))["simulator_versions"]
+        with open(path) as f:
+            versions = json.load(f)["simulator_versions"]
         for pkg in ("mujoco", "gymnasium-robotics"):
             assert pins.get(pkg) == versions[pkg], f"{os.path.basename(path)}: {pkg} card {versions[pkg]} pin {pins.get(pkg)}"

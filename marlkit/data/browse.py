@@ -16,8 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from marlkit.data.card import (DATASET_VERSION, attach_card, check_simulator_versions, dataset_id,
-                               parse_dataset_id, return_histogram)
+from marlkit.data.card import (
+    DATASET_VERSION,
+    attach_card,
+    check_simulator_versions,
+    dataset_id,
+    parse_dataset_id,
+    return_histogram,
+)
 from marlkit.data.dataset import DatasetError, MultiAgentDataset
 
 __all__ = ["built_files", "convert", "dataset_rows", "format_info", "format_rows", "open_dataset", "read_card"]
@@ -53,7 +59,7 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
     try:
         with h5py.File(path, "r") as f:
             attrs = dict(f.attrs.items())
-            shapes = {k: tuple(f[k].shape) for k in f.keys()}
+            shapes = {k: tuple(f[k].shape) for k in f}
     except OSError as exc:
         raise DatasetError(f"{path} is not a readable HDF5 file (truncated or corrupt?): {exc}") from None
     out = {}
@@ -190,7 +196,7 @@ def format_info(ds: MultiAgentDataset, source: str, bins: int = 10) -> str:
         lines.append(f"  {'WARNING':>20}: built with other simulator versions: {'; '.join(diffs)}")
     lines.append("fields:")
     for k, v in ds.fields().items():
-        lines.append(f"  {k:>20}: {str(v.dtype):<8} {list(v.shape)}")
+        lines.append(f"  {k:>20}: {v.dtype!s:<8} {list(v.shape)}")
     lines.append("episode returns:")
     lines += ["  " + line for line in return_histogram(rets, bins=bins).splitlines()]
     return "\n".join(lines)

@@ -130,6 +130,9 @@ def build_dataset(env_name: str, quality: str, transitions: int | None = None, e
     if cache and path.exists():
         ds = load_hdf5(path)
         ds.check_compatible(env.spec)
+        if "dataset_id" not in ds.meta:       # cached before datasets carried cards: versions unknown
+            attach_card(ds, env.spec.name, quality, seed=seed, versions={},
+                        reference_returns=getattr(env, "reference_returns", None))
         if verbose:
             print(_format_card(dataset_card(ds), path, cached=True))
         return ds

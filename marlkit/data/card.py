@@ -62,9 +62,10 @@ def dataset_id(env_name: str, name: str, version: int = DATASET_VERSION) -> str:
     for what, s in (("env name", env_name), ("dataset name", name)):
         if not isinstance(s, str) or not s or "/" in s or any(c.isspace() for c in s):
             raise ValueError(f"{what} must be a non-empty string without '/' or spaces, got {s!r}")
-    if int(version) < 0:
+    version = int(version)
+    if version < 0:
         raise ValueError(f"dataset version must be >= 0, got {version}")
-    return f"{env_name}/{name}-v{int(version)}"
+    return f"{env_name}/{name}-v{version}"
 
 
 def parse_dataset_id(text: str) -> tuple[str, str, int] | None:
@@ -181,4 +182,4 @@ def return_histogram(returns: np.ndarray, bins: int = 10, width: int = 40) -> st
     counts, edges = np.histogram(returns, bins=bins, range=(lo, hi))
     top = max(int(counts.max()), 1)
     return "\n".join(f"[{edges[k]:>11.4g}, {edges[k + 1]:>11.4g}{']' if k == bins - 1 else ')'}  {c:>6}  "
-                     f"{'#' * int(round(width * c / top))}" for k, c in enumerate(counts))
+                     f"{'#' * int(width * c / top + 0.5)}" for k, c in enumerate(counts))

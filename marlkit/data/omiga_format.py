@@ -129,11 +129,10 @@ def write_omiga_hdf5(dataset: MultiAgentDataset, path: str | os.PathLike, overwr
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("s", data=dataset.states)
-            f.create_dataset("o", data=dataset.observations)
-            f.create_dataset("a", data=dataset.actions)
-            f.create_dataset("r", data=dataset.rewards[:, None])
-            f.create_dataset("d", data=dataset.terminals.astype(np.float32)[:, None])
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("s", data=dataset.states)
+        f.create_dataset("o", data=dataset.observations)
+        f.create_dataset("a", data=dataset.actions)
+        f.create_dataset("r", data=dataset.rewards[:, None])
+        f.create_dataset("d", data=dataset.terminals.astype(np.float32)[:, None])
     return path

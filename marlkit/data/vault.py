@@ -54,7 +54,7 @@ import numpy as np
 from marlkit.data.card import check_simulator_versions
 from marlkit.data.dataset import DatasetError, MultiAgentDataset
 
-__all__ = ["read_vault", "write_vault", "vault_uids", "is_vault", "read_vault_experience"]
+__all__ = ["is_vault", "read_vault", "read_vault_experience", "vault_uids", "write_vault"]
 
 METADATA_FILE = "metadata.json"
 
