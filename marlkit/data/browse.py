@@ -98,9 +98,33 @@ def _card_return(env, name: str) -> str | None:
     return f"{m['mean']:.2f} ± {m['std']:.2f} (behavior card, {m['episodes']} ep)" if m else None
 
 
+def _default_size(env_name: str, env) -> str:
+    """Transitions a named dataset has when built without a size (as ``marlkit train`` builds it)."""
+    import inspect
+
+    from marlkit.data.build import DEFAULT_TRANSITIONS
+
+    family = env_name.split(":", 1)[0] if ":" in env_name else None
+    if family in DEFAULT_TRANSITIONS:
+        return f"{DEFAULT_TRANSITIONS[family]} (default)"
+    if family == "smax":
+        from marlkit.envs.smax import DEFAULT_DATASET_SIZE
+
+        return f"{DEFAULT_DATASET_SIZE} (default)"
+    if env_name == "bridge":
+        return "500 ep/behavior (default)"
+    try:
+        default = inspect.signature(env.make_dataset).parameters["size"].default
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return ""
+    return f"{default} (default)" if isinstance(default, int) else ""
+
+
 def dataset_rows(envs: list[str] | None = None) -> list[dict[str, Any]]:
-    """One row per (env, named dataset): ``id``, ``size``, ``return``, ``status`` (``built: FILE``, ``not built``
-    or ``sampled on use``); families whose extra is missing get one row saying so."""
+    """One row per (env, named dataset): ``id``, ``size`` (of the newest built file, else the default build
+    size), ``return`` (mean ± std of the built file, else the behavior card's or reference return),
+    ``status`` (``built: FILE``, ``not built`` or ``sampled on use``); a family whose extra is missing gets one
+    row saying so."""
     from marlkit.envs.registry import list_envs
 
     rows = []
@@ -124,6 +148,7 @@ def dataset_rows(envs: list[str] | None = None) -> list[dict[str, Any]]:
                     row["return"] = f"{card['return_mean']:.2f} ± {card.get('return_std', float('nan')):.2f}"
                 row["status"] = f"built: {files[0]}" + (f" (+{len(files) - 1} more)" if len(files) > 1 else "")
             else:
+                row["size"] = _default_size(env_name, env)
                 row["return"] = _card_return(env, name) or ""
                 if family not in _BUILT_FAMILIES and family != "bridge":
                     row["status"] = "sampled on use"
