@@ -242,7 +242,7 @@ def _data_info(args, extra) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")         # the version check is part of the printed card
-        ds, source = open_dataset(args.dataset)
+        ds, source = open_dataset(args.dataset, max_episode_steps=args.max_episode_steps)
     if args.json:
         from marlkit.data.card import check_simulator_versions
 
@@ -321,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("dataset", metavar="PATH_OR_ID",
                      help="an .h5 file, a flashbax Vault directory, or an ID env/name-vN (see `marlkit data list`)")
     inf.add_argument("--bins", type=int, default=10, help="histogram bins")
+    inf.add_argument("--max-episode-steps", type=int, default=None,
+                     help="OMIGA layout: time limit whose rows become timeouts (1000 for MuJoCo)")
     inf.add_argument("--json", action="store_true", help="print one JSON object")
     inf.set_defaults(func=_data_info)
     cv = d.add_parser("convert", help="convert a dataset: HDF5 <-> flashbax Vault, OMIGA layout -> HDF5")

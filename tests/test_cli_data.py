@@ -127,9 +127,19 @@ def test_convert_omiga_layout_to_hdf5(tmp_path, capsys):
     ds = load_hdf5(tmp_path / "omiga.h5")
     assert ds.size == T and ds.timeouts.sum() == 2 and ds.meta["dataset_id"] == "unknown/toy-v0"
     assert json.loads(ds.meta["simulator_versions"]) == {}          # not recorded by the source
-    # `train` reads the OMIGA layout too, with the same checks against the env
+    # `train` reads the OMIGA layout too, with the same checks against the env, whose episode limit marks the
+    # time-limit cuts the layout does not store
     assert main(["train", "--env", "xor", "--dataset", "omiga.hdf5", "--algo", "bc", "--steps", "1"]) == 2
     assert "continuous actions" in capsys.readouterr().err
+    from marlkit.envs.base import EnvSpec
+
+    class Toy:
+        spec = EnvSpec(name="toy", n_agents=N, obs_dim=3, state_dim=4, act_dim=2, episode_limit=4)
+
+    cut = load_dataset(Toy(), str(tmp_path / "omiga.hdf5"))
+    assert np.flatnonzero(cut.timeouts).tolist() == [3, 7]
+    assert main(["data", "info", "omiga.hdf5", "--max-episode-steps", "5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["episode_returns"]["count"] == 2
 
 
 @pytest.mark.parametrize("argv, match", [

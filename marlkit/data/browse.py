@@ -165,9 +165,10 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def open_dataset(path_or_id: str) -> tuple[MultiAgentDataset, str]:
-    """Load a dataset named by a path (any format of :mod:`marlkit.data.io`) or an ID ``env/name-vN``
-    (its newest built file; datasets sampled on use are sampled with seed 0). Returns ``(dataset, source)``.
+def open_dataset(path_or_id: str, max_episode_steps: int | None = None) -> tuple[MultiAgentDataset, str]:
+    """Load a dataset named by a path (any format of :mod:`marlkit.data.io`; ``max_episode_steps`` marks the
+    time-limit cuts of an OMIGA-layout file) or an ID ``env/name-vN`` (its newest built file; datasets sampled
+    on use are sampled with seed 0). Returns ``(dataset, source)``.
 
     Raises:
         FileNotFoundError: for a path that does not exist.
@@ -181,7 +182,7 @@ def open_dataset(path_or_id: str) -> tuple[MultiAgentDataset, str]:
         if not is_dataset_path(path_or_id):
             raise UnknownNameError(f"{path_or_id!r} is neither an existing file or Vault nor a dataset ID "
                                    f"env/name-vN (see `marlkit data list`)")
-        return load_file(path_or_id), str(path_or_id)
+        return load_file(path_or_id, max_episode_steps=max_episode_steps), str(path_or_id)
     env_name, name, version = parsed
     if version != DATASET_VERSION:
         raise UnknownNameError(f"dataset ID {path_or_id!r}: this marlkit builds version v{DATASET_VERSION}, "

@@ -133,7 +133,8 @@ def load_dataset(env: MultiAgentEnv, dataset: str, size: int | None = None, seed
                                    f"{id_env}/{name}, not v{version}")
         dataset = name
     if parsed is None and is_dataset_path(dataset):
-        ds = load_file(dataset)
+        # the OMIGA layout does not mark time-limit cuts: the env's episode limit does
+        ds = load_file(dataset, max_episode_steps=env.spec.episode_limit)
     else:
         names = getattr(env, "datasets", {})
         if dataset not in names:
