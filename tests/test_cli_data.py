@@ -57,7 +57,8 @@ def test_other_simulator_versions_warn_naming_both(tmp_path):
     ds = load_dataset(make_env("xor"), "a", size=20)
     ds.meta["simulator_versions"] = json.dumps({"mujoco": "2.1.0", "h5py": "0.0.1"})
     path = save_hdf5(ds, tmp_path / "old.h5")
-    with pytest.warns(SimulatorVersionWarning, match=r"mujoco built=2\.1\.0 installed=.*h5py built=0\.0\.1 installed=3"):
+    both = r"mujoco built=2\.1\.0 installed=.*h5py built=0\.0\.1 installed=3"
+    with pytest.warns(SimulatorVersionWarning, match=both):
         load_hdf5(path)
     ds.meta["simulator_versions"] = json.dumps({"h5py": h5py.__version__})
     with warnings.catch_warnings():
@@ -73,7 +74,8 @@ def test_list_and_info(tmp_path, capsys):
     capsys.readouterr()
     assert main(["data", "list", "--env", "bridge", "--json"]) == 0
     rows = {r["id"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
-    assert rows["bridge/mixed-v0"]["status"].startswith("built: ") and rows["bridge/optimal-v0"]["status"] == "not built"
+    assert rows["bridge/mixed-v0"]["status"].startswith("built: ")
+    assert rows["bridge/optimal-v0"]["status"] == "not built"
     assert main(["data", "info", "bridge/mixed-v0", "--bins", "4"]) == 0
     out = capsys.readouterr().out
     assert "dataset_id: bridge/mixed-v0" in out and "observations: float32" in out

@@ -94,7 +94,8 @@ def test_shipped_expert_full_episodes_reproduce_the_reference_return(task):
     env = make_env(f"mamujoco:{task}")
     rets = collect(env, env.behavior_policy("expert"), episodes=ref["episodes"], seed=0,
                    n_envs=ref["episodes"]).episode_returns()
-    assert abs(rets.mean() - ref["mean"]) <= ref["std"], f"{task}: {rets.mean():.2f} vs card {ref['mean']} ± {ref['std']}"
+    assert abs(rets.mean() - ref["mean"]) <= ref["std"], (
+        f"{task}: {rets.mean():.2f} vs card {ref['mean']} ± {ref['std']}")
 
 
 @pytest.mark.skipif("Hopper-3x1" not in SHIPPED, reason="no shipped Hopper-3x1 behavior weights")

@@ -61,4 +61,5 @@ def test_simulator_pins_are_the_versions_the_cards_were_measured_with():
         with open(path) as f:
             versions = json.load(f)["simulator_versions"]
         for pkg in ("mujoco", "gymnasium-robotics", "gymnasium"):
-            assert pins.get(pkg) == versions[pkg], f"{os.path.basename(path)}: {pkg} card {versions[pkg]} pin {pins.get(pkg)}"
+            assert pins.get(pkg) == versions[pkg], (
+                f"{os.path.basename(path)}: {pkg} card {versions[pkg]} pin {pins.get(pkg)}")

@@ -39,9 +39,11 @@ def built_files(env_name: str, name: str) -> list[Path]:
 
     root = data_dir()
     if env_name.startswith("smax:"):
-        folder, pattern = root / "smax", rf"^{re.escape(env_name.split(':', 1)[1])}-{re.escape(name)}-(n|ep)\d+-s\d+-T\d+\.h5$"
+        map_name = re.escape(env_name.split(":", 1)[1])
+        folder, pattern = root / "smax", rf"^{map_name}-{re.escape(name)}-(n|ep)\d+-s\d+-T\d+\.h5$"
     else:
-        folder, pattern = root / env_name.replace(":", "_"), rf"^{re.escape(name)}-(\d+t|\d+ep|default)-seed\d+(-\w+)?\.h5$"
+        folder = root / env_name.replace(":", "_")
+        pattern = rf"^{re.escape(name)}-(\d+t|\d+ep|default)-seed\d+(-\w+)?\.h5$"
     if not folder.is_dir():
         return []
     files = [p for p in folder.iterdir() if re.match(pattern, p.name)]

@@ -4,19 +4,19 @@ warning when they differ from the installed ones.
 Every dataset marlkit builds or converts carries in ``meta`` (stored as HDF5 attrs, or in a Vault's
 ``metadata.json``) a *card*:
 
-=================== ==================================================================================
-key                 meaning
-=================== ==================================================================================
-dataset_id          ``env/name-vN`` (Minari's naming: ``mamujoco:Hopper-3x1/expert-v0``)
-marlkit_version     the marlkit that built or converted it
-simulator_versions  ``{package: version}`` of the env family's simulator packages (JSON)
+==================== ================================================================================
+key                  meaning
+==================== ================================================================================
+dataset_id           ``env/name-vN`` (Minari's naming: ``mamujoco:Hopper-3x1/expert-v0``)
+marlkit_version      the marlkit that built or converted it
+simulator_versions   ``{package: version}`` of the env family's simulator packages (JSON)
 behavior_fingerprint hash of the behavior weights (MuJoCo tasks), when there are any
-seed                seed of the build
-transitions         size T
-episodes            complete episodes (ending in a terminal or a timeout)
-return_mean/std     mean and standard deviation of the undiscounted team return over those episodes
-reference_returns   ``{"random": R0, "expert": R1}`` of the normalised score ``100 (R - R0) / (R1 - R0)`` (JSON)
-=================== ==================================================================================
+seed                 seed of the build
+transitions          size T
+episodes             complete episodes (ending in a terminal or a timeout)
+return_mean/std      mean and standard deviation of the undiscounted team return over those episodes
+reference_returns    ``{"random": R0, "expert": R1}`` of the score ``100 (R - R0) / (R1 - R0)`` (JSON)
+==================== ================================================================================
 
 The version ``N`` of a built dataset is :data:`DATASET_VERSION`; it is bumped whenever a change to the behavior
 policies, the simulator pins or the build procedure changes the data that a recipe (env, name, size, seed)
@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DATASET_VERSION", "SIMULATOR_PACKAGES", "SimulatorVersionWarning", "attach_card", "check_simulator_versions",
-           "dataset_id", "installed_versions", "parse_dataset_id", "return_histogram", "simulator_versions"]
+__all__ = ["DATASET_VERSION", "SIMULATOR_PACKAGES", "SimulatorVersionWarning", "attach_card",
+           "check_simulator_versions", "dataset_id", "installed_versions", "parse_dataset_id", "return_histogram", "simulator_versions"]
 
 DATASET_VERSION = 0
 """The ``vN`` of the IDs of every dataset this marlkit builds (see the module docstring)."""

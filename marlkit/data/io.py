@@ -109,7 +109,8 @@ def save_file(dataset: MultiAgentDataset, path: str | os.PathLike, fmt: str | No
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     if fmt == "vault":
         if path.suffix in (".h5", ".hdf5"):
-            raise ValueError(f"a Vault is a directory; {path} ends in {path.suffix} (give e.g. task.vlt/{path.stem})")
+            raise ValueError(f"a Vault is a directory; {path} ends in {path.suffix} "
+                             f"(give e.g. task.vlt/{path.stem})")
         from marlkit.data.vault import write_vault
 
         return write_vault(dataset, path, overwrite=overwrite)
