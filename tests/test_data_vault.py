@@ -100,6 +100,13 @@ def test_vault_round_trip_both_ways_discrete(tmp_path):
     np.testing.assert_array_equal(np.asarray(back["rewards"])[0], np.repeat(ds.rewards[:, None], 3, 1))
     np.testing.assert_array_equal(np.asarray(back["terminals"])[0, :, 0] != 0, ds.terminals)
     np.testing.assert_array_equal(np.asarray(back["truncations"])[0, :, 1] != 0, ds.timeouts)
+    # OG-MARL's episode returns of that Vault (agent 0's rewards summed up to each step whose flags are set for
+    # every agent) are marlkit's
+    r0 = np.asarray(back["rewards"])[0, :, 0]
+    ends = (np.asarray(back["terminals"])[0] != 0).all(-1) | (np.asarray(back["truncations"])[0] != 0).all(-1)
+    starts = np.concatenate([[0], np.flatnonzero(ends)[:-1] + 1])
+    og = [r0[a:b + 1].sum() for a, b in zip(starts, np.flatnonzero(ends))]
+    np.testing.assert_allclose(og, ds.episode_returns(), rtol=1e-6)
     # and marlkit reads it back field for field
     assert_identical(read_vault(out), ds)
 
