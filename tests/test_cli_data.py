@@ -60,7 +60,7 @@ def test_other_simulator_versions_warn_naming_both(tmp_path):
     both = r"mujoco built=2\.1\.0 installed=.*h5py built=0\.0\.1 installed=3"
     with pytest.warns(SimulatorVersionWarning, match=both):
         load_hdf5(path)
-    ds.meta["simulator_versions"] = json.dumps({"h5py": h5py.__version__})
+    ds.meta["simulator_versions"] = json.dumps({"h5py": h5py.__version__, "no-such-simulator": "1.0"})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert check_simulator_versions(ds.meta) == []

@@ -114,15 +114,16 @@ def check_simulator_versions(meta: dict, source: str = "dataset", warn: bool = T
         warn: emit one :class:`SimulatorVersionWarning` naming every difference.
 
     Returns:
-        One ``"package built=X installed=Y"`` entry per package whose versions differ (empty when they agree
-        or the card records none).
+        One ``"package built=X installed=Y"`` entry per installed package whose version differs (empty when
+        they agree or the card records none; a package that is not installed cannot disagree: the data is
+        used as it is, and only rolling the env out needs the simulator).
     """
     recorded = _as_dict(meta.get("simulator_versions"))
     if not recorded:
         return []
     now = installed_versions(list(recorded))
-    diffs = [f"{p} built={recorded[p]} installed={now[p] or 'not installed'}" for p in recorded
-             if recorded[p] is not None and now[p] != recorded[p]]
+    diffs = [f"{p} built={recorded[p]} installed={now[p]}" for p in recorded
+             if recorded[p] is not None and now[p] is not None and now[p] != recorded[p]]
     if diffs and warn:
         warnings.warn(f"{source} was built with other simulator versions than the installed ones: "
                       f"{'; '.join(diffs)} (returns and dynamics may differ)", SimulatorVersionWarning, stacklevel=3)
