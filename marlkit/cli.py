@@ -5,6 +5,8 @@
     marlkit train --env xor --dataset b --algo omiga --seeds 0-7 --vectorize --json
     marlkit envs | marlkit algos
     marlkit data build mamujoco:Hopper-3x1 --quality medium --transitions 100000 --seed 0
+    marlkit data list | marlkit data info mamujoco:Hopper-3x1/medium-v0
+    marlkit data convert vaults/3m.vlt/Good 3m-good.h5 --env smax:3m
     marlkit bench --preset quick
     marlkit bench --env xor --datasets a,b --algos bc --seeds 0-4 --steps 2000 [--backend ray]
 
@@ -196,6 +198,77 @@ def _data_build(args, extra) -> int:
     return 0
 
 
+def _data_errors(func):
+    """Run a ``marlkit data`` command; bad input (a missing or malformed file, an existing destination, a
+    missing extra) becomes one ``marlkit: error:`` line and exit status 2."""
+    def wrapped(args, extra) -> int:
+        from marlkit.envs.registry import UnknownNameError
+
+        try:
+            return func(args, extra)
+        except (UnknownNameError, FileNotFoundError, FileExistsError, ImportError, ValueError, OSError) as exc:
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            print(f"marlkit: error: {msg}", file=sys.stderr)
+            return 2
+    return wrapped
+
+
+@_data_errors
+def _data_list(args, extra) -> int:
+    from marlkit.data.browse import dataset_rows, format_rows
+
+    envs = None
+    if args.env:
+        from marlkit.envs.registry import list_envs
+
+        known = list_envs()
+        envs = [e for e in known if e == args.env or e.startswith(args.env.rstrip(":") + ":")]
+        if not envs:
+            raise ValueError(f"--env {args.env!r} matches no environment; see `marlkit envs`")
+    rows = dataset_rows(envs)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+    else:
+        print(format_rows(rows))
+    return 0
+
+
+@_data_errors
+def _data_info(args, extra) -> int:
+    import warnings
+
+    from marlkit.data.browse import format_info, open_dataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")         # the version check is part of the printed card
+        ds, source = open_dataset(args.dataset, max_episode_steps=args.max_episode_steps)
+    if args.json:
+        from marlkit.data.card import check_simulator_versions
+
+        rets = ds.episode_returns()
+        print(json.dumps({"source": source, "meta": {k: v for k, v in ds.meta.items()},
+                          "fields": {k: [str(v.dtype), list(v.shape)] for k, v in ds.fields().items()},
+                          "episode_returns": {"count": int(rets.size),
+                                              "mean": float(rets.mean()) if rets.size else None,
+                                              "std": float(rets.std()) if rets.size else None},
+                          "simulator_version_differences": check_simulator_versions(ds.meta, source, warn=False)},
+                         default=str))
+    else:
+        print(format_info(ds, source, bins=args.bins))
+    return 0
+
+
+@_data_errors
+def _data_convert(args, extra) -> int:
+    from marlkit.data.browse import convert
+
+    ds, path = convert(args.src, args.dst, fmt=args.to, overwrite=args.overwrite, env_name=args.env,
+                       name=args.name, max_episode_steps=args.max_episode_steps)
+    print(f"wrote {path}: {ds.meta['dataset_id']}, {ds.size} transitions, {ds.meta['episodes']} episodes")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="marlkit", description="Offline cooperative multi-agent RL.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -203,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one algorithm on one dataset and evaluate it",
                        description="Train; extra --name value options set algorithm hyperparameters.")
     t.add_argument("--env", required=True, help="environment name (see `marlkit envs`)")
-    t.add_argument("--dataset", required=True, help="dataset name of the env, or a path to an .h5 file")
+    t.add_argument("--dataset", required=True,
+                   help="dataset name or ID (env/name-vN) of the env, or a path to an .h5 file or a flashbax Vault")
     t.add_argument("--algo", required=True, help="algorithm name (see `marlkit algos`)")
     t.add_argument("--alpha", type=float, default=None, help="regularization weight α of the algorithm")
     t.add_argument("--steps", type=int, default=None, help="gradient updates (default: the env's)")
@@ -227,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
 
-    d = sub.add_parser("data", help="build datasets").add_subparsers(dest="data_command", required=True)
+    d = sub.add_parser("data", help="build, list, inspect and convert datasets").add_subparsers(
+        dest="data_command", required=True)
     b = d.add_parser("build", help="roll behavior policies out into a cached HDF5 dataset and print its card")
     b.add_argument("env", help="environment name (see `marlkit envs`)")
     b.add_argument("--quality", required=True, help="dataset name: random, medium, expert, medium-expert, "
@@ -238,6 +313,29 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-cache", action="store_true", help="rebuild and do not write the cache")
     b.add_argument("--json", action="store_true", help="print the dataset card as one JSON object")
     b.set_defaults(func=_data_build)
+    ls = d.add_parser("list", help="every env's named datasets with their card summary (size, return, built or not)")
+    ls.add_argument("--env", default=None, help="only this env or family (e.g. mamujoco)")
+    ls.add_argument("--json", action="store_true", help="one JSON object per dataset")
+    ls.set_defaults(func=_data_list)
+    inf = d.add_parser("info", help="a dataset's card, field shapes and return histogram")
+    inf.add_argument("dataset", metavar="PATH_OR_ID",
+                     help="an .h5 file, a flashbax Vault directory, or an ID env/name-vN (see `marlkit data list`)")
+    inf.add_argument("--bins", type=int, default=10, help="histogram bins")
+    inf.add_argument("--max-episode-steps", type=int, default=None,
+                     help="OMIGA layout: time limit whose rows become timeouts (1000 for MuJoCo)")
+    inf.add_argument("--json", action="store_true", help="print one JSON object")
+    inf.set_defaults(func=_data_info)
+    cv = d.add_parser("convert", help="convert a dataset: HDF5 <-> flashbax Vault, OMIGA layout -> HDF5")
+    cv.add_argument("src", help="source: .h5 (marlkit or OMIGA layout) or a Vault directory")
+    cv.add_argument("dst", help="destination: .h5 file, or a Vault directory such as vaults/task.vlt/medium")
+    cv.add_argument("--to", choices=("hdf5", "vault", "omiga"), default=None,
+                    help="output format (default: vault for a .vlt path, else hdf5)")
+    cv.add_argument("--env", default=None, help="env the data belongs to: checked and recorded in the card")
+    cv.add_argument("--name", default=None, help="dataset name in the ID env/name-v0")
+    cv.add_argument("--max-episode-steps", type=int, default=None,
+                    help="OMIGA layout: time limit whose rows become timeouts (1000 for MuJoCo)")
+    cv.add_argument("--overwrite", action="store_true", help="replace an existing destination")
+    cv.set_defaults(func=_data_convert)
 
     from marlkit.bench import add_bench_parser
 
@@ -259,7 +357,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args, extra)
-    except (UnknownNameError, DatasetError, FileNotFoundError, CheckpointError) as exc:
+    except (UnknownNameError, DatasetError, FileNotFoundError, FileExistsError, CheckpointError) as exc:
+        print(f"marlkit: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        if "pip install" not in str(exc):        # not one of marlkit's missing-extra messages
+            raise
         print(f"marlkit: error: {exc}", file=sys.stderr)
         return 2
 

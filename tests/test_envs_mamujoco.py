@@ -63,6 +63,41 @@ def test_shipped_behavior_levels_are_ordered(task):
     json.dumps(card)
 
 
+@pytest.mark.parametrize("task", SHIPPED)
+def test_shipped_expert_reproduces_its_card_on_the_installed_simulator(task):
+    """A short rollout of the shipped expert (``card['short_horizon_returns']``: 4 episodes x 300 steps, seed 0,
+    measured by ``python -m marlkit.behavior.td3 --task TASK --measure-short``) gives the card's returns, the
+    mean and each (identically seeded) episode, within the card's std over those episodes: a simulator version
+    that changes the dynamics fails here (MuJoCo 3.3.7 instead of 4.0.0 moves Ant's and HalfCheetah's episodes
+    by more than that)."""
+    from marlkit.behavior.td3 import SHORT_HORIZON, short_horizon_returns
+
+    card = load_card(task)
+    ref = card["short_horizon_returns"]
+    assert {k: ref[k] for k in SHORT_HORIZON} == SHORT_HORIZON
+    got = short_horizon_returns(task, **SHORT_HORIZON)
+    # the same seeds give the same episodes: each one is compared with its own card value, too
+    far = [k for k, (g, r) in enumerate(zip(got["returns"], ref["returns"])) if abs(g - r) > ref["std"]]
+    assert not far and abs(got["mean"] - ref["mean"]) <= ref["std"], (
+        f"{task}: expert returns over {ref['steps']} steps are {got['returns']} (mean {got['mean']}); the card, "
+        f"measured on {card['simulator_versions']}, says {ref['returns']} ({ref['mean']} ± {ref['std']}): "
+        f"re-measure the cards or install the pinned versions")
+
+
+@pytest.mark.parametrize("task", SHIPPED)
+def test_shipped_expert_full_episodes_reproduce_the_reference_return(task):
+    """The expert's card return (the normalised score's reference: 10 full episodes, seed 0, as datasets roll
+    it out) is reproduced within its std on the installed simulator."""
+    from marlkit.data.rollout import collect
+
+    ref = load_card(task)["measured_returns"]["expert"]
+    env = make_env(f"mamujoco:{task}")
+    rets = collect(env, env.behavior_policy("expert"), episodes=ref["episodes"], seed=0,
+                   n_envs=ref["episodes"]).episode_returns()
+    assert abs(rets.mean() - ref["mean"]) <= ref["std"], (
+        f"{task}: {rets.mean():.2f} vs card {ref['mean']} ± {ref['std']}")
+
+
 @pytest.mark.skipif("Hopper-3x1" not in SHIPPED, reason="no shipped Hopper-3x1 behavior weights")
 def test_build_hopper_datasets_deterministic_and_cached(tmp_path):
     ds = build_dataset("mamujoco:Hopper-3x1", "medium", transitions=400, seed=1)

@@ -42,3 +42,24 @@ def test_ci_runs_the_readme_test_command():
 
 def test_console_script_declared():
     assert _pyproject()["project"]["scripts"]["marlkit"] == "marlkit.cli:main"
+
+
+def test_simulator_pins_are_the_versions_the_cards_were_measured_with():
+    """The mujoco extra pins exactly the versions recorded in the shipped behavior cards (their returns and the
+    datasets built from them hold for those versions; tests/test_envs_mamujoco.py re-measures them)."""
+    import json
+
+    pins = {}
+    for req in _pyproject()["project"]["optional-dependencies"]["mujoco"]:
+        m = re.fullmatch(r"([A-Za-z0-9_.-]+)==([^,;\s]+)", req.strip())
+        if m:
+            pins[m[1].lower()] = m[2]
+    cards = [os.path.join(ROOT, "marlkit", "behavior_weights", f) for f in
+             os.listdir(os.path.join(ROOT, "marlkit", "behavior_weights")) if f.endswith(".json")]
+    assert cards
+    for path in cards:
+        with open(path) as f:
+            versions = json.load(f)["simulator_versions"]
+        for pkg in ("mujoco", "gymnasium-robotics", "gymnasium"):
+            assert pins.get(pkg) == versions[pkg], (
+                f"{os.path.basename(path)}: {pkg} card {versions[pkg]} pin {pins.get(pkg)}")

@@ -257,3 +257,22 @@ def test_discrete_algorithms_run_on_smax(algo_name, tmp_path_factory, monkeypatc
     assert rec["algo"] == algo_name and rec["env"] == f"smax:{MAP}" and rec["steps"] == 5
     assert rec["final_metrics"] and all(np.isfinite(v) for v in rec["final_metrics"].values())
     assert 0.0 <= rec["win_rate"] <= 1.0 and 0.0 <= rec["return"] <= 2.0 + 1e-6
+
+
+def test_train_from_an_og_marl_vault(env, env2, datasets, tmp_path):
+    """A SMAX dataset written as a flashbax Vault with OG-MARL's leaves only trains like the HDF5 file; a Vault of
+    another map is refused with the same error as an HDF5 file."""
+    pytest.importorskip("flashbax")
+    from marlkit.data.dataset import DatasetError
+    from marlkit.data.vault import read_vault, write_vault
+
+    good = datasets["good"]
+    path = write_vault(good, tmp_path / "5m_vs_6m.vlt" / "Good", successors=False)
+    back = read_vault(path)
+    np.testing.assert_array_equal(back.actions, good.actions[:back.size])
+    np.testing.assert_array_equal(back.avail_actions, good.avail_actions[:back.size])
+    rec = run(f"smax:{MAP}", str(path), "bc", SMALL, RunConfig(steps=50, eval_episodes=32, seed=0, threads=1,
+                                                                  progress=False))
+    assert rec["dataset"] == str(path) and 0.0 <= rec["win_rate"] <= 1.0
+    with pytest.raises(DatasetError, match="obs_dim 140 != env 'smax:2s3z'"):
+        load_dataset(env2, str(path))

@@ -13,7 +13,9 @@ updates) on the underlying Gymnasium v5 task and keeps checkpoints at the D4RL q
 Everything of a task lives in one safetensors file (``{name}.{parameter}`` keys) plus a JSON card with the
 training configuration and the measured returns, under :func:`weights_dir`.
 
-Run ``python -m marlkit.behavior.td3 --task Hopper-3x1 --steps 200000 --time-budget 1500``.
+Run ``python -m marlkit.behavior.td3 --task Hopper-3x1 --steps 200000 --time-budget 1500``;
+``--measure-only`` re-measures the card's returns (10 full episodes per level) and ``--measure-short`` its
+short-horizon expert return (:data:`SHORT_HORIZON`), each with the simulator versions it was measured on.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ import torch.nn.functional as F
 
 from marlkit.nets.mlp import mlp_layers
 
-__all__ = ["JointActor", "TD3Config", "train_td3", "weights_dir", "weights_path", "load_policies", "load_card",
-           "select_levels"]
+__all__ = ["JointActor", "SHORT_HORIZON", "TD3Config", "train_td3", "weights_dir", "weights_path", "load_policies",
+           "load_card", "select_levels", "measure_returns", "short_horizon_returns"]
 
 
 def weights_dir() -> Path:
@@ -271,11 +273,61 @@ def measure_returns(task: str, episodes: int = 10, seed: int = 0, directory: Pat
         policy = env.behavior_policy(level, directory=directory)
         rets = collect(env, policy, episodes=episodes, seed=seed, n_envs=episodes).episode_returns()
         out[level] = {"mean": round(float(rets.mean()), 2), "std": round(float(rets.std()), 2), "episodes": episodes}
+    _update_card(task, directory, measured_returns=out)
+    return out
+
+
+def _update_card(task: str, directory: Path | None, **entries) -> None:
+    """Write ``entries`` into the card, with the simulator versions they were measured on (atomic rewrite)."""
+    from marlkit.data.card import simulator_versions
+    from marlkit.utils import atomic_path
+
     path = weights_path(task, ".json", directory)
     card = json.loads(path.read_text())
-    card["measured_returns"] = out
-    path.write_text(json.dumps(card, indent=1))
-    return out
+    card.update(entries)
+    card["simulator_versions"] = simulator_versions("mamujoco:" + task)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(card, indent=1))
+
+
+SHORT_HORIZON = {"level": "expert", "episodes": 4, "steps": 300, "seed": 0}
+"""The short rollout whose return the cards record as ``short_horizon_returns`` (tests re-run it)."""
+
+
+def short_horizon_returns(task: str, level: str = "expert", episodes: int = 4, steps: int = 300, seed: int = 0,
+                          directory: Path | None = None) -> dict:
+    """Undiscounted team return of the first ``steps`` steps of ``episodes`` episodes of actor ``level``,
+    rolled out as datasets are (multi-agent env, Gaussian action noise ``BEHAVIOR_NOISE``, noise generator and
+    env resets seeded by ``seed``); an episode that ends earlier contributes its whole return.
+
+    Returns:
+        ``{"level", "episodes", "steps", "seed", "mean", "std", "returns"}`` (std over the episodes).
+
+    Raises:
+        ValueError: unless ``episodes`` and ``steps`` are positive.
+    """
+    from marlkit.envs.mamujoco import MaMuJoCoEnv
+
+    if episodes <= 0 or steps <= 0:
+        raise ValueError(f"episodes and steps must be positive, got {episodes}, {steps}")
+    env = MaMuJoCoEnv(task)
+    policy = env.behavior_policy(level, directory=directory)
+    rng = np.random.default_rng(seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        obs, state, avail = env.reset(n_envs=episodes, seed=seed)
+        total = np.zeros(episodes)
+        for _ in range(steps):
+            res = env.step(policy.act(obs, state, avail, rng))
+            total += res.reward                 # finished episodes stay frozen with zero reward
+            obs, state, avail = res.obs, res.state, res.avail
+    finally:
+        torch.set_num_threads(threads)
+        env.close()
+    return {"level": level, "episodes": episodes, "steps": steps, "seed": seed,
+            "mean": round(float(total.mean()), 2), "std": round(float(total.std()), 2),
+            "returns": [round(float(r), 2) for r in total]}
 
 
 def main(argv=None) -> None:
@@ -289,8 +341,15 @@ def main(argv=None) -> None:
     p.add_argument("--measure-only", action="store_true",
                    help="only (re)measure the saved actors' returns into the card (--episodes of them)")
     p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--measure-short", action="store_true",
+                   help="only (re)measure the short-horizon expert return (SHORT_HORIZON) into the card")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    if args.measure_short:
+        out = short_horizon_returns(args.task, directory=args.out, **SHORT_HORIZON)
+        _update_card(args.task, args.out, short_horizon_returns=out)
+        print(json.dumps(out))
+        return
     if args.measure_only:
         print(json.dumps(measure_returns(args.task, args.episodes, args.seed, args.out)))
         return

@@ -2,7 +2,8 @@
 
 ``build_dataset("mamujoco:Hopper-3x1", "medium", transitions=100_000, seed=0)`` rolls the task's behavior
 policy out (:func:`marlkit.data.rollout.collect`), attaches a dataset card (size, episodes, mean ± std return,
-behavior source; like omiga.md Table 2) to ``meta`` — stored as HDF5 attrs — and caches the file under
+behavior source, ``env/name-vN`` ID, simulator versions, reference returns: :mod:`marlkit.data.card`; like
+omiga.md Table 2) to ``meta`` — stored as HDF5 attrs — and caches the file under
 ``data_dir()/<env>/<quality>-<size>-seed<seed>[-<behavior weights hash>].h5`` (``$MARLKIT_DATA`` overrides the
 directory). A second call with the same arguments loads the file.
 
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from marlkit.data.card import attach_card
 from marlkit.data.dataset import MultiAgentDataset
 from marlkit.data.hdf5 import load_hdf5, save_hdf5
 from marlkit.data.rollout import collect
@@ -48,7 +50,8 @@ def dataset_path(env_name: str, quality: str, transitions: int | None, episodes:
 def dataset_card(ds: MultiAgentDataset) -> dict:
     """Size, episodes, mean ± std return and provenance of a dataset (what ``marlkit data build`` prints)."""
     rets = ds.episode_returns()
-    return {"env": ds.meta.get("env"), "dataset": ds.meta.get("dataset"), "transitions": ds.size,
+    return {"dataset_id": ds.meta.get("dataset_id"), "env": ds.meta.get("env"), "dataset": ds.meta.get("dataset"),
+            "transitions": ds.size,
             "episodes": int(rets.size), "return_mean": round(float(rets.mean()), 4) if rets.size else None,
             "return_std": round(float(rets.std()), 4) if rets.size else None,
             "behavior": ds.meta.get("behavior"), "seed": ds.meta.get("seed")}
@@ -127,6 +130,9 @@ def build_dataset(env_name: str, quality: str, transitions: int | None = None, e
     if cache and path.exists():
         ds = load_hdf5(path)
         ds.check_compatible(env.spec)
+        if "dataset_id" not in ds.meta:       # cached before datasets carried cards: versions unknown
+            attach_card(ds, env.spec.name, quality, seed=seed, versions={},
+                        reference_returns=getattr(env, "reference_returns", None))
         if verbose:
             print(_format_card(dataset_card(ds), path, cached=True))
         return ds
@@ -134,9 +140,8 @@ def build_dataset(env_name: str, quality: str, transitions: int | None = None, e
     ds.meta.update({"env": env.spec.name, "dataset": quality, "seed": int(seed)})
     if source:
         ds.meta["behavior_fingerprint"] = source
+    attach_card(ds, env.spec.name, quality, seed=seed, reference_returns=getattr(env, "reference_returns", None))
     card = dataset_card(ds)
-    ds.meta.update({"return_mean": card["return_mean"], "return_std": card["return_std"],
-                    "episodes": card["episodes"], "transitions": card["transitions"]})
     ds.validate()
     if cache:
         save_hdf5(ds, path, overwrite=True)

@@ -2,7 +2,7 @@
 
 Datasets are stored under the same keys as the container's fields; provenance lives in the file's attrs
 (``env``, ``dataset``, ``behavior``, ``n_agents``, ``action_space``, ``seed``, ``marlkit_version``,
-``schema_version``). Writes go to a temporary file in the target directory and are renamed into place, so an
+``schema_version`` and the dataset card of :mod:`marlkit.data.card`: ``dataset_id``, ``simulator_versions``, ...). Writes go to a temporary file in the target directory and are renamed into place, so an
 interrupted or failed write never leaves a half-written file and never touches an existing one.
 """
 
@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from marlkit import __version__
+from marlkit.data.card import check_simulator_versions
 from marlkit.data.dataset import OPTIONAL_FIELDS, REQUIRED_FIELDS, DatasetError, MultiAgentDataset
 from marlkit.utils import atomic_path
 
@@ -55,6 +56,10 @@ def save_hdf5(dataset: MultiAgentDataset, path: str | os.PathLike, overwrite: bo
 def load_hdf5(path: str | os.PathLike) -> MultiAgentDataset:
     """Read and validate a marlkit HDF5 dataset.
 
+    Warns:
+        SimulatorVersionWarning: if the file's card records other simulator package versions than the
+            installed ones (naming both; :func:`marlkit.data.card.check_simulator_versions`).
+
     Raises:
         FileNotFoundError: if the file does not exist.
         DatasetError: if the file is not valid HDF5, lacks a key, or any field fails validation.
@@ -69,7 +74,12 @@ def load_hdf5(path: str | os.PathLike) -> MultiAgentDataset:
     with f:
         missing = [k for k in REQUIRED_FIELDS if k not in f]
         if missing:
-            raise DatasetError(f"{path}: missing key(s) {missing}; a marlkit dataset needs {list(REQUIRED_FIELDS)}")
+            hint = ""
+            if all(k in f for k in ("s", "o", "a", "r", "d")):
+                hint = (" (this file is in the OMIGA layout: read it with marlkit.data.omiga_format.read_omiga_hdf5"
+                        " or convert it with `marlkit data convert SRC DST.h5`)")
+            raise DatasetError(f"{path}: missing key(s) {missing}; a marlkit dataset needs {list(REQUIRED_FIELDS)}"
+                               f"{hint}")
         try:
             arrays = {k: f[k][()] for k in REQUIRED_FIELDS}
             arrays.update({k: f[k][()] for k in OPTIONAL_FIELDS if k in f})
@@ -92,4 +102,5 @@ def load_hdf5(path: str | os.PathLike) -> MultiAgentDataset:
     space = meta.get("action_space")
     if space is not None and space != ("discrete" if ds.discrete else "continuous"):
         raise DatasetError(f"{path}: attrs say action_space={space!r} but the actions array disagrees")
+    check_simulator_versions(meta, str(path))
     return ds

@@ -115,12 +115,21 @@ def read_omiga_hdf5(path: str | os.PathLike, max_episode_steps: int | None = Non
         episode_starts=starts, meta=info)
 
 
-def write_omiga_hdf5(dataset: MultiAgentDataset, path: str | os.PathLike) -> Path:
+def write_omiga_hdf5(dataset: MultiAgentDataset, path: str | os.PathLike, overwrite: bool = True) -> Path:
     """Export ``dataset`` in the OMIGA layout (one row per transition; ``d`` = terminal; timeouts are not
-    representable and are dropped: read back with ``max_episode_steps``)."""
+    representable and are dropped: read back with ``max_episode_steps``). Written atomically (temp file +
+    rename).
+
+    Raises:
+        FileExistsError: if ``path`` exists and ``overwrite`` is False.
+    """
+    from marlkit.utils import atomic_path
+
     path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("s", data=dataset.states)
         f.create_dataset("o", data=dataset.observations)
         f.create_dataset("a", data=dataset.actions)

@@ -1,4 +1,6 @@
-"""Multi-agent MuJoCo (MaMuJoCo) from ``gymnasium-robotics`` (``mamujoco_v1``, MuJoCo 3+, Gymnasium v5 dynamics).
+"""Multi-agent MuJoCo (MaMuJoCo) from ``gymnasium-robotics`` (``mamujoco_v1``, Gymnasium v5 dynamics; the versions
+of mujoco, gymnasium-robotics and gymnasium are pinned by the ``mujoco`` extra to the ones the shipped behavior
+cards were measured with, see docs/datasets.md).
 
 Tasks (omiga.md, App. B), all with ``agent_obsk = 1`` (each agent sees its own joints and their neighbours):
 

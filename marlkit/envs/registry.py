@@ -105,30 +105,47 @@ def data_dir() -> Path:
 
 
 def load_dataset(env: MultiAgentEnv, dataset: str, size: int | None = None, seed: int = 0) -> MultiAgentDataset:
-    """Resolve ``dataset`` for ``env``: a path to a marlkit HDF5 file, or one of the env's named datasets.
+    """Resolve ``dataset`` for ``env``: a path to a marlkit HDF5 file or a flashbax Vault directory
+    (:func:`marlkit.data.io.load_file`), a dataset ID ``env/name-vN``, or one of the env's named datasets.
 
     Args:
         env: the environment the data must match.
-        dataset: file path (``*.h5``/``*.hdf5``) or a dataset name the env knows.
+        dataset: file path (``*.h5``/``*.hdf5``, a Vault directory), an ID, or a dataset name the env knows.
         size: number of transitions for sampled datasets (env default when None).
         seed: seed for sampled/built datasets.
 
     Raises:
-        UnknownNameError: if the env has no dataset of that name.
-        DatasetError: if a loaded file does not match the env.
+        UnknownNameError: if the env has no dataset of that name, or the ID names another env or version.
+        DatasetError: if a loaded file does not match the env (agent count, shapes, action space).
     """
-    from marlkit.data.hdf5 import load_hdf5
+    from marlkit.data.card import attach_card, parse_dataset_id
+    from marlkit.data.io import is_dataset_path, load_file
 
-    if dataset.endswith((".h5", ".hdf5")) or os.path.sep in dataset:
-        ds = load_hdf5(dataset)
+    parsed = None if Path(dataset).exists() else parse_dataset_id(dataset)
+    if parsed is not None:                    # an ID env/name-vN: the env's named dataset of that version
+        from marlkit.data.card import DATASET_VERSION
+
+        id_env, name, version = parsed
+        if id_env != env.spec.name:
+            raise UnknownNameError(f"dataset ID {dataset!r} belongs to env {id_env!r}, not {env.spec.name!r}")
+        if version != DATASET_VERSION:
+            raise UnknownNameError(f"dataset ID {dataset!r}: this marlkit builds version v{DATASET_VERSION} of "
+                                   f"{id_env}/{name}, not v{version}")
+        dataset = name
+    if parsed is None and is_dataset_path(dataset):
+        # the OMIGA layout does not mark time-limit cuts: the env's episode limit does
+        ds = load_file(dataset, max_episode_steps=env.spec.episode_limit)
     else:
         names = getattr(env, "datasets", {})
         if dataset not in names:
             raise UnknownNameError(f"unknown dataset {dataset!r} for env {env.spec.name!r}; "
-                                   f"valid: {', '.join(sorted(names))} (or a path to an .h5 file)")
+                                   f"valid: {', '.join(sorted(names))} (or a path to an .h5 file or a Vault)")
         kwargs = {"seed": seed}
         if size is not None:
             kwargs["size"] = size
         ds = env.make_dataset(dataset, **kwargs)
+        if "dataset_id" not in ds.meta:       # sampled in memory (matrix games): card without a file
+            attach_card(ds, env.spec.name, dataset, seed=seed,
+                        reference_returns=getattr(env, "reference_returns", None))
     ds.check_compatible(env.spec)
     return ds

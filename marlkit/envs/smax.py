@@ -449,6 +449,7 @@ class SMAXEnv(MultiAgentEnv):
             UnknownNameError: for an unknown dataset name.
             ValueError: if ``size``/``episodes`` is not a positive integer or both are given.
         """
+        from marlkit.data.card import attach_card
         from marlkit.data.hdf5 import load_hdf5, save_hdf5
         from marlkit.envs.registry import UnknownNameError
 
@@ -467,7 +468,11 @@ class SMAXEnv(MultiAgentEnv):
         seed = int(seed)
         path = self.dataset_path(name, size, seed, episodes)
         if cache and path.exists():
-            return load_hdf5(path)
+            ds = load_hdf5(path)
+            if "dataset_id" not in ds.meta:   # cached before datasets carried cards: versions unknown
+                attach_card(ds, self.spec.name, name, seed=seed, versions={},
+                            reference_returns=getattr(self, "reference_returns", None))
+            return ds
         if name == "mixed":
             from marlkit.data.views import mix
 
@@ -477,6 +482,7 @@ class SMAXEnv(MultiAgentEnv):
                             "behavior": "50/50 mixture of the medium and good datasets"})
         else:
             ds = self._build(name, size, seed, episodes)
+        attach_card(ds, self.spec.name, name, seed=seed, reference_returns=getattr(self, "reference_returns", None))
         if cache:
             path.parent.mkdir(parents=True, exist_ok=True)
             save_hdf5(ds, path, overwrite=True)
