@@ -28,7 +28,8 @@ Timing: after a warm-up block of each, ``--blocks`` rounds of one block of ``--b
 code and one of marlkit's (the order alternates between rounds), each block timed with process CPU time and
 wall time. Reported per implementation: median ms/update over blocks; per round the ratio official/marlkit of
 the two adjacent blocks (median and min–max over rounds). FLOPs per update: ``FlopCounterMode`` over one update
-of each (matrix products; elementwise work is not counted); GFLOP/s = FLOPs per CPU-second.
+of each (matrix products, including the oneDNN products of marlkit's large CPU linear layers; elementwise work
+is not counted); GFLOP/s = FLOPs per CPU-second.
 
     python benchmarks/vs_official.py --omiga-repo ../OMIGA --comadice-repo ../ComaDICE \\
         --blocks 6 --block 50 --threads 1 --markdown-out benchmarks/results/vs_official.md
@@ -270,8 +271,20 @@ def build_marlkit(name: str, spec, data, hidden: int, extra: dict, pool: int):
     return algo, batches
 
 
+def _onednn_linear_flops(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of ``mkldnn._linear_pointwise(x [..., in], W [out, in], ...)``, the oneDNN product behind marlkit's
+    large CPU linear layers (forward and backward), which ``FlopCounterMode`` has no formula for."""
+    rows = 1
+    for d in x_shape[:-1]:
+        rows *= d
+    return 2 * rows * x_shape[-1] * w_shape[0]
+
+
 def count_flops(step) -> int:
-    with FlopCounterMode(display=False) as fc:
+    """Matrix-product FLOPs of one call of ``step`` (``FlopCounterMode``, plus marlkit's oneDNN linear)."""
+    op = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+    custom = {op: _onednn_linear_flops} if op is not None else {}
+    with FlopCounterMode(display=False, custom_mapping=custom) as fc:
         step()
     return int(fc.get_total_flops())
 

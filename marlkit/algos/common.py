@@ -335,8 +335,8 @@ class MixedCriticLearner(Algorithm):
 
     def twin_mixed_td_loss(self, q: torch.Tensor, y: torch.Tensor,
                            states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``Σ_k E[(Q^k_tot(s, a) − y)²]`` for twin local values ``q [2, B, N]`` (each twin mixed by the online
-        mixer), target ``y [B]``, ``states [B, state_dim]``. Returns the loss and ``Q_tot [2, B]``."""
+        """``Σ_k E[(Q^k_tot(s, a) − y)²]`` for the local values of E critics ``q [E, B, N]`` (each mixed by the online
+        mixer), target ``y [B]``, ``states [B, state_dim]``. Returns the loss and ``Q_tot [E, B]``."""
         q_tot = self.mixer(q, states)
         return (q_tot - y).pow(2).mean(-1).sum(), q_tot
 

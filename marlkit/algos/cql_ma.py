@@ -10,8 +10,10 @@ factorises, so ``y = r + γ(1−d) Q̄_tot(s', argmax_i Q̄_i(o'_i, ·))``.
 
 - discrete: CQL-DQN; the decentralised policy is ``π_i(o_i) = argmax_a Q_i(o_i, a)``.
 - continuous: CQL-SAC; tanh-Gaussian actors maximise ``Σ_i w_i(s) min_k Q^k_i(o_i, ã_i) − β log π_i`` with
-  automatic entropy tuning (target entropy −act_dim), twin critics, and the importance-sampled log-sum-exp over
-  10 uniform + 10 current-policy + 10 next-state-policy actions (Kumar et al. 2020, App. F; official code).
+  automatic entropy tuning (target entropy −act_dim) and the importance-sampled log-sum-exp over 10 uniform +
+  10 current-policy + 10 next-state-policy actions (Kumar et al. 2020, App. F; official code). One local critic
+  per agent by default, as the CQL baseline of comadice.md's code (``agents/continuous/cql.py`` of the ComaDICE
+  repository); ``twin_critics=True`` gives CQL-SAC's clipped double Q (twice the critic arithmetic).
 """
 
 from __future__ import annotations
@@ -44,11 +46,14 @@ class CQLMAConfig(MixedCriticConfig):
         alpha: CQL trade-off α on the local regularizer (1, omiga.md Tables 5–6).
         n_action_samples: proposal actions per distribution for the continuous log-sum-exp (10, CQL official code).
         target_entropy: SAC target entropy per agent; None → −act_dim (CQL official code).
+        twin_critics: continuous actions: twin local critics Q¹, Q² (CQL-SAC) instead of one (comadice.md's CQL
+            baseline, the default).
     """
 
     alpha: float = 1.0
     n_action_samples: int = 10
     target_entropy: float | None = None
+    twin_critics: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -65,7 +70,7 @@ class CQLMA(MixedCriticLearner):
     def __init__(self, spec, config: CQLMAConfig | None = None, device="cpu"):
         super().__init__(spec, config, device)
         c, n = self.config, spec.n_agents
-        self.build_mixed_critic(ensemble=1 if spec.discrete else 2)  # twin critics for continuous actions
+        self.build_mixed_critic(ensemble=2 if c.twin_critics and not spec.discrete else 1)
         if not spec.discrete:
             self.policy = TanhGaussianPolicy(n, spec.obs_dim, spec.act_dim, c.hidden, c.share_params)
             self.log_ent_coef = torch.nn.Parameter(torch.zeros(()))
@@ -91,6 +96,12 @@ class CQLMA(MixedCriticLearner):
         return {"td_loss": td, "cql_penalty": cql, "critic_loss": td + c.alpha * cql, "q_tot": q_tot.mean()}
 
     # ------------------------------------------------------------------ continuous
+    @staticmethod
+    def critics(q, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Local values of every critic, ``[E, B, N]`` (E = 1 or 2)."""
+        values = q(obs, actions)
+        return values if values.dim() == 3 else values.unsqueeze(0)
+
     def _policy_samples(self, obs: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """K actions per state from π (no gradient) for the draws ``eps [K, B, N, d]``: ``[K, B, N, d]`` and
         log-probs ``[K, B, N]``."""
@@ -105,17 +116,18 @@ class CQLMA(MixedCriticLearner):
         obs, nobs = batch["observations"], batch["next_observations"]
         with torch.no_grad():
             a_next, _ = self.policy.rsample(nobs, eps=batch["noise/next_action"])
-            y = self.mixed_td_target(batch, self.q_target(nobs, a_next).min(0).values)
-        q_data = self.q(obs, batch["actions"])  # [2, B, N]
-        td, q_tot = self.twin_mixed_td_loss(q_data, y, batch["states"])  # q_tot [2, B]
+            y = self.mixed_td_target(batch, self.critics(self.q_target, nobs, a_next).min(0).values)
+        q_data = self.critics(self.q, obs, batch["actions"])  # [E, B, N]
+        td, q_tot = self.twin_mixed_td_loss(q_data, y, batch["states"])  # q_tot [E, B]
         rand = batch["noise/uniform"] * 2 - 1  # uniform proposals on [-1, 1]^d, density 2^-d
         rand_logp = -rand.shape[-1] * math.log(2.0)
         cur, cur_logp = self._policy_samples(obs, batch["noise/proposals"])
         nxt, nxt_logp = self._policy_samples(nobs, batch["noise/next_proposals"])
-        q_samples = candidate_values(self.q, obs, torch.cat([rand, cur, nxt], 0))  # [2, 3K, B, N]
+        q_samples = candidate_values(self.q, obs, torch.cat([rand, cur, nxt], 0))  # [(E,) 3K, B, N]
+        q_samples = q_samples if q_samples.dim() == 4 else q_samples.unsqueeze(0)
         logp = torch.cat([torch.full_like(cur_logp, rand_logp), cur_logp, nxt_logp], 0)
         cql = cql_logsumexp_continuous(q_samples.transpose(0, 1), logp.unsqueeze(1), q_data)
-        cql = cql.mean(dim=(1, 2)).sum()  # summed over the twins like the TD term
+        cql = cql.mean(dim=(1, 2)).sum()  # summed over the critics like the TD term
         return {"td_loss": td, "cql_penalty": cql, "critic_loss": td + c.alpha * cql, "q_tot": q_tot.mean()}
 
     def sac_actor_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,7 +135,7 @@ class CQLMA(MixedCriticLearner):
         a, logp = self.policy.rsample(batch["observations"], eps=batch["noise/actor"])
         with torch.no_grad():
             w = self.mixer.weights(batch["states"])
-        q = self.q(batch["observations"], a).min(0).values
+        q = self.critics(self.q, batch["observations"], a).min(0).values
         beta = self.log_ent_coef.exp().detach()
         return (beta * logp.sum(-1) - (w * q).sum(-1)).mean(), logp
 
