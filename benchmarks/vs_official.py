@@ -80,28 +80,31 @@ ROWS = (
 )
 """Table rows: label, marlkit algorithm (and official repository), marlkit config overrides."""
 
-NOTES = """Work per update (read from the official code at the commits above; the networks' sizes are the same
-3-layer 256-unit local nets and 64-unit mixers on both sides unless listed):
+NOTES = """Work per update (read from the official code at the commits above; both sides use 3-layer 256-unit local
+networks and 64-unit mixers unless listed):
 
 - OMIGA, official: three losses with three backward passes, three clip-norm calls and three per-tensor Adam
   steps; the target Q, V and mixer forwards run with autograd recording (their outputs are detached afterwards);
   the target mixer runs twice (at s and at s'); V(o') comes from a target V network (soft-updated, like the Q and
   mixer targets, by a Python loop of three ops per tensor). Its mixer (one shared 64-unit hidden layer, weight
-  and bias heads) is built on the observation size and reads ``s`` as ``[B, N, obs_dim]``: N·obs_dim inputs
+  and bias heads) is built on the observation size and reads `s` as `[B, N, obs_dim]`: N·obs_dim inputs
   (54 on halfcheetah-6x1, 126 on ant-2x4).
 - OMIGA, marlkit: one loss, one backward, one fused Adam step; targets without autograd, the target mixer on s and
   s' in one pass; V(o') from the online V without gradient (no V target); separate 2-layer weight and bias nets on
-  the global state (17 / 105 inputs); fused Polyak updates of the Q and mixer targets only.
+  the global state (17 / 105 inputs); fused Polyak updates of the Q and mixer targets only. Same local-network
+  forwards and backwards as the official code, so the same matrix-product FLOPs up to the mixers.
 - ComaDICE, official: four backward calls (q with the mixer; ν with λ_ν; λ_e alone; the actor); the ν loss
   evaluates the mixer again with gradient (its backward pass also runs through the mixer, whose gradient is not
   used); the actor's weights come from extra target-q and target-mixer forwards at (o, a) and s; no separate
-  initial-state minibatch (the in-batch rows that start an episode, ~0.1% of the rows here);
-  two learned Lagrange multipliers; Polyak updates of every network, actor included, by a Python loop; host syncs
-  (``.item()``, NaN asserts). Its mixer reads per-agent states ``[B, N, state_dim]``: N·state_dim inputs
-  (102 / 210).
-- ComaDICE, marlkit: two stages (q-fitting; ν and policy in one loss and one backward), fused Adam; ν on o, the
-  128 initial observations o₀ (and o' for the full gradient) in one batched pass, the mixer on s, s₀ (and s')
-  without gradient; Polyak updates of the ν and mixer targets only; mixer on the global state
+  initial-state minibatch (the in-batch rows that start an episode, ~0.1% of the rows here); two learned
+  Lagrange multipliers; Polyak updates of every network, actor included, by a Python loop; host syncs
+  (`.item()`, NaN asserts). Its q-fitting regresses the mixed q onto r + γ ν̄_tot(s') (no ν(o) forward). Its
+  mixer reads per-agent states `[B, N, state_dim]`: N·state_dim inputs (102 / 210).
+- ComaDICE, marlkit: two stages (q-fitting; ν and policy in one loss and one backward), fused Adam. More
+  local-network work than the official code: the q-fitting target A_tot ≈ r + γ ν̄_tot(s') − ν_tot(s) needs a
+  ν(o) forward, Eq. 11 evaluates ν with gradient on the 128 initial observations o₀ as well as on o (and on o'
+  for the full gradient), and stage 2 re-evaluates q (just fitted) without gradient; the mixer runs on s, s₀
+  (and s') without gradient; Polyak updates of the ν and mixer targets only; mixer on the global state
   (17 / 105 inputs)."""
 
 
@@ -372,7 +375,8 @@ def markdown(rows: list[dict], argv: list[str], commits: dict[str, str], args) -
          f"sampling excluded on both sides). {args.blocks} rounds of one block of {args.block} updates of each, order "
          "alternating per round, after a warm-up block of each; ms/update: median over blocks of process CPU time "
          "(wall time alongside); ratio: official/marlkit per round (adjacent blocks), median [min–max]; FLOPs: "
-         "`FlopCounterMode` over one update (matrix products only); GFLOP/s per CPU-second."), "",
+         "`FlopCounterMode` over one update (matrix products, marlkit's oneDNN products included); GFLOP/s per "
+         "CPU-second. CPU-time ratios are the robust figures on a loaded machine; wall times vary with load."), "",
         *table(rows), "",
         NOTES, "",
     ]
