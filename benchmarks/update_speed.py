@@ -169,9 +169,9 @@ def bench_population(name: str, shape_name: str, device: str, threads: int, upda
 
 
 def bench_algo(name: str, shape_name: str, device: str, threads: int, updates: int, repeats: int, overrides: dict,
-               compiled: bool = False):
+               compiled: str | None = None):
     """Median seconds per ``train_step`` of one algorithm (None if it does not support the shape's actions);
-    ``compiled``: through torch.compile (inductor; CUDA graphs on CUDA)."""
+    ``compiled``: a torch.compile backend to run the stages through (``"inductor"``: CUDA graphs on CUDA)."""
     shape = SHAPES[shape_name]
     cls = get_algo(name)
     data, spec = synthetic(shape)
@@ -183,7 +183,7 @@ def bench_algo(name: str, shape_name: str, device: str, threads: int, updates: i
     sampler = DeviceSampler(data, device, seed=0)
     algo.setup(sampler)
     if compiled:
-        algo.enable_compile()
+        algo.enable_compile(compiled)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     return time_updates(lambda: algo.train_step(sampler), updates, repeats, sync)
 
@@ -426,11 +426,16 @@ def main(argv=None) -> int:
     p.add_argument("--vs-omiga-blocks", type=int, default=4, help="block pairs of that table")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="devices of the main table: cpu (at every --threads), cuda, or auto (cpu, plus cuda if present)")
-    p.add_argument("--compile", action="store_true",
-                   help="also time every algorithm with torch.compile (inductor; CUDA graphs on CUDA)")
+    p.add_argument("--compile", default="",
+                   help="comma-separated algorithms also timed through torch.compile ('all' for every one)")
+    p.add_argument("--compile-backend", default="inductor",
+                   help="torch.compile backend of --compile (inductor: CUDA graphs on CUDA; eager: tracing only)")
     p.add_argument("--smoke", action="store_true", help="tiny networks and a few updates (CI smoke test)")
     p.add_argument("--json", default=None, help="write raw results here")
     p.add_argument("--markdown", default=None, help="write the results table here (e.g. benchmarks/RESULTS.md)")
+    p.add_argument("--section", default=None,
+                   help="with --markdown: replace (or append) only the section between '<!-- section:NAME -->' "
+                        "markers of that file, keeping the rest")
     args = p.parse_args(argv)
 
     overrides = {"hidden": (256, 256), "batch_size": 128}
@@ -452,8 +457,10 @@ def main(argv=None) -> int:
     for shape in args.shapes.split(",") if not args.reference_only else []:
         for device, threads in devices:
             for name in args.algos.split(","):
-                for compiled in (False, True) if args.compile else (False,):
-                    sec = bench_algo(name, shape, device, threads, args.updates, args.repeats, overrides, compiled)
+                compile_these = set(ALGOS) if args.compile == "all" else set(filter(None, args.compile.split(",")))
+                for compiled in (False, True) if name in compile_these else (False,):
+                    sec = bench_algo(name, shape, device, threads, args.updates, args.repeats, overrides,
+                                     args.compile_backend if compiled else None)
                     if sec is not None:
                         label = f"{name} (compiled)" if compiled else name
                         rows.append(dict(algo=label, shape=shape, device=device, threads=threads, ms=sec * 1e3))
@@ -526,7 +533,23 @@ def write_markdown(rows, args, path: Path, ref_rows=(), vs_lines=()) -> None:
         from data_build import markdown_section
 
         lines += markdown_section(json.loads(Path(args.data_json).read_text()))
-    path.write_text("\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    if args.section:  # one section of a larger document: headings one level down
+        text = "\n".join("#" + line if line.startswith("#") else line for line in text.splitlines()) + "\n"
+        text = text.replace("## Update speed", f"## Update speed: {args.section}", 1)
+        text = replace_section(path.read_text() if path.exists() else "", args.section, text)
+    path.write_text(text)
+
+
+def replace_section(document: str, name: str, body: str) -> str:
+    """``document`` with the text between ``<!-- section:name -->`` and ``<!-- /section:name -->`` replaced by
+    ``body`` (the marked section appended when there is none)."""
+    start, end = f"<!-- section:{name} -->", f"<!-- /section:{name} -->"
+    block = f"{start}\n{body}{end}\n"
+    if start in document and end in document:
+        head, rest = document.split(start, 1)
+        return head + block + rest.split(end, 1)[1].lstrip("\n")
+    return document + ("\n" if document and not document.endswith("\n") else "") + block
 
 
 if __name__ == "__main__":

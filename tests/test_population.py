@@ -4,6 +4,7 @@ gradient clipping, the contract's refusals, and the CLI's --seeds/--alphas/--vec
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -256,3 +257,26 @@ def test_update_speed_smoke_covers_every_algorithm(tmp_path):
     assert {(r["algo"], r["shape"]) for r in raw["reference"]} == set(update_speed.REFERENCE)
     assert all(v > 0 for r in raw["reference"] for v in r["ours"].values())
     assert "official code (reference)" in md.read_text() and "ant-2x4" in md.read_text()
+
+
+def test_gpu_script_runs_on_cpu(tmp_path):
+    """`benchmarks/gpu.sh` (eager vs compiled, K=8 vs sequential, every algorithm) runs at a tiny size on CPU and
+    replaces only its own section of the results file."""
+    import subprocess
+    from pathlib import Path
+
+    from marlkit.algos import ALGOS
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# Kept\n\nbefore\n")
+    for _ in range(2):  # the second run replaces the section written by the first
+        proc = subprocess.run(["bash", str(root / "benchmarks" / "gpu.sh"), "--device", "cpu", "--smoke", "--out",
+                               str(out)], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    assert text.startswith("# Kept\n\nbefore\n") and text.count("<!-- section:cpu -->") == 1
+    assert all(f"| {name} (2 runs, vectorized)" in text for name in ALGOS)
+    assert "| omiga (compiled)" in text and "## Update speed: cpu" in text
+    proc = subprocess.run(["bash", str(root / "benchmarks" / "gpu.sh"), "--bogus"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown option --bogus" in proc.stderr
