@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import importlib
 import os
-from pathlib import Path
 from typing import Callable
 
 from marlkit.data.dataset import MultiAgentDataset
+from marlkit.data.hdf5 import load_hdf5
 from marlkit.envs.base import MultiAgentEnv
 
 __all__ = ["make_env", "list_envs", "load_dataset", "register_env", "register_family", "UnknownNameError"]
@@ -99,11 +99,6 @@ def make_env(name: str) -> MultiAgentEnv:
     raise UnknownNameError(f"unknown env {name!r}; valid: {', '.join(list_envs())}")
 
 
-def data_dir() -> Path:
-    """Where built datasets are cached: ``$MARLKIT_DATA`` or ``~/.cache/marlkit``."""
-    return Path(os.environ.get("MARLKIT_DATA", Path.home() / ".cache" / "marlkit"))
-
-
 def load_dataset(env: MultiAgentEnv, dataset: str, size: int | None = None, seed: int = 0) -> MultiAgentDataset:
     """Resolve ``dataset`` for ``env``: a path to a marlkit HDF5 file, or one of the env's named datasets.
 
@@ -117,8 +112,6 @@ def load_dataset(env: MultiAgentEnv, dataset: str, size: int | None = None, seed
         UnknownNameError: if the env has no dataset of that name.
         DatasetError: if a loaded file does not match the env.
     """
-    from marlkit.data.hdf5 import load_hdf5
-
     if dataset.endswith((".h5", ".hdf5")) or os.path.sep in dataset:
         ds = load_hdf5(dataset)
     else:
