@@ -164,7 +164,10 @@ def init_ray(address: str | None = None, workers: int | None = None):
 
 
 class LocalPool:
-    """Backend: a ``spawn`` process pool of ``workers`` processes on this machine (a context manager)."""
+    """Backend: a ``spawn`` process pool of ``workers`` processes on this machine (a context manager).
+
+    ``address`` is accepted for a constructor shared with :class:`RayCluster` and ignored (a pool is local).
+    """
 
     def __init__(self, workers: int, address: str | None = None):
         self.workers = workers
