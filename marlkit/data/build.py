@@ -99,8 +99,9 @@ def _rollout(env, quality: str, transitions: int | None, episodes: int | None, s
     return collect(env, env.behavior_policy(quality), seed=seed, n_envs=n_envs, meta={"dataset": quality}, **kw)
 
 
-def build_dataset(env: str | MultiAgentEnv, quality: str, transitions: int | None = None, episodes: int | None = None,
-                  seed: int = 0, cache: bool = True, verbose: bool = False) -> MultiAgentDataset:
+def build_dataset(env: str | MultiAgentEnv, quality: str, transitions: int | None = None,
+                  episodes: int | None = None, seed: int = 0, cache: bool = True,
+                  verbose: bool = False) -> MultiAgentDataset:
     """Roll out ``env``'s behavior policy of ``quality`` into a dataset (cached; deterministic per seed).
 
     Args:
