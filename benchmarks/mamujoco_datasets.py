@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, help="also write one JSON line per dataset here")
     args = p.parse_args(argv)
 
-    from marlkit.behavior.td3 import load_card
+    from marlkit.behavior.weights import load_card
     from marlkit.data.build import build_dataset, dataset_card
 
     size_kw = {"transitions": args.transitions} if args.transitions else {"episodes": args.episodes}

@@ -27,6 +27,15 @@ import json
 import sys
 from typing import Any
 
+from marlkit.algos import get_algo, list_algos
+from marlkit.algos.base import ConfigError
+from marlkit.bench import add_bench_parser
+from marlkit.checkpoint import CheckpointError
+from marlkit.data.build import build_dataset, dataset_card
+from marlkit.data.dataset import DatasetError
+from marlkit.envs.registry import UnknownNameError, list_envs
+from marlkit.train import RunConfig, run, run_many
+
 __all__ = ["main", "parse_overrides", "parse_int_list"]
 
 
@@ -114,10 +123,6 @@ def parse_overrides(config_cls, tokens: list[str]) -> dict[str, Any]:
 
 
 def _train(args, extra: list[str]) -> int:
-    from marlkit.algos import get_algo
-    from marlkit.algos.base import ConfigError
-    from marlkit.train import RunConfig, run
-
     cls = get_algo(args.algo)
     overrides = parse_overrides(cls.Config, extra)
     if args.alpha is not None:
@@ -131,8 +136,6 @@ def _train(args, extra: list[str]) -> int:
     many = args.seeds is not None or args.alphas is not None or args.vectorize
     try:
         if many:
-            from marlkit.train import run_many
-
             alphas = None
             if args.alphas is not None:
                 try:
@@ -166,24 +169,18 @@ def _print_record(record: dict, args) -> None:
 
 
 def _envs(args, extra) -> int:
-    from marlkit.envs.registry import list_envs
-
     for name in list_envs():
         print(name)
     return 0
 
 
 def _algos(args, extra) -> int:
-    from marlkit.algos import list_algos
-
     for name, doc in list_algos().items():
         print(f"{name:<12} {doc}")
     return 0
 
 
 def _data_build(args, extra) -> int:
-    from marlkit.data.build import build_dataset, dataset_card
-
     if args.transitions is not None and args.episodes is not None:
         raise SystemExit("marlkit: error: give at most one of --transitions and --episodes")
     try:
@@ -337,8 +334,6 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--overwrite", action="store_true", help="replace an existing destination")
     cv.set_defaults(func=_data_convert)
 
-    from marlkit.bench import add_bench_parser
-
     add_bench_parser(sub)
     sub.add_parser("envs", help="list environments").set_defaults(func=_envs)
     sub.add_parser("algos", help="list algorithms").set_defaults(func=_algos)
@@ -347,10 +342,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``marlkit`` console script."""
-    from marlkit.checkpoint import CheckpointError
-    from marlkit.data.dataset import DatasetError
-    from marlkit.envs.registry import UnknownNameError
-
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "train":

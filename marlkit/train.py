@@ -1,7 +1,16 @@
 """The one training loop: seeding, on-device sampling, updates, periodic evaluation, tqdm, logging.
 
-:func:`iterate` is a generator yielding one record per evaluation (handy in notebooks); :func:`fit` drains it
-and returns the result dict; :func:`run` builds env, dataset and algorithm from names (the CLI's entry point).
+The loop (:func:`_train`) advances K runs in lockstep: one algorithm with its sampler (K = 1, a single run,
+stepped by :meth:`~marlkit.algos.base.Algorithm.train_step`) or a :class:`~marlkit.population.Population` of K
+(stepped by one vmapped update). Either way it averages and checks the metrics every ``log_every`` updates,
+evaluates every run every ``eval_every`` updates and at the end, writes each run's ``metrics.csv`` and
+``evals.jsonl`` and, for a single run, its checkpoints.
+
+:func:`iterate` is a generator yielding one record per evaluation of a single run (handy in notebooks);
+:func:`fit` drains it and returns the result dict; :func:`run` builds env, dataset and algorithm from names
+(the CLI's entry point); :func:`run_many` trains one run per (α, seed), one after another or as one population.
+Every run's result record comes from one builder, so single, sequential and vectorized records carry the same
+keys (vectorized ones add ``population`` and ``population_updates_per_s``).
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -22,12 +31,20 @@ from tqdm.auto import tqdm
 from marlkit import __version__
 from marlkit.algos import get_algo
 from marlkit.algos.base import Algorithm, ConfigError
-from marlkit.data.dataset import MultiAgentDataset
 from marlkit.checkpoint import dataset_fingerprint, load_checkpoint, make_header, save_checkpoint
+from marlkit.data.dataset import MultiAgentDataset
 from marlkit.data.sampler import DeviceSampler
 from marlkit.envs.registry import load_dataset, make_env
 from marlkit.eval.evaluate import evaluate
-from marlkit.utils import choose_num_threads, resolve_device, rng_state, seed_everything, set_num_threads, set_rng_state
+from marlkit.population import Population, supports_population
+from marlkit.utils import (
+    choose_num_threads,
+    resolve_device,
+    rng_state,
+    seed_everything,
+    set_num_threads,
+    set_rng_state,
+)
 
 __all__ = ["RunConfig", "NonFiniteLossError", "iterate", "fit", "run", "run_many", "build_algo"]
 
@@ -107,18 +124,161 @@ def _check_finite(metrics: dict[str, float], step: int, last: dict[str, float]) 
                                      f"{ {kk: round(vv, 6) for kk, vv in last.items()} or 'none yet'}")
 
 
-def _calibrate_threads(algo: Algorithm, sampler: DeviceSampler) -> int:
-    """Time a throw-away copy's update at 1 and all threads; leaves all RNG state untouched."""
-    if algo.device.type != "cpu":
-        return choose_num_threads(None)
-    saved, saved_sampler = rng_state(), sampler.state_dict()
-    probe = copy.deepcopy(algo)
+class _Lockstep:
+    """K runs that advance together: one algorithm and its sampler (K = 1) or a population of K algorithms.
+
+    Args:
+        algos: the K runs' algorithms, set up on their samplers.
+        samplers: one sampler per run.
+        vectorize: train the K runs as one :class:`~marlkit.population.Population` (one vmapped update); without
+            it K must be 1 and the algorithm's own :meth:`~marlkit.algos.base.Algorithm.train_step` is used.
+    """
+
+    def __init__(self, algos: Sequence[Algorithm], samplers: Sequence[DeviceSampler], vectorize: bool = False):
+        if len(algos) != len(samplers) or not (vectorize or len(algos) == 1):
+            raise ValueError(f"{len(algos)} runs and {len(samplers)} samplers (vectorize={vectorize})")
+        self.size = len(algos)
+        self.samplers = list(samplers)
+        self.engine: Algorithm | Population = Population(algos) if vectorize else algos[0]
+
+    def train_step(self, engine=None) -> dict[str, torch.Tensor]:
+        """One update of every run; metrics of shape ``[K]``."""
+        engine = self.engine if engine is None else engine
+        if isinstance(engine, Population):
+            return engine.train_step(self.samplers)
+        return {k: v.reshape(1) for k, v in engine.train_step(self.samplers[0]).items()}
+
+    def models(self) -> list[Algorithm]:
+        """The K runs' algorithms with their current weights (a population writes its stacked weights back)."""
+        return self.engine.write_back() if isinstance(self.engine, Population) else [self.engine]
+
+    def set_threads(self, threads: int | None, device: torch.device) -> None:
+        """Use ``threads`` CPU threads; None on CPU times a throw-away copy's update at 1 and at all threads and
+        keeps the faster (every RNG and sampler state is restored afterwards)."""
+        if threads is not None:
+            set_num_threads(threads)
+            return
+        if device.type != "cpu":
+            return
+        saved, saved_samplers = rng_state(), [s.state_dict() for s in self.samplers]
+        probe = copy.deepcopy(self.engine)
+        try:
+            choose_num_threads(lambda: self.train_step(probe), repeats=3)
+        finally:
+            set_rng_state(saved)
+            for s, state in zip(self.samplers, saved_samplers):
+                s.load_state_dict(state)
+
+
+class _RunFiles:
+    """A run's ``metrics.csv`` (averaged metrics every ``log_every`` updates) and ``evals.jsonl`` (evaluations);
+    appended to when the run resumes at update ``start`` > 0."""
+
+    def __init__(self, out: Path, start: int):
+        out.mkdir(parents=True, exist_ok=True)
+        self.appending = bool(start) and (out / "metrics.csv").exists()
+        self.metrics_file = open(out / "metrics.csv", "a" if self.appending else "w", newline="")
+        self.evals_file = open(out / "evals.jsonl", "a" if start else "w")
+        self.writer: csv.DictWriter | None = None
+
+    def log(self, step: int, avg: dict[str, float]) -> None:
+        if self.writer is None:
+            self.writer = csv.DictWriter(self.metrics_file, fieldnames=["step", *avg])
+            if not self.appending:
+                self.writer.writeheader()
+        self.writer.writerow({"step": step, **avg})
+
+    def evaluation(self, record: dict[str, Any]) -> None:
+        self.evals_file.write(json.dumps(record) + "\n")
+        self.evals_file.flush()
+
+    def close(self) -> None:
+        self.metrics_file.close()
+        self.evals_file.close()
+
+
+def _train(runs: _Lockstep, env, run_cfg: RunConfig, seeds: Sequence[int], outs: Sequence[Path | None],
+           desc: str, start: int = 0, checkpoint=None) -> Iterator[list[dict[str, Any]]]:
+    """The training loop of K runs from update ``start + 1`` to ``run_cfg.steps``.
+
+    Args:
+        runs: what to train (K runs).
+        env: the environment every run is evaluated on.
+        run_cfg: validated settings with ``steps`` set.
+        seeds: run k's evaluation seed.
+        outs: run k's directory for ``metrics.csv`` and ``evals.jsonl`` (None: no files).
+        desc: progress-bar label.
+        start: the update the runs resume from (0: fresh).
+        checkpoint: ``checkpoint(step)`` writes the training state every ``checkpoint_every`` updates (a
+            single run only; None: never).
+
+    Yields:
+        At every evaluation, K records: ``step``, the evaluation (``return``, ...), the latest averaged training
+        ``metrics``, ``updates_per_s`` (of each run) and ``wall_time_s`` since the loop started.
+
+    Raises:
+        NonFiniteLossError: if a run's metric becomes NaN/inf.
+    """
+    K = runs.size
+    files: list[_RunFiles | None] = []
+    bar = None
+    sums: dict[str, torch.Tensor] = {}
+    last: list[dict[str, float]] = [{} for _ in range(K)]
+    count, train_time, t_start = 0, 0.0, time.perf_counter()
+
+    def evaluations(step: int, rate: float) -> list[dict[str, Any]]:
+        records = []
+        for m, model in enumerate(runs.models()):
+            ev = evaluate(model, env, run_cfg.eval_episodes, run_cfg.deterministic_eval, seed=seeds[m])
+            records.append({"step": step, **ev, "metrics": dict(last[m]), "updates_per_s": rate,
+                            "wall_time_s": time.perf_counter() - t_start})
+        return records
+
     try:
-        return choose_num_threads(lambda: probe.train_step(sampler), repeats=3)
+        files = [_RunFiles(out, start) if out else None for out in outs]
+        bar = tqdm(total=run_cfg.steps, initial=start, disable=not run_cfg.progress, desc=desc, dynamic_ncols=True)
+        if start == run_cfg.steps:  # resumed a finished run: just report its evaluation
+            yield [{**r, "updates_per_s": float("nan"), "wall_time_s": 0.0} for r in evaluations(start, 0.0)]
+        for step in range(start + 1, run_cfg.steps + 1):
+            t0 = time.perf_counter()
+            metrics = runs.train_step()
+            for k, v in metrics.items():
+                sums[k] = sums[k] + v if k in sums else v.detach().clone()
+            count += 1
+            is_eval = (run_cfg.eval_every and step % run_cfg.eval_every == 0) or step == run_cfg.steps
+            is_ckpt = checkpoint is not None and run_cfg.checkpoint_every and step % run_cfg.checkpoint_every == 0
+            if step % run_cfg.log_every == 0 or is_eval or is_ckpt:
+                avg = {k: (v.double() / count).tolist() for k, v in sums.items()}  # one host sync for K runs
+                train_time += time.perf_counter() - t0
+                for m in range(K):
+                    mine = {k: v[m] for k, v in avg.items()}
+                    _check_finite(mine, step, last[m])
+                    last[m] = mine
+                    if files[m]:
+                        files[m].log(step, mine)
+                sums, count = {}, 0
+                bar.set_postfix({k: f"{sum(v) / K:.3g}" for k, v in list(avg.items())[:4]}, refresh=False)
+            else:
+                train_time += time.perf_counter() - t0
+            bar.update(1)
+            if is_eval:
+                records = evaluations(step, (step - start) / max(train_time, 1e-9))
+                for f, record in zip(files, records):
+                    if f:
+                        f.evaluation(record)
+            if is_ckpt:
+                for f in files:
+                    if f:
+                        f.metrics_file.flush()
+                checkpoint(step)
+            if is_eval:
+                yield records
     finally:
-        set_rng_state(saved)
-        sampler.load_state_dict(saved_sampler)
-        del probe
+        if bar is not None:
+            bar.close()
+        for f in files:
+            if f:
+                f.close()
 
 
 def iterate(algo: Algorithm, dataset: MultiAgentDataset, env, run_cfg: RunConfig) -> Iterator[dict[str, Any]]:
@@ -130,6 +290,7 @@ def iterate(algo: Algorithm, dataset: MultiAgentDataset, env, run_cfg: RunConfig
     Raises:
         NonFiniteLossError: if a metric becomes NaN/inf.
         DatasetError: if the dataset does not match the env.
+        CheckpointError: if ``run_cfg.resume`` names a checkpoint of another run.
     """
     run_cfg.validate()
     if run_cfg.steps is None:
@@ -137,10 +298,8 @@ def iterate(algo: Algorithm, dataset: MultiAgentDataset, env, run_cfg: RunConfig
     dataset.check_compatible(env.spec)
     sampler = DeviceSampler(dataset, algo.device, seed=run_cfg.seed)
     algo.setup(sampler)
-    if run_cfg.threads is not None:
-        set_num_threads(run_cfg.threads)
-    elif algo.device.type == "cpu":
-        _calibrate_threads(algo, sampler)
+    runs = _Lockstep([algo], [sampler])
+    runs.set_threads(run_cfg.threads, algo.device)
     if run_cfg.compile:
         algo.enable_compile(run_cfg.compile_backend)
     header = None
@@ -153,72 +312,56 @@ def iterate(algo: Algorithm, dataset: MultiAgentDataset, env, run_cfg: RunConfig
         if start > run_cfg.steps:
             raise ConfigError(f"checkpoint is at update {start}, beyond steps={run_cfg.steps}")
     out = Path(run_cfg.out) if run_cfg.out else None
-    writer = None
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
-        appending = bool(start) and (out / "metrics.csv").exists()
-        metrics_file = open(out / "metrics.csv", "a" if appending else "w", newline="")
-        evals_file = open(out / "evals.jsonl", "a" if start else "w")
-    bar = tqdm(total=run_cfg.steps, initial=start, disable=not run_cfg.progress, desc=algo.name, dynamic_ncols=True)
-    sums: dict[str, torch.Tensor] = {}
-    last: dict[str, float] = {}
-    count = 0
-    t_start = time.perf_counter()
-    train_time = 0.0
-    try:
-        if start == run_cfg.steps:  # resumed a finished run: just report its evaluation
-            ev = evaluate(algo, env, run_cfg.eval_episodes, run_cfg.deterministic_eval, seed=run_cfg.seed)
-            yield {"step": start, **ev, "metrics": {}, "updates_per_s": float("nan"), "wall_time_s": 0.0}
-        for step in range(start + 1, run_cfg.steps + 1):
-            t0 = time.perf_counter()
-            metrics = algo.train_step(sampler)
-            for k, v in metrics.items():
-                sums[k] = sums[k] + v if k in sums else v.detach().clone()
-            count += 1
-            is_eval = (run_cfg.eval_every and step % run_cfg.eval_every == 0) or step == run_cfg.steps
-            is_ckpt = run_cfg.checkpoint_every and step % run_cfg.checkpoint_every == 0
-            if step % run_cfg.log_every == 0 or is_eval or is_ckpt:
-                avg = {k: float(v) / count for k, v in sums.items()}
-                train_time += time.perf_counter() - t0
-                _check_finite(avg, step, last)
-                last = avg
-                sums, count = {}, 0
-                if out:
-                    if writer is None:
-                        writer = csv.DictWriter(metrics_file, fieldnames=["step", *avg])
-                        if not appending:
-                            writer.writeheader()
-                    writer.writerow({"step": step, **avg})
-                bar.set_postfix({k: f"{v:.3g}" for k, v in list(avg.items())[:4]}, refresh=False)
-            else:
-                train_time += time.perf_counter() - t0
-            bar.update(1)
-            if is_eval:
-                ev = evaluate(algo, env, run_cfg.eval_episodes, run_cfg.deterministic_eval, seed=run_cfg.seed)
-                record = {"step": step, **ev, "metrics": dict(last),
-                          "updates_per_s": (step - start) / max(train_time, 1e-9),
-                          "wall_time_s": time.perf_counter() - t_start}
-                if out:
-                    evals_file.write(json.dumps(record) + "\n")
-                    evals_file.flush()
-            if is_ckpt:
-                metrics_file.flush()
-                save_checkpoint(out / "checkpoint.pt", algo, sampler, step, header)
-            if is_eval:
-                yield record
-    finally:
-        bar.close()
-        if out:
-            metrics_file.close()
-            evals_file.close()
+
+    def checkpoint(step: int) -> None:
+        save_checkpoint(out / "checkpoint.pt", algo, sampler, step, header)
+
+    for records in _train(runs, env, run_cfg, [run_cfg.seed], [out], algo.name, start,
+                          checkpoint if run_cfg.checkpoint_every else None):
+        yield records[0]
+
+
+def _final(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last evaluation record plus ``evals`` (every evaluation's step and return)."""
+    final = dict(records[-1])
+    final["evals"] = [{"step": r["step"], "return": r["return"]} for r in records]
+    return final
 
 
 def fit(algo: Algorithm, dataset: MultiAgentDataset, env, run_cfg: RunConfig) -> dict[str, Any]:
     """Train to the end; return the final record plus ``evals`` (every evaluation's step and return)."""
-    records = list(iterate(algo, dataset, env, run_cfg))
-    final = dict(records[-1])
-    final["evals"] = [{"step": r["step"], "return": r["return"]} for r in records]
-    return final
+    return _final(list(iterate(algo, dataset, env, run_cfg)))
+
+
+def _result_record(names: tuple[str, str, str], run_cfg: RunConfig, result: dict[str, Any], model: Algorithm,
+                   device: torch.device, wall_time_s: float, **extra: Any) -> dict[str, Any]:
+    """The JSON-able record of one finished run (see :func:`run`); written to ``run_cfg.out/result.json``."""
+    algo, env, dataset = names
+    result = dict(result)
+    final_metrics = result.pop("metrics", {})
+    record = {
+        "algo": algo, "env": env, "dataset": dataset, "seed": run_cfg.seed, "steps": run_cfg.steps,
+        **result,
+        "final_metrics": dict(final_metrics),
+        "wall_time_s": wall_time_s,
+        **extra,
+        "device": str(device), "threads": torch.get_num_threads(),
+        "config": model.config.to_dict(), "run": asdict(run_cfg), "marlkit_version": __version__,
+    }
+    if run_cfg.out:
+        Path(run_cfg.out).mkdir(parents=True, exist_ok=True)
+        (Path(run_cfg.out) / "result.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+def _member(environment, dataset: str, algo: str, overrides: dict[str, Any] | None, seed: int,
+            dataset_size: int | None, device: torch.device) -> tuple[Algorithm, MultiAgentDataset]:
+    """One run's dataset (drawn with its seed) and freshly initialised algorithm: seed, data, seed again, networks
+    (so the initialisation does not depend on how much randomness building the data consumed)."""
+    seed_everything(seed)
+    data = load_dataset(environment, dataset, size=dataset_size, seed=seed)
+    seed_everything(seed)
+    return build_algo(algo, environment.spec, overrides, device), data
 
 
 def build_algo(algo: str, spec, overrides: dict[str, Any] | None = None, device="cpu") -> Algorithm:
@@ -246,25 +389,11 @@ def run(env: str, dataset: str, algo: str, overrides: dict[str, Any] | None = No
     environment = make_env(env)
     if run_cfg.steps is None:
         run_cfg = replace(run_cfg, steps=environment.spec.default_steps)
-    data = load_dataset(environment, dataset, size=dataset_size, seed=run_cfg.seed)
     device = resolve_device(run_cfg.device)
-    seed_everything(run_cfg.seed)  # network init independent of how much randomness data building consumed
-    model = build_algo(algo, environment.spec, overrides, device)
+    model, data = _member(environment, dataset, algo, overrides, run_cfg.seed, dataset_size, device)
     t0 = time.perf_counter()
     result = fit(model, data, environment, run_cfg)
-    final_metrics = result.pop("metrics", {})
-    record = {
-        "algo": algo, "env": env, "dataset": dataset, "seed": run_cfg.seed, "steps": run_cfg.steps,
-        **result,
-        "final_metrics": dict(final_metrics),
-        "wall_time_s": time.perf_counter() - t0,
-        "device": str(device), "threads": torch.get_num_threads(),
-        "config": model.config.to_dict(), "run": asdict(run_cfg), "marlkit_version": __version__,
-    }
-    if run_cfg.out:
-        Path(run_cfg.out).mkdir(parents=True, exist_ok=True)
-        (Path(run_cfg.out) / "result.json").write_text(json.dumps(record, indent=2))
-    return record
+    return _result_record((algo, env, dataset), run_cfg, result, model, device, time.perf_counter() - t0)
 
 
 def _member_overrides(overrides: dict[str, Any] | None, alpha: float | None) -> dict[str, Any]:
@@ -279,13 +408,13 @@ def run_many(env: str, dataset: str, algo: str, overrides: dict[str, Any] | None
              dataset_size: int | None = None, vectorize: bool = False) -> list[dict[str, Any]]:
     """Train one run per (α, seed) pair — ``alphas × seeds``, α-major — and return one record per run.
 
-    Without ``vectorize`` the runs are :func:`run` calls one after another (``run_cfg.out``, if set, gets one
-    subdirectory per run, ``seed{s}`` or ``alpha{a}_seed{s}``). With ``vectorize`` all runs train in lockstep as
-    one :class:`~marlkit.population.Population` (stacked weights, one vmapped update); run k then uses exactly
-    the data, initialisation and minibatches of the sequential run with its seed, so its numbers equal that
-    run's up to floating-point reduction order. Vectorized records carry the same keys as :func:`run`'s, plus
-    ``population`` (K) and ``population_updates_per_s`` (updates of all K runs per second); ``updates_per_s``
-    there is each run's own rate (K runs advance together).
+    Without ``vectorize`` the runs are :func:`run` calls one after another. With ``vectorize`` all runs train in
+    lockstep as one :class:`~marlkit.population.Population` (stacked weights, one vmapped update) in the same
+    loop; run k then uses exactly the data, initialisation and minibatches of the sequential run with its seed,
+    so its numbers equal that run's up to floating-point reduction order. Either way ``run_cfg.out``, if set,
+    gets one subdirectory per run, ``seed{s}`` or ``alpha{a}_seed{s}``, with that run's files. Vectorized
+    records carry the same keys as :func:`run`'s, plus ``population`` (K) and ``population_updates_per_s``
+    (updates of all K runs per second); ``updates_per_s`` there is each run's own rate (K runs advance together).
 
     Raises:
         ConfigError: for invalid settings, an algorithm without the population contract (vectorized), α given to
@@ -304,22 +433,12 @@ def run_many(env: str, dataset: str, algo: str, overrides: dict[str, Any] | None
     pairs = [(a, s) for a in alpha_list for s in seeds]
     if len(set(pairs)) != len(pairs):
         raise ConfigError(f"duplicate runs in seeds {seeds} x alphas {alphas}")
-
-    def name(a, s):
-        return f"seed{s}" if a is None else f"alpha{a:g}_seed{s}"
-
+    member_cfgs = [replace(run_cfg, seed=s, out=str(Path(run_cfg.out) / (f"seed{s}" if a is None else
+                                                                          f"alpha{a:g}_seed{s}"))
+                           if run_cfg.out else None) for a, s in pairs]
     if not vectorize:
-        records = []
-        for a, s in pairs:
-            cfg = replace(run_cfg, seed=s, out=str(Path(run_cfg.out) / name(a, s)) if run_cfg.out else None)
-            records.append(run(env, dataset, algo, _member_overrides(overrides, a), cfg, dataset_size))
-        return records
-    return _run_vectorized(env, dataset, algo, overrides, run_cfg, pairs, dataset_size, name)
-
-
-def _run_vectorized(env, dataset, algo, overrides, run_cfg, pairs, dataset_size, name) -> list[dict[str, Any]]:
-    from marlkit.population import Population, supports_population
-
+        return [run(env, dataset, algo, _member_overrides(overrides, a), cfg, dataset_size)
+                for (a, _), cfg in zip(pairs, member_cfgs)]
     if run_cfg.compile:
         raise ConfigError("compile is not supported for vectorized populations (vmap); drop one of the two")
     if run_cfg.checkpoint_every or run_cfg.resume:
@@ -330,79 +449,26 @@ def _run_vectorized(env, dataset, algo, overrides, run_cfg, pairs, dataset_size,
     environment = make_env(env)
     if run_cfg.steps is None:
         run_cfg = replace(run_cfg, steps=environment.spec.default_steps)
+        member_cfgs = [replace(cfg, steps=run_cfg.steps) for cfg in member_cfgs]
     device = resolve_device(run_cfg.device)
     models, samplers = [], []
     for a, s in pairs:  # exactly the order of run(): dataset from the seed, then re-seed, then the networks
-        seed_everything(s)
-        data = load_dataset(environment, dataset, size=dataset_size, seed=s)
+        model, data = _member(environment, dataset, algo, _member_overrides(overrides, a), s, dataset_size, device)
         data.check_compatible(environment.spec)
-        seed_everything(s)
-        model = build_algo(algo, environment.spec, _member_overrides(overrides, a), device)
         sampler = DeviceSampler(data, model.device, seed=s)
         model.setup(sampler)
         models.append(model)
         samplers.append(sampler)
-    pop = Population(models)
-    K = pop.size
-    if run_cfg.threads is not None:
-        set_num_threads(run_cfg.threads)
-    elif device.type == "cpu":
-        saved, saved_samplers = rng_state(), [s.state_dict() for s in samplers]
-        probe = copy.deepcopy(pop)
-        try:
-            choose_num_threads(lambda: probe.train_step(samplers), repeats=3)
-        finally:
-            set_rng_state(saved)
-            for s, st in zip(samplers, saved_samplers):
-                s.load_state_dict(st)
-            del probe
-    out = Path(run_cfg.out) if run_cfg.out else None
-    bar = tqdm(total=run_cfg.steps, disable=not run_cfg.progress, desc=f"{algo} x{K}", dynamic_ncols=True)
-    sums: dict[str, torch.Tensor] = {}
-    last: list[dict[str, float]] = [{} for _ in pairs]
-    history: list[list[dict]] = [[] for _ in pairs]
-    finals: list[dict] = [{} for _ in pairs]
-    count, train_time, t_start = 0, 0.0, time.perf_counter()
-    try:
-        for step in range(1, run_cfg.steps + 1):
-            t0 = time.perf_counter()
-            metrics = pop.train_step(samplers)
-            for k, v in metrics.items():
-                sums[k] = sums[k] + v if k in sums else v.detach().clone()
-            count += 1
-            is_eval = (run_cfg.eval_every and step % run_cfg.eval_every == 0) or step == run_cfg.steps
-            if step % run_cfg.log_every == 0 or is_eval:
-                avg = {k: (v.double() / count).tolist() for k, v in sums.items()}  # one host sync for K runs
-                train_time += time.perf_counter() - t0
-                for m in range(K):
-                    mine = {k: v[m] for k, v in avg.items()}
-                    _check_finite(mine, step, last[m])
-                    last[m] = mine
-                sums, count = {}, 0
-                bar.set_postfix({k: f"{sum(v) / K:.3g}" for k, v in list(avg.items())[:4]}, refresh=False)
-            else:
-                train_time += time.perf_counter() - t0
-            bar.update(1)
-            if is_eval:
-                for m, (model, (a, s)) in enumerate(zip(pop.write_back(), pairs)):
-                    ev = evaluate(model, environment, run_cfg.eval_episodes, run_cfg.deterministic_eval, seed=s)
-                    history[m].append({"step": step, "return": ev["return"]})
-                    finals[m] = {"step": step, **ev}
-    finally:
-        bar.close()
+    runs = _Lockstep(models, samplers, vectorize=True)
+    runs.set_threads(run_cfg.threads, device)
+    K = runs.size
+    t_start = time.perf_counter()
+    history: list[list[dict[str, Any]]] = [[] for _ in pairs]
+    for records in _train(runs, environment, run_cfg, seeds=[s for _, s in pairs],
+                          outs=[Path(cfg.out) if cfg.out else None for cfg in member_cfgs], desc=f"{algo} x{K}"):
+        for h, record in zip(history, records):
+            h.append(record)
     wall = time.perf_counter() - t_start
-    records = []
-    for m, (model, (a, s)) in enumerate(zip(pop.members, pairs)):
-        record = {
-            "algo": algo, "env": env, "dataset": dataset, "seed": s, "steps": run_cfg.steps,
-            **finals[m], "evals": history[m], "final_metrics": dict(last[m]),
-            "updates_per_s": run_cfg.steps / max(train_time, 1e-9),
-            "population_updates_per_s": K * run_cfg.steps / max(train_time, 1e-9), "population": K,
-            "wall_time_s": wall, "device": str(device), "threads": torch.get_num_threads(),
-            "config": model.config.to_dict(), "run": asdict(replace(run_cfg, seed=s)), "marlkit_version": __version__,
-        }
-        records.append(record)
-        if out:
-            (out / name(a, s)).mkdir(parents=True, exist_ok=True)
-            (out / name(a, s) / "result.json").write_text(json.dumps(record, indent=2))
-    return records
+    return [_result_record((algo, env, dataset), cfg, _final(h), model, device, wall, population=K,
+                           population_updates_per_s=K * h[-1]["updates_per_s"])
+            for cfg, h, model in zip(member_cfgs, history, runs.models())]

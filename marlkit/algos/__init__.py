@@ -1,6 +1,8 @@
 """Algorithms, one module each, and the registry the CLI uses.
 
-The registry maps names to ``"module:Class"`` strings and imports lazily.
+The registry maps names to ``"module:Class"`` strings and imports an algorithm's module when it is first
+asked for. Every config is an :class:`AlgoConfig` dataclass whose numeric fields declare their valid ranges
+(:func:`~marlkit.algos.base.ranged`), checked in one place, :meth:`AlgoConfig.validate`.
 """
 
 from __future__ import annotations

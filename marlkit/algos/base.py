@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -22,7 +23,8 @@ from torch import nn
 from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.envs.base import EnvSpec
 
-__all__ = ["AlgoConfig", "Algorithm", "ConfigError", "Stage", "StagePlan", "clip_grad_norms_", "run_stages", "set_grads"]
+__all__ = ["AlgoConfig", "Algorithm", "ConfigError", "Interval", "Stage", "StagePlan", "clip_grad_norms_",
+           "declared_range", "ranged", "run_stages", "set_grads"]
 
 
 _COMPILED: dict[tuple, Any] = {}
@@ -57,9 +59,92 @@ class ConfigError(ValueError):
     """A hyperparameter out of its valid range or of the wrong type."""
 
 
+@dataclass(frozen=True)
+class Interval:
+    """A valid range of a config field, written as in mathematics: ``"(0, 1]"``, ``"[0, 1)"``, ``"[1, inf)"``.
+
+    Attributes:
+        low, high: the bounds (``-inf``/``inf`` for none).
+        low_closed, high_closed: whether a bound belongs to the range (``[``/``]``) or not (``(``/``)``).
+    """
+
+    low: float
+    high: float
+    low_closed: bool
+    high_closed: bool
+
+    @classmethod
+    def parse(cls, text: str) -> Interval:
+        """Read ``"(low, high]"``-style text.
+
+        Raises:
+            ValueError: for text that is not an interval with ``low <= high``.
+        """
+        m = _INTERVAL.fullmatch(text) if isinstance(text, str) else None
+        try:
+            low, high = float(m.group(2)), float(m.group(3))
+        except (AttributeError, ValueError):
+            raise ValueError(f"cannot read the range {text!r}: write e.g. (0, 1] or [1, inf)") from None
+        if math.isnan(low) or math.isnan(high) or low > high:
+            raise ValueError(f"the range {text!r} is empty")
+        return cls(low, high, m.group(1) == "[", m.group(4) == "]")
+
+    def __contains__(self, value: float) -> bool:
+        above = value >= self.low if self.low_closed else value > self.low
+        below = value <= self.high if self.high_closed else value < self.high
+        return above and below
+
+    def __str__(self) -> str:
+        def bound(v: float) -> str:
+            return "inf" if v == math.inf else "-inf" if v == -math.inf else f"{v:g}"
+
+        return (f"{'[' if self.low_closed else '('}{bound(self.low)}, "
+                f"{bound(self.high)}{']' if self.high_closed else ')'}")
+
+    def describe(self, integer: bool = False) -> str:
+        """What a value of the range is, in words where there are some: ``positive, in (0, inf)``, ``a
+        non-negative integer, in [0, inf)``, ``in [0, 1)``."""
+        words = ""
+        if self.high == math.inf:
+            if integer and ((self.low == 1 and self.low_closed) or (self.low == 0 and not self.low_closed)):
+                words = "a positive integer"
+            elif integer and self.low == 0 and self.low_closed:
+                words = "a non-negative integer"
+            elif self.low == 0:
+                words = "non-negative" if self.low_closed else "positive"
+        return f"{words}, in {self}" if words else f"in {self}"
+
+
+_INTERVAL = re.compile(r"\s*([\[(])\s*([^,\s]+)\s*,\s*([^,\s]+)\s*([\])])\s*")
+
+
+def ranged(default: Any, interval: str) -> Any:
+    """A config field with default ``default`` whose valid range is ``interval`` (e.g. ``"(0, 1]"``), checked by
+    :meth:`AlgoConfig.validate`; a subclass that re-declares the field with a new default keeps the range.
+
+    Raises:
+        ValueError: for an ``interval`` that cannot be read (when the config class is defined).
+    """
+    Interval.parse(interval)
+    return dataclasses.field(default=default, metadata={"range": interval})
+
+
+def declared_range(cls: type, name: str) -> Interval | None:
+    """The range of field ``name`` declared by ``cls`` or the nearest base class that declares one."""
+    for klass in cls.__mro__:
+        f = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if f is not None and "range" in f.metadata:
+            return Interval.parse(f.metadata["range"])
+    return None
+
+
 @dataclass
 class AlgoConfig:
     """Hyperparameters common to all algorithms (defaults: omiga.md App. C, Tables 5–6).
+
+    A numeric field may declare its valid range with :func:`ranged` (``tau: float = ranged(0.005, "(0, 1]")``);
+    :meth:`validate` checks every declared range with one message format, so a subclass's own ``validate`` keeps
+    only what a range cannot say (names from a fixed set, relations between fields).
 
     Attributes:
         lr: Adam learning rate (5e-4).
@@ -70,41 +155,37 @@ class AlgoConfig:
             separate per-agent parameters.
     """
 
-    lr: float = 5e-4
-    batch_size: int = 128
-    gamma: float = 0.99
+    lr: float = ranged(5e-4, "(0, inf)")
+    batch_size: int = ranged(128, "[1, inf)")
+    gamma: float = ranged(0.99, "[0, 1)")
     hidden: tuple[int, ...] = (256, 256)
     share_params: bool = False
 
     def validate(self) -> None:
-        """Check types and ranges. Fields typed ``tuple[int, ...]`` (``hidden``, ``mixer_hidden``, ...) are layer
-        sizes: non-empty, positive integers.
+        """Check types, then declared ranges. Fields typed ``tuple[int, ...]`` (``hidden``, ``mixer_hidden``, ...)
+        are layer sizes: non-empty, positive integers; ``float | None`` fields are finite numbers or None.
 
         Raises:
-            ConfigError: naming the field, its value and the valid range.
+            ConfigError: naming the field, its value and the valid type or range, e.g. ``tau must be in (0, 1],
+                got 2.0`` or ``batch_size must be a positive integer, in [1, inf), got 0``.
         """
-        hints = {f.name: f.type for f in dataclasses.fields(self)}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            kind = str(hints[f.name])
-            if kind.startswith("float") and not kind.startswith("float |"):
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                    raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
+            kind = str(f.type)
+            number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+            if kind == "float" and not number:
+                raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
+            if kind == "float | None" and value is not None and not number:
+                raise ConfigError(f"{f.name} must be a finite number or None, got {value!r}")
             if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ConfigError(f"{f.name} must be an integer, got {value!r}")
             if kind == "bool" and not isinstance(value, bool):
                 raise ConfigError(f"{f.name} must be true/false, got {value!r}")
             if kind == "tuple[int, ...]" and (not value or any((not isinstance(h, int)) or h <= 0 for h in value)):
                 raise ConfigError(f"{f.name} must be a non-empty tuple of positive integers, got {value!r}")
-        if not 0.0 <= self.gamma < 1.0:
-            raise ConfigError(f"gamma must be in [0, 1), got {self.gamma}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
-        if self.batch_size <= 0:
-            raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size}")
-        for name in ("alpha", "tau"):
-            if hasattr(self, name) and getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+            interval = declared_range(type(self), f.name)
+            if interval is not None and value is not None and value not in interval:
+                raise ConfigError(f"{f.name} must be {interval.describe(kind == 'int')}, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict of the fields (tuples such as ``hidden`` become lists)."""

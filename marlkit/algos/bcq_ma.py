@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from marlkit.algos.base import ConfigError, Stage
+from marlkit.algos.base import Stage, ranged
 from marlkit.algos.common import (
     MixedCriticConfig,
     MixedCriticLearner,
@@ -62,26 +62,13 @@ class BCQMAConfig(MixedCriticConfig):
             local utilities tie, so the default is the squared error of the value-decomposition TD loss).
     """
 
-    threshold: float = 0.3
-    logit_reg: float = 0.01
-    phi: float = 0.05
-    lmbda: float = 0.75
-    n_candidates: int = 10
+    threshold: float = ranged(0.3, "[0, 1)")
+    logit_reg: float = ranged(0.01, "[0, inf)")
+    phi: float = ranged(0.05, "[0, inf)")
+    lmbda: float = ranged(0.75, "[0, 1]")
+    n_candidates: int = ranged(10, "[1, inf)")
     vae_hidden: tuple[int, ...] = (64, 64)
     huber: bool = False
-
-    def validate(self) -> None:
-        super().validate()
-        if not 0.0 <= self.threshold < 1.0:
-            raise ConfigError(f"threshold must be in [0, 1), got {self.threshold}")
-        if not 0.0 <= self.lmbda <= 1.0:
-            raise ConfigError(f"lmbda must be in [0, 1], got {self.lmbda}")
-        if self.phi < 0:
-            raise ConfigError(f"phi must be non-negative, got {self.phi}")
-        if self.logit_reg < 0:
-            raise ConfigError(f"logit_reg must be non-negative, got {self.logit_reg}")
-        if self.n_candidates < 1:
-            raise ConfigError(f"n_candidates must be a positive integer, got {self.n_candidates}")
 
 
 class BCQMA(MixedCriticLearner):

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import torch
 
-from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage
+from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage, ranged
 from marlkit.algos.fdiv import F_DIVERGENCES, FDivergence, get_fdiv
 from marlkit.data.dataset import DatasetError
 from marlkit.data.sampler import Batch, DeviceSampler
@@ -81,13 +81,13 @@ class ComaDICEConfig(AlgoConfig):
             episodes). A marlkit choice, not in the paper.
     """
 
-    alpha: float = 10.0
+    alpha: float = ranged(10.0, "(0, inf)")
     f: str = "soft-chi2"
     mixer: str = "linear"
-    mixer_hidden: int = 64
-    mixer_embed: int = 32
-    tau: float = 0.005
-    grad_clip: float = 1.0
+    mixer_hidden: int = ranged(64, "[1, inf)")
+    mixer_embed: int = ranged(32, "[1, inf)")
+    tau: float = ranged(0.005, "(0, 1]")
+    grad_clip: float = ranged(1.0, "[0, inf)")
     full_gradient: bool = True
     normalize_weights: bool = True
 
@@ -97,13 +97,6 @@ class ComaDICEConfig(AlgoConfig):
             raise ConfigError(f"f must be one of {list(F_DIVERGENCES)}, got {self.f!r}")
         if self.mixer not in ("linear", "monotonic"):
             raise ConfigError(f"mixer must be 'linear' or 'monotonic', got {self.mixer!r}")
-        for name in ("mixer_hidden", "mixer_embed"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if not 0.0 < self.tau <= 1.0:
-            raise ConfigError(f"tau must be in (0, 1], got {self.tau}")
-        if self.grad_clip < 0:
-            raise ConfigError(f"grad_clip must be >= 0 (0 disables), got {self.grad_clip}")
 
 
 def eq11_loss(nu_tot0: torch.Tensor, a_tot: torch.Tensor, alpha: float, f: FDivergence,

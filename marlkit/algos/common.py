@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from marlkit.algos.base import AlgoConfig, Algorithm
+from marlkit.algos.base import AlgoConfig, Algorithm, ranged
 from marlkit.data.dataset import DatasetError
 from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.nets.critics import LocalQ
@@ -298,7 +298,7 @@ class MixedCriticConfig(AlgoConfig):
         mixer_hidden: hidden sizes of the mixer's weight/bias nets (64, omiga.md Tables 5–6).
     """
 
-    tau: float = 0.005
+    tau: float = ranged(0.005, "(0, 1]")
     mixer_hidden: tuple[int, ...] = (64,)
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from marlkit.algos.base import ConfigError, Stage
+from marlkit.algos.base import Stage, ranged
 from marlkit.algos.common import (
     MixedCriticConfig,
     MixedCriticLearner,
@@ -50,15 +50,10 @@ class CQLMAConfig(MixedCriticConfig):
             baseline, the default).
     """
 
-    alpha: float = 1.0
-    n_action_samples: int = 10
+    alpha: float = ranged(1.0, "(0, inf)")
+    n_action_samples: int = ranged(10, "[1, inf)")
     target_entropy: float | None = None
     twin_critics: bool = False
-
-    def validate(self) -> None:
-        super().validate()
-        if self.n_action_samples < 1:
-            raise ConfigError(f"n_action_samples must be a positive integer, got {self.n_action_samples}")
 
 
 class CQLMA(MixedCriticLearner):

@@ -29,7 +29,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage
+from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage, ranged
 from marlkit.data.dataset import MultiAgentDataset
 from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.nets.critics import LocalQ
@@ -78,30 +78,18 @@ class DecentralizedConfig(AlgoConfig):
     batch_size: int = 100
     vd: bool = True
     tn: bool = True
-    epsilon: float = 0.9
+    epsilon: float = ranged(0.9, "(0, inf)")
     vd_form: str = "auto"
-    tau: float = 0.005
-    vae_latent: int = 10
-    vae_lr: float = 1e-4
-    vae_pretrain_steps: int = 1000
-    tn_clip: float = 5.0
+    tau: float = ranged(0.005, "(0, 1]")
+    vae_latent: int = ranged(10, "[1, inf)")
+    vae_lr: float = ranged(1e-4, "(0, inf)")
+    vae_pretrain_steps: int = ranged(1000, "[0, inf)")
+    tn_clip: float = ranged(5.0, "[1, inf)")
 
     def validate(self) -> None:
         super().validate()
-        if self.epsilon <= 0:
-            raise ConfigError(f"epsilon (optimism level) must be positive, got {self.epsilon}")
         if self.vd_form not in VD_FORMS:
             raise ConfigError(f"vd_form must be one of {VD_FORMS}, got {self.vd_form!r}")
-        if not 0.0 < self.tau <= 1.0:
-            raise ConfigError(f"tau must be in (0, 1], got {self.tau}")
-        if self.vae_latent <= 0:
-            raise ConfigError(f"vae_latent must be a positive integer, got {self.vae_latent}")
-        if self.vae_lr <= 0:
-            raise ConfigError(f"vae_lr must be positive, got {self.vae_lr}")
-        if self.vae_pretrain_steps < 0:
-            raise ConfigError(f"vae_pretrain_steps must be >= 0, got {self.vae_pretrain_steps}")
-        if self.tn_clip < 1.0:
-            raise ConfigError(f"tn_clip must be >= 1, got {self.tn_clip}")
 
 
 def lambda_vd(v_next: torch.Tensor, q_hat: torch.Tensor, rewards: torch.Tensor, terminals: torch.Tensor,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from marlkit.algos.base import ConfigError, Stage
+from marlkit.algos.base import Stage, ranged
 from marlkit.algos.common import (
     MixedCriticConfig,
     MixedCriticLearner,
@@ -51,16 +51,9 @@ class ICQConfig(MixedCriticConfig):
         n_action_samples: policy samples for the continuous baseline V_i (10, marlkit choice).
     """
 
-    alpha: float = 10.0
-    critic_alpha: float = 1000.0
-    n_action_samples: int = 10
-
-    def validate(self) -> None:
-        super().validate()
-        if self.critic_alpha <= 0:
-            raise ConfigError(f"critic_alpha must be positive, got {self.critic_alpha}")
-        if self.n_action_samples < 1:
-            raise ConfigError(f"n_action_samples must be a positive integer, got {self.n_action_samples}")
+    alpha: float = ranged(10.0, "(0, inf)")
+    critic_alpha: float = ranged(1000.0, "(0, inf)")
+    n_action_samples: int = ranged(10, "[1, inf)")
 
 
 class ICQ(MixedCriticLearner):

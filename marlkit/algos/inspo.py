@@ -56,7 +56,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage
+from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage, ranged
 from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.algos.common import categorical_inverse_cdf
 from marlkit.nets.critics import LocalQ
@@ -121,45 +121,25 @@ class InSPOConfig(AlgoConfig):
     """
 
     batch_size: int = 512
-    alpha: float = 0.01
-    beta: float = 10.0
-    beta_final: float | None = 0.01
-    beta_decay_steps: int = 1500
+    alpha: float = ranged(0.01, "(0, inf)")
+    beta: float = ranged(10.0, "[0, inf)")
+    beta_final: float | None = ranged(0.01, "(0, inf)")
+    beta_decay_steps: int = ranged(1500, "[1, inf)")
     entropy: bool = True
     sequential: bool = True
     auto_alpha: bool = False
-    target_kl: float = 1.0
-    alpha_lr: float = 1e-3
-    tau: float = 0.005
-    bc_steps: int = 1000
-    q_warmup_steps: int = 500
-    agent_steps: int = 1
+    target_kl: float = ranged(1.0, "(0, inf)")
+    alpha_lr: float = ranged(1e-3, "(0, inf)")
+    tau: float = ranged(0.005, "(0, 1]")
+    bc_steps: int = ranged(1000, "[0, inf)")
+    q_warmup_steps: int = ranged(500, "[0, inf)")
+    agent_steps: int = ranged(1, "[1, inf)")
     init_from_bc: bool = True
 
     def validate(self) -> None:
         super().validate()
-        if self.beta < 0:
-            raise ConfigError(f"beta must be >= 0, got {self.beta}")
-        if self.beta_final is not None:
-            if isinstance(self.beta_final, bool) or not isinstance(self.beta_final, (int, float)) \
-                    or not math.isfinite(self.beta_final) or self.beta_final <= 0:
-                raise ConfigError(f"beta_final must be a positive number or None, got {self.beta_final!r}")
-            if self.entropy and self.beta <= 0:
-                raise ConfigError(f"an annealed beta (beta_final={self.beta_final}) needs beta > 0, got {self.beta}")
-        if self.beta_decay_steps <= 0:
-            raise ConfigError(f"beta_decay_steps must be positive, got {self.beta_decay_steps}")
-        if not 0 < self.tau <= 1:
-            raise ConfigError(f"tau must be in (0, 1], got {self.tau}")
-        if self.target_kl <= 0:
-            raise ConfigError(f"target_kl must be positive, got {self.target_kl}")
-        if self.alpha_lr <= 0:
-            raise ConfigError(f"alpha_lr must be positive, got {self.alpha_lr}")
-        if self.bc_steps < 0:
-            raise ConfigError(f"bc_steps must be >= 0, got {self.bc_steps}")
-        if self.q_warmup_steps < 0:
-            raise ConfigError(f"q_warmup_steps must be >= 0, got {self.q_warmup_steps}")
-        if self.agent_steps <= 0:
-            raise ConfigError(f"agent_steps must be positive, got {self.agent_steps}")
+        if self.beta_final is not None and self.entropy and self.beta <= 0:
+            raise ConfigError(f"an annealed beta (beta_final={self.beta_final}) needs beta > 0, got {self.beta}")
         if self.share_params and self.sequential:
             raise ConfigError("share_params=True is incompatible with sequential=True: a per-agent update of a "
                               "shared network would move every agent's policy")

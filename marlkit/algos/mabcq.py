@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from marlkit.algos.base import ConfigError, Stage
+from marlkit.algos.base import Stage, ranged
 from marlkit.algos.common import (
     PerturbationActor,
     bcq_allowed_actions,
@@ -57,26 +57,12 @@ class MABCQConfig(DecentralizedConfig):
     """
 
     lr: float = 1e-3
-    discrete_lr: float = 1e-4
-    actor_lr: float = 1e-4
-    phi: float = 0.05
-    n_candidates: int = 10
-    threshold: float = 0.6
-    lmbda: float = 0.75
-
-    def validate(self) -> None:
-        super().validate()
-        if self.discrete_lr <= 0 or self.actor_lr <= 0:
-            raise ConfigError(f"learning rates must be positive, got discrete_lr={self.discrete_lr}, "
-                              f"actor_lr={self.actor_lr}")
-        if self.phi < 0:
-            raise ConfigError(f"phi must be >= 0, got {self.phi}")
-        if self.n_candidates <= 0:
-            raise ConfigError(f"n_candidates must be a positive integer, got {self.n_candidates}")
-        if not 0.0 <= self.threshold < 1.0:
-            raise ConfigError(f"threshold must be in [0, 1), got {self.threshold}")
-        if not 0.0 <= self.lmbda <= 1.0:
-            raise ConfigError(f"lmbda must be in [0, 1], got {self.lmbda}")
+    discrete_lr: float = ranged(1e-4, "(0, inf)")
+    actor_lr: float = ranged(1e-4, "(0, inf)")
+    phi: float = ranged(0.05, "[0, inf)")
+    n_candidates: int = ranged(10, "[1, inf)")
+    threshold: float = ranged(0.6, "[0, 1)")
+    lmbda: float = ranged(0.75, "[0, 1]")
 
 
 class MABCQ(DecentralizedLearner):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from marlkit.algos.base import ConfigError, Stage
+from marlkit.algos.base import Stage, ranged
 from marlkit.algos.common import (
     candidate_values,
     cql_logsumexp_continuous,
@@ -46,19 +46,10 @@ class MACQLConfig(DecentralizedConfig):
     """
 
     lr: float = 1e-4
-    actor_lr: float = 1e-4
-    alpha: float = 0.2
-    entropy_alpha: float = 0.2
-    cql_samples: int = 10
-
-    def validate(self) -> None:
-        super().validate()
-        if self.actor_lr <= 0:
-            raise ConfigError(f"actor_lr must be positive, got {self.actor_lr}")
-        if self.entropy_alpha < 0:
-            raise ConfigError(f"entropy_alpha must be >= 0, got {self.entropy_alpha}")
-        if self.cql_samples <= 0:
-            raise ConfigError(f"cql_samples must be a positive integer, got {self.cql_samples}")
+    actor_lr: float = ranged(1e-4, "(0, inf)")
+    alpha: float = ranged(0.2, "(0, inf)")
+    entropy_alpha: float = ranged(0.2, "[0, inf)")
+    cql_samples: int = ranged(10, "[1, inf)")
 
 
 class MACQL(DecentralizedLearner):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from marlkit.algos.base import ConfigError, Stage
+from marlkit.algos.base import Stage, ranged
 from marlkit.algos.common import td3bc_actor_loss, weighted_mse
 from marlkit.algos.decentralized import DecentralizedConfig, DecentralizedLearner
 from marlkit.data.sampler import Batch, DeviceSampler
@@ -39,20 +39,11 @@ class MATD3BCConfig(DecentralizedConfig):
     """
 
     lr: float = 3e-4
-    actor_lr: float = 3e-4
-    alpha: float = 2.5
-    policy_noise: float = 0.2
-    noise_clip: float = 0.5
-    policy_freq: int = 2
-
-    def validate(self) -> None:
-        super().validate()
-        if self.actor_lr <= 0:
-            raise ConfigError(f"actor_lr must be positive, got {self.actor_lr}")
-        if self.policy_noise < 0 or self.noise_clip < 0:
-            raise ConfigError(f"policy_noise and noise_clip must be >= 0, got {self.policy_noise}, {self.noise_clip}")
-        if self.policy_freq <= 0:
-            raise ConfigError(f"policy_freq must be a positive integer, got {self.policy_freq}")
+    actor_lr: float = ranged(3e-4, "(0, inf)")
+    alpha: float = ranged(2.5, "(0, inf)")
+    policy_noise: float = ranged(0.2, "[0, inf)")
+    noise_clip: float = ranged(0.5, "[0, inf)")
+    policy_freq: int = ranged(2, "[1, inf)")
 
 
 class MATD3BC(DecentralizedLearner):

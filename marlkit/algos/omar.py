@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage
+from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage, ranged
 from marlkit.algos.common import (
     candidate_values,
     categorical_inverse_cdf,
@@ -66,33 +66,24 @@ class OMARConfig(AlgoConfig):
         grad_clip: gradient-norm clip of critics and actors (0.5, official code; 0 disables).
     """
 
-    alpha: float = 1.0
-    omar_coe: float = 0.7
-    omar_iters: int = 3
-    omar_num_samples: int = 10
-    omar_num_elites: int = 10
+    alpha: float = ranged(1.0, "(0, inf)")
+    omar_coe: float = ranged(0.7, "[0, 1]")
+    omar_iters: int = ranged(3, "[1, inf)")
+    omar_num_samples: int = ranged(10, "[1, inf)")
+    omar_num_elites: int = ranged(10, "[1, inf)")
     omar_mu: float = 0.0
-    omar_sigma: float = 2.0
+    omar_sigma: float = ranged(2.0, "(0, inf)")
     center_on_policy: bool = False
-    tau: float = 0.005
-    n_action_samples: int = 10
-    cql_sigma: float = 0.2
-    grad_clip: float = 0.5
+    tau: float = ranged(0.005, "(0, 1]")
+    n_action_samples: int = ranged(10, "[1, inf)")
+    cql_sigma: float = ranged(0.2, "(0, inf)")
+    grad_clip: float = ranged(0.5, "[0, inf)")
 
     def validate(self) -> None:
         super().validate()
-        if not 0.0 <= self.omar_coe <= 1.0:
-            raise ConfigError(f"omar_coe must be in [0, 1], got {self.omar_coe}")
-        for name in ("omar_iters", "omar_num_samples", "omar_num_elites", "n_action_samples"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.omar_num_elites > 2 * self.omar_num_samples:
             raise ConfigError(f"omar_num_elites ({self.omar_num_elites}) cannot exceed the candidates per round "
                               f"(2 × omar_num_samples = {2 * self.omar_num_samples})")
-        if self.omar_sigma <= 0 or self.cql_sigma <= 0:
-            raise ConfigError(f"omar_sigma and cql_sigma must be positive, got {self.omar_sigma}, {self.cql_sigma}")
-        if self.grad_clip < 0:
-            raise ConfigError(f"grad_clip must be non-negative, got {self.grad_clip}")
 
 
 class DeterministicActor(torch.nn.Module):
@@ -175,7 +166,7 @@ class OMAR(Algorithm):
         """
         c = self.config
         B, N, d = pol_act.shape
-        K, E = c.omar_num_samples, c.omar_num_elites
+        E = c.omar_num_elites
         mu = pol_act.clone() if c.center_on_policy else torch.full_like(pol_act, c.omar_mu)
         sigma = torch.full_like(pol_act, c.omar_sigma)
         elite_a = elite_q = None

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage
+from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage, ranged
 from marlkit.data.sampler import Batch
 from marlkit.nets.critics import LocalQ, LocalV
 from marlkit.nets.mixers import LinearMixer
@@ -57,23 +57,17 @@ class OMIGAConfig(AlgoConfig):
         grad_norm_clip: max gradient norm per network (1.0, authors' code); 0 disables clipping.
     """
 
-    alpha: float = 10.0
-    tau: float = 0.005
+    alpha: float = ranged(10.0, "(0, inf)")
+    tau: float = ranged(0.005, "(0, 1]")
     weight_mode: str = "global"
     mixer_hidden: tuple[int, ...] = (64,)
-    exp_clamp: float = 10.0
-    grad_norm_clip: float = 1.0
+    exp_clamp: float = ranged(10.0, "(0, inf)")
+    grad_norm_clip: float = ranged(1.0, "[0, inf)")
 
     def validate(self) -> None:
         super().validate()
         if self.weight_mode not in WEIGHT_MODES:
             raise ConfigError(f"weight_mode must be one of {WEIGHT_MODES}, got {self.weight_mode!r}")
-        if not 0 < self.tau <= 1:
-            raise ConfigError(f"tau must be in (0, 1], got {self.tau}")
-        if self.exp_clamp <= 0:
-            raise ConfigError(f"exp_clamp must be positive, got {self.exp_clamp}")
-        if self.grad_norm_clip < 0:
-            raise ConfigError(f"grad_norm_clip must be >= 0 (0 disables clipping), got {self.grad_norm_clip}")
 
 
 class OMIGA(Algorithm):

@@ -11,7 +11,8 @@ updates) on the underlying Gymnasium v5 task and keeps checkpoints at the D4RL q
 - ``replay_k``: every checkpoint up to and including ``medium`` (the ``medium-replay`` source).
 
 Everything of a task lives in one safetensors file (``{name}.{parameter}`` keys) plus a JSON card with the
-training configuration and the measured returns, under :func:`weights_dir`.
+training configuration and the measured returns, under :func:`~marlkit.behavior.weights.weights_dir`
+(reading them back: :mod:`marlkit.behavior.weights`).
 
 Run ``python -m marlkit.behavior.td3 --task Hopper-3x1 --steps 200000 --time-budget 1500``;
 ``--measure-only`` re-measures the card's returns (10 full episodes per level) and ``--measure-short`` its
@@ -31,34 +32,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors.torch import save_file
 
+from marlkit.behavior.weights import JointActor, load_card, load_policies, weights_dir, weights_path
+from marlkit.data.rollout import collect
+from marlkit.envs.mamujoco import MaMuJoCoEnv, make_mamujoco_parallel
 from marlkit.nets.mlp import mlp_layers
 
 __all__ = ["JointActor", "SHORT_HORIZON", "TD3Config", "train_td3", "weights_dir", "weights_path", "load_policies",
            "load_card", "select_levels", "measure_returns", "short_horizon_returns"]
-
-
-def weights_dir() -> Path:
-    """Directory of the shipped behavior weights (``marlkit/behavior_weights``)."""
-    return Path(__file__).resolve().parent.parent / "behavior_weights"
-
-
-def weights_path(task: str, suffix: str, directory: Path | str | None = None) -> Path:
-    """``{directory}/{task}{suffix}``: the weights (``.safetensors``) or card (``.json``) of ``task``'s behavior
-    policies; ``directory`` defaults to :func:`weights_dir`."""
-    return Path(directory or weights_dir()) / f"{task}{suffix}"
-
-
-class JointActor(nn.Module):
-    """Deterministic joint policy a = tanh(MLP(s)): ``[B, state_dim] -> [B, act_dim]`` in [-1, 1]."""
-
-    def __init__(self, state_dim: int, act_dim: int, hidden: tuple[int, ...] = (64, 64)):
-        super().__init__()
-        self.state_dim, self.act_dim, self.hidden = state_dim, act_dim, tuple(hidden)
-        self.net = mlp_layers([state_dim, *hidden, act_dim], None)
-
-    def forward(self, s: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.net(s))
 
 
 class TwinQ(nn.Module):
@@ -96,8 +78,6 @@ class TD3Config:
 
 
 def _make_joint_env(task: str):
-    from marlkit.envs.mamujoco import make_mamujoco_parallel
-
     return make_mamujoco_parallel(task).single_agent_env
 
 
@@ -219,44 +199,9 @@ def train_td3(task: str, cfg: TD3Config, out_dir: Path | None = None, log=print)
     card["replay_checkpoints"] = [f"replay_{k}" for k in range(levels["medium"] + 1)]
     card_path = weights_path(task, ".json", out_dir)
     card_path.parent.mkdir(parents=True, exist_ok=True)
-    from safetensors.torch import save_file
-
     save_file(tensors, str(weights_path(task, ".safetensors", out_dir)))
     card_path.write_text(json.dumps(card, indent=1))
     return card
-
-
-def load_card(task: str, directory: Path | None = None) -> dict:
-    """The JSON card of ``task``'s shipped behavior policies.
-
-    Raises:
-        FileNotFoundError: if no weights were shipped for ``task``.
-    """
-    path = weights_path(task, ".json", directory)
-    if not path.exists():
-        raise FileNotFoundError(f"no behavior weights for {task!r} (looked for {path}); train them with "
-                                f"`python -m marlkit.behavior.td3 --task {task}`")
-    return json.loads(path.read_text())
-
-
-def load_policies(task: str, directory: Path | None = None) -> dict[str, JointActor]:
-    """All saved actors of ``task`` by name (``random``, ``medium``, ``expert``, ``replay_k``)."""
-    from safetensors.torch import load_file
-
-    card = load_card(task, directory)
-    tensors = load_file(str(weights_path(task, ".safetensors", directory)))
-    hidden = tuple(card["config"]["actor_hidden"])
-    groups: dict[str, dict] = {}
-    for key, v in tensors.items():
-        name, p = key.split(".", 1)
-        groups.setdefault(name, {})[p] = v
-    out = {}
-    for name, sd in groups.items():
-        actor = JointActor(card["state_dim"], card["act_dim"], hidden)
-        actor.load_state_dict(sd)
-        actor.eval()
-        out[name] = actor
-    return out
 
 
 def measure_returns(task: str, episodes: int = 10, seed: int = 0, directory: Path | None = None) -> dict:
@@ -264,9 +209,6 @@ def measure_returns(task: str, episodes: int = 10, seed: int = 0, directory: Pat
     them out (multi-agent env, Gaussian action noise ``BEHAVIOR_NOISE``) and store it in the card as
     ``measured_returns`` (used as the normalised score's reference returns).
     """
-    from marlkit.data.rollout import collect
-    from marlkit.envs.mamujoco import MaMuJoCoEnv
-
     env = MaMuJoCoEnv(task)
     out = {}
     for level in ("random", "medium", "expert"):

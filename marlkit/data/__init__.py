@@ -1,5 +1,10 @@
 """Datasets: the transition container, HDF5 / flashbax Vault / OMIGA-layout I/O, cards and IDs, on-device
-sampling, mixing."""
+sampling, mixing.
+
+The builders of the sequential environments' datasets and their cache (:func:`~marlkit.data.build.data_dir`)
+live in :mod:`marlkit.data.build`, which is not imported here: it sits above the environments (it rolls their
+behavior policies out and resolves env names through the registry), while the environments use this package.
+"""
 
 from marlkit.data.card import SimulatorVersionWarning, dataset_id
 from marlkit.data.dataset import DatasetError, MultiAgentDataset

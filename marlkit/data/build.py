@@ -20,28 +20,35 @@ The CLI front end is ``marlkit data build ENV --quality Q [--transitions N | --e
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from marlkit.data.card import attach_card
+from marlkit.behavior.weights import load_card
 from marlkit.data.dataset import MultiAgentDataset
 from marlkit.data.hdf5 import load_hdf5, save_hdf5
 from marlkit.data.rollout import collect
 from marlkit.data.views import concat
+from marlkit.envs.base import MultiAgentEnv
+from marlkit.envs.registry import make_env
 
-__all__ = ["build_dataset", "dataset_path", "dataset_card", "DEFAULT_TRANSITIONS"]
+__all__ = ["build_dataset", "data_dir", "dataset_path", "dataset_card", "DEFAULT_TRANSITIONS"]
 
 DEFAULT_TRANSITIONS = {"mamujoco": 100_000, "mpe": 25_000}
 """Transitions built when no size is given (per family); Bridge defaults to its 500 (+500) episodes."""
+
+
+def data_dir() -> Path:
+    """Where built datasets are cached: ``$MARLKIT_DATA`` or ``~/.cache/marlkit``."""
+    return Path(os.environ.get("MARLKIT_DATA", Path.home() / ".cache" / "marlkit"))
 
 
 def dataset_path(env_name: str, quality: str, transitions: int | None, episodes: int | None, seed: int,
                  source: str | None = None) -> Path:
     """Cache location of a built dataset; ``source`` (the env's ``behavior_fingerprint``, e.g. a hash of the
     MuJoCo behavior weights) is part of the name, so retrained behavior policies never reuse stale files."""
-    from marlkit.envs.registry import data_dir
-
     size = f"{transitions}t" if transitions is not None else (f"{episodes}ep" if episodes is not None else "default")
     tag = f"-{source}" if source else ""
     return data_dir() / env_name.replace(":", "_") / f"{quality}-{size}-seed{seed}{tag}.h5"
@@ -78,8 +85,6 @@ def _rollout(env, quality: str, transitions: int | None, episodes: int | None, s
                           seed + k) for k, (q, n) in enumerate(zip(("medium", "expert"), sizes))]
         return concat(parts, name="medium-expert")
     if quality == "medium-replay":
-        from marlkit.behavior.td3 import load_card
-
         ckpts = load_card(env.task)["replay_checkpoints"]
         sizes = _split(transitions if transitions is not None else episodes, len(ckpts))
         parts = []
@@ -97,12 +102,14 @@ def _rollout(env, quality: str, transitions: int | None, episodes: int | None, s
     return collect(env, env.behavior_policy(quality), seed=seed, n_envs=n_envs, meta={"dataset": quality}, **kw)
 
 
-def build_dataset(env_name: str, quality: str, transitions: int | None = None, episodes: int | None = None,
-                  seed: int = 0, cache: bool = True, verbose: bool = False) -> MultiAgentDataset:
-    """Roll out ``env_name``'s behavior policy of ``quality`` into a dataset (cached; deterministic per seed).
+def build_dataset(env: str | MultiAgentEnv, quality: str, transitions: int | None = None,
+                  episodes: int | None = None, seed: int = 0, cache: bool = True,
+                  verbose: bool = False) -> MultiAgentDataset:
+    """Roll out ``env``'s behavior policy of ``quality`` into a dataset (cached; deterministic per seed).
 
     Args:
-        env_name: registry name (``bridge``, ``mpe:simple_spread-3``, ``mamujoco:Hopper-3x1``, ...).
+        env: registry name (``bridge``, ``mpe:simple_spread-3``, ``mamujoco:Hopper-3x1``, ...) or the environment
+            itself (what its own ``make_dataset`` passes, so that the env is not built a second time).
         quality: dataset name (see the module docstring).
         transitions / episodes: size; at most one (default: :data:`DEFAULT_TRANSITIONS` of the family).
         seed: seeds the behavior noise and the env resets.
@@ -114,14 +121,14 @@ def build_dataset(env_name: str, quality: str, transitions: int | None = None, e
         UnknownNameError / KeyError: for an unknown env or quality (messages list the valid ones).
         FileNotFoundError: if a MuJoCo task has no shipped behavior weights.
     """
-    from marlkit.envs.registry import make_env
-
     if transitions is not None and episodes is not None:
         raise ValueError("give at most one of transitions= and episodes=")
     for name, v in (("transitions", transitions), ("episodes", episodes)):
         if v is not None and (not isinstance(v, (int, np.integer)) or v <= 0):
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    env = make_env(env_name)
+    if isinstance(env, str):
+        env = make_env(env)
+    env_name = env.spec.name
     if transitions is None and episodes is None:
         family = env_name.split(":")[0] if ":" in env_name else None
         transitions = DEFAULT_TRANSITIONS.get(family)

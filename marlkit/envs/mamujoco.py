@@ -27,8 +27,12 @@ Requires the optional extra ``marlkit[mujoco]``.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
+from marlkit.behavior.weights import load_card, load_policies, weights_path
+from marlkit.data.build import build_dataset
 from marlkit.envs.base import EnvSpec, MultiAgentEnv, StepResult
 
 __all__ = ["TASKS", "MaMuJoCoEnv", "JointPolicy", "make_task", "list_tasks", "make_mamujoco_parallel"]
@@ -168,10 +172,6 @@ class MaMuJoCoEnv(MultiAgentEnv):
     def behavior_fingerprint(self) -> str | None:
         """First 12 hex digits of the SHA-256 of the shipped behavior weights (None if none are shipped); part of
         the dataset cache key, so datasets are rebuilt when the weights change."""
-        import hashlib
-
-        from marlkit.behavior.td3 import weights_path
-
         path = weights_path(self.task, ".safetensors")
         return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.exists() else None
 
@@ -185,8 +185,6 @@ class MaMuJoCoEnv(MultiAgentEnv):
             FileNotFoundError: if no weights are shipped for this task.
             KeyError: for an unknown actor name.
         """
-        from marlkit.behavior.td3 import load_policies
-
         actors = load_policies(self.task, directory)
         if name not in actors:
             raise KeyError(f"no behavior actor {name!r} for {self.task}; valid: {sorted(actors)}")
@@ -194,9 +192,7 @@ class MaMuJoCoEnv(MultiAgentEnv):
 
     def make_dataset(self, name: str, size: int | None = None, seed: int = 0):
         """Build (or load from the cache) the named dataset; ``size`` = transitions."""
-        from marlkit.data.build import build_dataset
-
-        return build_dataset(self.spec.name, name, transitions=size, seed=seed)
+        return build_dataset(self, name, transitions=size, seed=seed)
 
 
 class JointPolicy:
@@ -224,8 +220,6 @@ class JointPolicy:
 def _reference_returns(task: str) -> dict | None:
     """``{"random": R0, "expert": R1}`` from the shipped behavior card (dataset-rollout returns), or None."""
     try:
-        from marlkit.behavior.td3 import load_card
-
         card = load_card(task)
     except FileNotFoundError:
         return None

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from marlkit.data.build import build_dataset
 from marlkit.envs.base import EnvSpec, MultiAgentEnv, StepResult
 
 __all__ = ["MPESpreadEnv", "SpreadPolicy", "list_tasks", "make_task", "QUALITY_NOISE"]
@@ -150,9 +151,7 @@ class MPESpreadEnv(MultiAgentEnv):
     # ------------------------------------------------------------------ datasets
     def make_dataset(self, name: str, size: int | None = None, seed: int = 0):
         """Build (or load from the cache) the named dataset; ``size`` = transitions (default 100 000)."""
-        from marlkit.data.build import build_dataset
-
-        return build_dataset(self.spec.name, name, transitions=size, seed=seed)
+        return build_dataset(self, name, transitions=size, seed=seed)
 
     def behavior_policy(self, quality: str) -> "SpreadPolicy":
         """The scripted behavior policy of a quality level (``random``, ``medium``, ``expert``).

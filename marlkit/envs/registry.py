@@ -7,11 +7,12 @@ that ``import marlkit`` never pays for simulators.
 from __future__ import annotations
 
 import importlib
-import os
 from pathlib import Path
 from typing import Callable
 
+from marlkit.data.card import DATASET_VERSION, attach_card, parse_dataset_id
 from marlkit.data.dataset import MultiAgentDataset
+from marlkit.data.io import is_dataset_path, load_file
 from marlkit.envs.base import MultiAgentEnv
 
 __all__ = ["make_env", "list_envs", "load_dataset", "register_env", "register_family", "UnknownNameError"]
@@ -99,11 +100,6 @@ def make_env(name: str) -> MultiAgentEnv:
     raise UnknownNameError(f"unknown env {name!r}; valid: {', '.join(list_envs())}")
 
 
-def data_dir() -> Path:
-    """Where built datasets are cached: ``$MARLKIT_DATA`` or ``~/.cache/marlkit``."""
-    return Path(os.environ.get("MARLKIT_DATA", Path.home() / ".cache" / "marlkit"))
-
-
 def load_dataset(env: MultiAgentEnv, dataset: str, size: int | None = None, seed: int = 0) -> MultiAgentDataset:
     """Resolve ``dataset`` for ``env``: a path to a marlkit HDF5 file or a flashbax Vault directory
     (:func:`marlkit.data.io.load_file`), a dataset ID ``env/name-vN``, or one of the env's named datasets.
@@ -118,13 +114,8 @@ def load_dataset(env: MultiAgentEnv, dataset: str, size: int | None = None, seed
         UnknownNameError: if the env has no dataset of that name, or the ID names another env or version.
         DatasetError: if a loaded file does not match the env (agent count, shapes, action space).
     """
-    from marlkit.data.card import attach_card, parse_dataset_id
-    from marlkit.data.io import is_dataset_path, load_file
-
     parsed = None if Path(dataset).exists() else parse_dataset_id(dataset)
     if parsed is not None:                    # an ID env/name-vN: the env's named dataset of that version
-        from marlkit.data.card import DATASET_VERSION
-
         id_env, name, version = parsed
         if id_env != env.spec.name:
             raise UnknownNameError(f"dataset ID {dataset!r} belongs to env {id_env!r}, not {env.spec.name!r}")

@@ -33,7 +33,7 @@ step, ``vmap``-ed over battles) is one compiled call, the same one evaluation us
 serves both; the loop over time stops as soon as every battle is over (battles last 12-70 steps of the 100
 allowed). A 50,000-transition dataset takes seconds to a minute or two after compilation. Datasets are
 deterministic functions of (map, quality, size, seed) and are cached as marlkit HDF5 files under
-:func:`marlkit.envs.registry.data_dir` ``/smax``.
+:func:`marlkit.data.build.data_dir` ``/smax``.
 
 Names follow omiga.md Table 4 (good / medium / poor) and inspo.md Table 4 (expert / medium / mixed).
 StarCraft II maps that SMAX does not reimplement (``2c_vs_64zg``, ``corridor``) are not available; SMAX's
@@ -51,8 +51,13 @@ from pathlib import Path
 
 import numpy as np
 
+from marlkit.data.build import data_dir
+from marlkit.data.card import attach_card
 from marlkit.data.dataset import MultiAgentDataset
+from marlkit.data.hdf5 import load_hdf5, save_hdf5
+from marlkit.data.views import mix
 from marlkit.envs.base import EnvSpec, MultiAgentEnv, StepResult
+from marlkit.envs.registry import UnknownNameError
 
 __all__ = ["DEFAULT_DATASET_SIZE", "EPSILON", "MAP_EPSILON", "QUALITIES", "SMAXEnv", "list_maps", "make_smax"]
 
@@ -124,8 +129,6 @@ def _import_jaxmarl():
     if not _JAX_CACHE_SET:
         _JAX_CACHE_SET = True
         if jax.config.jax_compilation_cache_dir is None and os.environ.get("MARLKIT_JAX_CACHE", "1") != "0":
-            from marlkit.envs.registry import data_dir
-
             jax.config.update("jax_compilation_cache_dir", str(data_dir() / "jax-cache"))
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     return smax_env, heuristic_enemy_smax_env, heuristic_enemy
@@ -256,8 +259,6 @@ class SMAXEnv(MultiAgentEnv):
     datasets = QUALITIES
 
     def __init__(self, map_name: str, episode_limit: int = 100):
-        from marlkit.envs.registry import UnknownNameError
-
         maps = list_maps()
         if map_name not in maps:
             why = f" ({UNAVAILABLE_MAPS[map_name]})" if map_name in UNAVAILABLE_MAPS else ""
@@ -381,8 +382,6 @@ class SMAXEnv(MultiAgentEnv):
         Raises:
             UnknownNameError: for an unknown quality.
         """
-        from marlkit.envs.registry import UnknownNameError
-
         if quality not in EPSILON:
             raise UnknownNameError(f"unknown SMAX behavior {quality!r}; valid: {', '.join(sorted(EPSILON))}")
         return MAP_EPSILON.get(self.map_name, {}).get(quality, EPSILON[quality])
@@ -424,9 +423,7 @@ class SMAXEnv(MultiAgentEnv):
             next_avail_actions=data["next_avail_actions"].astype(bool), meta=meta)
 
     def dataset_path(self, name: str, size: int | None = None, seed: int = 0, episodes: int | None = None) -> Path:
-        """Cache file of a built dataset under :func:`marlkit.envs.registry.data_dir`."""
-        from marlkit.envs.registry import data_dir
-
+        """Cache file of a built dataset under :func:`marlkit.data.build.data_dir`."""
         n = f"ep{episodes}" if episodes is not None else f"n{size or DEFAULT_DATASET_SIZE}"
         return data_dir() / "smax" / f"{self.map_name}-{name}-{n}-s{seed}-T{self.spec.episode_limit}.h5"
 
@@ -449,10 +446,6 @@ class SMAXEnv(MultiAgentEnv):
             UnknownNameError: for an unknown dataset name.
             ValueError: if ``size``/``episodes`` is not a positive integer or both are given.
         """
-        from marlkit.data.card import attach_card
-        from marlkit.data.hdf5 import load_hdf5, save_hdf5
-        from marlkit.envs.registry import UnknownNameError
-
         if name not in QUALITIES:
             raise UnknownNameError(f"unknown dataset {name!r} for env {self.spec.name!r}; "
                                    f"valid: {', '.join(QUALITIES)}")
@@ -474,8 +467,6 @@ class SMAXEnv(MultiAgentEnv):
                             reference_returns=getattr(self, "reference_returns", None))
             return ds
         if name == "mixed":
-            from marlkit.data.views import mix
-
             parts = [self.make_dataset(q, size, seed, episodes, cache) for q in ("medium", "good")]
             ds = mix(parts, [0.5, 0.5], size=size, seed=seed)
             ds.meta.update({"env": self.spec.name, "dataset": "mixed", "seed": seed,

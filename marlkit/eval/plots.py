@@ -11,8 +11,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from marlkit.envs.matrix import MatrixGame
+from marlkit.algos.fdiv import F_DIVERGENCES
+from marlkit.envs.differential import reward_grid
+from marlkit.envs.matrix import MatrixGame, joint_from_product
+from marlkit.exact.decentralized import decentralized_tables, greedy_joint
+from marlkit.exact.dice import comadice_solution, dice_dual, dice_optimum
+from marlkit.exact.inspo import exact_inspo
 from marlkit.exact.matrix import ood_mass, regularized_optimum, regularized_return
+from marlkit.exact.omiga import local_value, local_value_objective, omiga_solution
 
 __all__ = [
     "dice_dual_view",
@@ -134,8 +140,6 @@ def transition_bias_rows(mu1: float = 0.8, mu2: float = 0.4, epsilon: float | No
     Raises:
         ValueError: if a probability is outside [0, 1].
     """
-    from marlkit.exact.decentralized import decentralized_tables, greedy_joint
-
     for name, m in (("mu1", mu1), ("mu2", mu2)):
         if not 0.0 <= m <= 1.0:
             raise ValueError(f"{name} must be a probability in [0, 1], got {m}")
@@ -183,8 +187,6 @@ def plot_transition_bias(mu1: float = 0.8, mu2: float = 0.4, epsilon: float = 0.
 
 def plot_differential_reward(ax=None, resolution: int = 201):
     """The Differential Game's reward landscape r(x_1, x_2) (offline-decentralized-marl.md Fig. 2)."""
-    from marlkit.envs.differential import reward_grid
-
     if ax is None:
         _, ax = plt.subplots(figsize=(4.2, 3.6))
     x1, x2, r = reward_grid(resolution)
@@ -265,9 +267,6 @@ def inspo_view(game: MatrixGame, dataset: str, alpha: float = 0.01, beta: float 
     Returns:
         ``(fig, final_return)``.
     """
-    from marlkit.envs.matrix import joint_from_product
-    from marlkit.exact.inspo import exact_inspo
-
     traj = exact_inspo(game.payoff, game.datasets[dataset].joint, alpha, beta, iterations, sequential, seed,
                        beta_final=beta_final)
     N = game.spec.n_agents
@@ -312,8 +311,6 @@ def plot_decomposition(game: MatrixGame, dataset: str, sol=None):
         ``(fig, sol)`` with ``sol`` the :class:`~marlkit.exact.omiga.OmigaSolution` (α = 1 if not given; the fit
         does not depend on α).
     """
-    from marlkit.exact.omiga import omiga_solution
-
     d = game.datasets[dataset].joint
     sol = sol or omiga_solution(game.payoff, d, 1.0)
     lim = float(np.abs(game.payoff).max())
@@ -332,8 +329,6 @@ def plot_decomposition(game: MatrixGame, dataset: str, sol=None):
 def plot_v_objective(q, mu, w: float, alphas, ax=None):
     """Eq. 11/12 ``f(V) = E_μ[exp(w(Q − V)/α)] + wV/α`` minus its minimum, as a function of V for each α, with the
     closed-form minimizer V* (Eq. 10) dotted. (With ``u = w(V − V*)/α``, ``f − f* = e^{−u} + u − 1 ≥ 0``.)"""
-    from marlkit.exact.omiga import local_value, local_value_objective
-
     ax = ax or plt.gca()
     q = np.asarray(q, float)
     stars = [local_value(q, mu, w, a) for a in alphas]
@@ -359,8 +354,6 @@ def omiga_policy_view(game: MatrixGame, dataset: str, alpha: float):
     Returns:
         ``(fig, return, ood_mass)`` of the product policy.
     """
-    from marlkit.exact.omiga import omiga_solution
-
     d = game.datasets[dataset].joint
     sol = omiga_solution(game.payoff, d, alpha)
     ret, ood = sol.expected_return(game.payoff), ood_mass(sol.joint, d)
@@ -402,9 +395,6 @@ def dice_dual_view(game: MatrixGame, dataset: str, alpha: float, fs=None, mass: 
     Returns:
         ``(fig, nu_star)`` with ``nu_star[f]`` the multiplier of :func:`marlkit.exact.dice.dice_optimum`.
     """
-    from marlkit.algos.fdiv import F_DIVERGENCES
-    from marlkit.exact.dice import dice_dual, dice_optimum
-
     fs = list(F_DIVERGENCES) if fs is None else list(fs)
     d = game.datasets[dataset].joint
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(4.5, 3.2))
@@ -432,9 +422,6 @@ def dice_ratio_view(game: MatrixGame, dataset: str, alpha: float, fs=None, facto
         ``(fig, table)`` where ``table[f]`` holds ``w`` (ratios on the support, in ``labels`` order), ``labels``
         and ``return`` at ``alpha``.
     """
-    from marlkit.algos.fdiv import F_DIVERGENCES
-    from marlkit.exact.dice import comadice_solution
-
     fs = list(F_DIVERGENCES) if fs is None else list(fs)
     d = game.datasets[dataset].joint
     idx, labels = _support_labels(game, d)
@@ -472,8 +459,6 @@ def local_wbc_view(game: MatrixGame, dataset: str, alpha: float, f: str = "soft-
         ``(fig, info)`` with ``occupancy_return`` (E_ρ[r]), ``product_return`` (return of ⊗ π_i) and
         ``policies`` (the local π_i).
     """
-    from marlkit.exact.dice import comadice_solution
-
     d = game.datasets[dataset].joint
     sol = comadice_solution(game.payoff, d, alpha, f, factored=factored)
     rho = sol["rho"] / sol["rho"].sum()

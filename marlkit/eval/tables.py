@@ -1,23 +1,32 @@
-"""Comparison tables built from the command line's JSON records.
+"""Comparison tables built from the records of ``marlkit train ... --json``.
 
-:func:`cli_record` runs ``marlkit train ... --json`` (in this process by default, or in a fresh one) and parses
-its JSON record, so a table shows exactly what a user typing the command gets; :func:`comparison_table` collects
+:func:`cli_record` trains one run with the command's settings through :func:`marlkit.train.run` (in this
+process by default; or runs the command itself in a fresh interpreter) and returns its JSON record, so a table
+shows exactly what a user typing the command gets; :func:`comparison_table` collects
 algorithms × (env, dataset) × seeds into a long-form pandas DataFrame and :func:`pivot_returns` turns it into the
 algorithms-as-columns view of the papers' tables.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
-from contextlib import redirect_stdout
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+
+from marlkit.algos import ALGOS, ConfigError, get_algo
+from marlkit.cli import parse_overrides
+from marlkit.data.dataset import DatasetError
+from marlkit.envs.registry import UnknownNameError, load_dataset, make_env
+from marlkit.eval.plots import plot_table
+from marlkit.train import RunConfig, build_algo, iterate, run
+from marlkit.utils import seed_everything
 
 __all__ = [
     "SEED_GAMES",
@@ -38,25 +47,25 @@ COLUMNS = ["env", "dataset", "algo", "seed", "return", "greedy_return", "greedy_
 
 def registered(algos: Iterable[str]) -> list[str]:
     """The names in ``algos`` that this installation registers (order kept)."""
-    from marlkit.algos import ALGOS
-
     return [a for a in algos if a in ALGOS]
 
 
 def cli_record(env: str, dataset: str, algo: str, steps: int | None = None, seed: int = 0,
                threads: int | None = 1, extra: Sequence[str] = (), in_process: bool = True,
                timeout: float | None = 900) -> dict:
-    """Run ``marlkit train --env ENV --dataset D --algo A --json [...]`` and return its JSON record.
+    """The JSON record of ``marlkit train --env ENV --dataset D --algo A --json [...]``.
 
     Args:
         steps, seed, threads: the CLI's ``--steps``, ``--seed``, ``--threads`` (None: the CLI's default).
-        extra: further CLI tokens, e.g. hyperparameters ``["--hidden", "64,64"]``.
-        in_process: call :func:`marlkit.cli.main` here (no interpreter start-up per run) instead of
-            ``python -m marlkit.cli`` in a child process (which imports this checkout's ``marlkit``).
+        extra: hyperparameter tokens as on the command line, e.g. ``["--hidden", "64,64"]``.
+        in_process: train here with :func:`marlkit.train.run` (no interpreter start-up per run; the record
+            goes through JSON as the command prints it) instead of running ``python -m marlkit.cli`` in a child
+            process (which imports this checkout's ``marlkit``).
         timeout: seconds before a child process is killed.
 
     Raises:
-        RuntimeError: if the command fails or prints no JSON; the message holds the command.
+        RuntimeError: if the run fails (unknown name, invalid hyperparameter, ...) or the command prints no
+            JSON; the message holds the command.
     """
     argv = ["train", "--env", env, "--dataset", dataset, "--algo", algo, "--seed", str(seed), "--json"]
     if steps is not None:
@@ -65,26 +74,21 @@ def cli_record(env: str, dataset: str, algo: str, steps: int | None = None, seed
         argv += ["--threads", str(threads)]
     argv += [str(t) for t in extra]
     if in_process:
-        from marlkit.cli import main
-
-        buf = io.StringIO()
         try:
-            with redirect_stdout(buf):
-                rc = main(argv)
-        except SystemExit as exc:  # argparse / option errors
+            overrides = parse_overrides(get_algo(algo).Config, [str(t) for t in extra])
+            record = run(env, dataset, algo, overrides,
+                         RunConfig(steps=steps, seed=seed, threads=threads, progress=False))
+        except (SystemExit, ConfigError, UnknownNameError, DatasetError, FileNotFoundError) as exc:
             raise RuntimeError(f"marlkit {' '.join(argv)} failed: {exc}") from None
-        out = buf.getvalue()
-        if rc != 0:
-            raise RuntimeError(f"marlkit {' '.join(argv)} failed with exit code {rc}")
-    else:
-        root = str(Path(__file__).resolve().parents[2])
-        env_vars = dict(os.environ)
-        env_vars["PYTHONPATH"] = root + (os.pathsep + env_vars["PYTHONPATH"] if env_vars.get("PYTHONPATH") else "")
-        proc = subprocess.run([sys.executable, "-m", "marlkit.cli", *argv], capture_output=True, text=True,
-                              env=env_vars, timeout=timeout, check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"marlkit {' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()[-1500:]}")
-        out = proc.stdout
+        return json.loads(json.dumps(record))
+    root = str(Path(__file__).resolve().parents[2])
+    env_vars = dict(os.environ)
+    env_vars["PYTHONPATH"] = root + (os.pathsep + env_vars["PYTHONPATH"] if env_vars.get("PYTHONPATH") else "")
+    proc = subprocess.run([sys.executable, "-m", "marlkit.cli", *argv], capture_output=True, text=True,
+                          env=env_vars, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"marlkit {' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()[-1500:]}")
+    out = proc.stdout
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if not lines:
         raise RuntimeError(f"marlkit {' '.join(argv)} printed no JSON record: {out.strip()[-500:]}")
@@ -95,7 +99,7 @@ def comparison_table(algos: Sequence[str], cases: Sequence[tuple[str, str]] = tu
                      steps: int | None = None, seeds: Sequence[int] = (0,), threads: int | None = 1,
                      extra: dict[str, Sequence[str]] | None = None, in_process: bool = True,
                      progress: bool = False) -> pd.DataFrame:
-    """Train every registered algorithm of ``algos`` on every ``(env, dataset)`` and seed through the CLI.
+    """Train every registered algorithm of ``algos`` on every ``(env, dataset)`` and seed as ``marlkit train``.
 
     Algorithms not registered here are skipped (the table covers whichever exist).
 
@@ -105,7 +109,7 @@ def comparison_table(algos: Sequence[str], cases: Sequence[tuple[str, str]] = tu
         steps: ``--steps`` for every run (None: each env's default).
         seeds: one run per seed.
         threads: ``--threads`` (1 is fastest for the small matrix-game networks).
-        extra: per-algorithm extra CLI tokens, e.g. ``{"omar": ["--omar-coe", "1"]}``; the key ``"*"`` applies to
+        extra: per-algorithm hyperparameter tokens, e.g. ``{"omar": ["--omar-coe", "1"]}``; the key ``"*"`` applies to
             every algorithm.
         in_process: see :func:`cli_record`.
         progress: print one line per finished run.
@@ -154,7 +158,7 @@ def pivot_returns(df: pd.DataFrame, decimals: int = 2, std: bool = False, value:
 
 def learned_policy_view(algo: str, env: str = "xor", dataset: str = "b", steps: int = 200, seed: int = 0,
                         extra: Sequence[str] = ()):
-    """Train ``algo`` through the CLI on a 2-agent matrix game and draw its learned joint policy next to the
+    """Train ``algo`` as ``marlkit train`` does (:func:`cli_record`) on a 2-agent matrix game and draw its learned joint policy next to the
     dataset and the payoff (a plain function for notebook widgets).
 
     Returns:
@@ -163,11 +167,6 @@ def learned_policy_view(algo: str, env: str = "xor", dataset: str = "b", steps: 
     Raises:
         ValueError: if the game does not have exactly 2 agents.
     """
-    import matplotlib.pyplot as plt
-
-    from marlkit.envs.registry import make_env
-    from marlkit.eval.plots import plot_table
-
     game = make_env(env)
     if game.spec.n_agents != 2:
         raise ValueError(f"learned_policy_view draws 2-agent games, {env!r} has {game.spec.n_agents} agents")
@@ -191,12 +190,6 @@ def policy_history(env: str, dataset: str, algo: str, overrides: dict | None = N
     Raises:
         ValueError: if the env reports no ``per_agent_policy`` (not a matrix game).
     """
-    import numpy as np
-
-    from marlkit.envs.registry import load_dataset, make_env
-    from marlkit.train import RunConfig, build_algo, iterate
-    from marlkit.utils import seed_everything
-
     seed_everything(seed)
     game = make_env(env)
     data = load_dataset(game, dataset, seed=seed)

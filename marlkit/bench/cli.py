@@ -1,0 +1,136 @@
+"""``marlkit bench``: its argparse options, the grid they describe, and the command itself."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from marlkit.bench.grid import Grid, GridError, pair_tasks, parse_list, parse_seeds
+from marlkit.bench.presets import PRESETS, preset
+from marlkit.bench.records import FAILED, NOTEBOOK, RECORD, REPORT
+from marlkit.bench.report import run_report, summarize
+from marlkit.bench.runner import BACKENDS, run_sweep
+
+__all__ = ["add_bench_parser", "bench_main", "grid_from_args"]
+
+
+def add_bench_parser(sub) -> None:
+    """Register ``marlkit bench`` on an argparse sub-parser collection."""
+    b = sub.add_parser(
+        "bench", help="run the benchmark notebook over a grid (papermill), then tabulate",
+        description="Run notebooks/10_benchmark.ipynb with papermill for every cell of a grid "
+                    "(tasks × algos × α values × seeds), resumably, then write the papers' table and figures.")
+    b.add_argument("--preset", choices=sorted(PRESETS), help="a named grid: " + "; ".join(
+        f"{k}: {v}" for k, v in PRESETS.items()))
+    b.add_argument("--grid", help="YAML grid file (keys: envs/datasets or tasks, algos, seeds, alphas, sweep, ...)")
+    b.add_argument("--env", "--envs", dest="envs", help="environment name(s), comma-separated")
+    b.add_argument("--dataset", "--datasets", dest="datasets", help="dataset name(s), comma-separated")
+    b.add_argument("--algo", "--algos", dest="algos", help="algorithm name(s), comma-separated")
+    b.add_argument("--seeds", help="seeds, e.g. 0-4 or 0,1,2 (default 0)")
+    b.add_argument("--alphas", help="α values to sweep, e.g. 1,10 (algorithms without α run once)")
+    b.add_argument("--hp", default=None, help='fixed hyperparameters as JSON, e.g. \'{"hidden": [64, 64]}\'')
+    b.add_argument("--steps", type=int, default=None, help="gradient updates per run (default: preset/env)")
+    b.add_argument("--eval-every", type=int, default=None, help="evaluate every N updates (0: only at the end)")
+    b.add_argument("--eval-episodes", type=int, default=None, help="evaluation episodes (sequential envs)")
+    b.add_argument("--dataset-size", type=int, default=None, help="transitions for sampled datasets")
+    b.add_argument("--device", default=None, help="auto, cpu or cuda[:k] (default cpu)")
+    b.add_argument("--out", default=None, help="sweep directory (default results/<preset or 'bench'>)")
+    b.add_argument("--backend", choices=list(BACKENDS), default="local", help="process pool or Ray")
+    b.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local Ray)")
+    b.add_argument("--workers", type=int, default=None, help="parallel runs (default: CPU count)")
+    b.add_argument("--threads", type=int, default=1, help="torch threads per run (MARLKIT_NUM_THREADS)")
+    b.add_argument("--timeout", type=float, default=None, help="per-notebook-cell timeout in seconds")
+    b.add_argument("--notebook", default=None, help="benchmark notebook (default notebooks/10_benchmark.ipynb)")
+    b.add_argument("--no-report", action="store_true",
+                   help=f"skip executing notebooks/{REPORT} on the results (tables and figures in OUT/figures)")
+    b.add_argument("--no-retry-failed", action="store_true", help="skip cells that failed before")
+    b.add_argument("--list", action="store_true", help="print the grid's runs and exit")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=bench_main)
+
+
+def grid_from_args(args) -> Grid:
+    """Build the grid of ``marlkit bench`` arguments: a preset or a YAML file, then command-line overrides.
+
+    Raises:
+        GridError: for conflicting or malformed arguments.
+    """
+    if args.preset and args.grid:
+        raise GridError("give either --preset or --grid, not both")
+    if args.preset:
+        grid = preset(args.preset)
+    elif args.grid:
+        grid = Grid.from_yaml(args.grid)
+    else:
+        grid = Grid(tasks=[], algos=[], seeds=[0])
+    if args.envs or args.datasets:
+        if not (args.envs and args.datasets):
+            raise GridError("give both --env and --datasets")
+        grid.tasks = pair_tasks(parse_list(args.envs), parse_list(args.datasets))
+    if args.algos:
+        grid.algos = parse_list(args.algos)
+        # a preset's per-algorithm settings apply to the algorithms kept; those dropped take theirs along
+        grid.algo_hyperparameters = {a: hp for a, hp in grid.algo_hyperparameters.items() if a in grid.algos}
+    if args.seeds is not None:
+        grid.seeds = parse_seeds(args.seeds)
+    if args.alphas is not None:
+        grid.sweep["alpha"] = parse_list(args.alphas, float)
+    if args.hp:
+        try:
+            hp = json.loads(args.hp)
+        except json.JSONDecodeError as exc:
+            raise GridError(f"--hp is not valid JSON: {exc}") from None
+        if not isinstance(hp, dict):
+            raise GridError(f"--hp must be a JSON object, got {args.hp!r}")
+        grid.hyperparameters.update(hp)
+    for name in ("steps", "eval_every", "eval_episodes", "dataset_size", "device"):
+        if getattr(args, name) is not None:
+            setattr(grid, name, getattr(args, name))
+    return grid
+
+
+def bench_main(args, extra: list[str] | None = None) -> int:
+    """``marlkit bench``: run the sweep, summarise, print where everything is. Exit code 1 if a run failed."""
+    try:
+        grid = grid_from_args(args)
+        cells = grid.cells()
+    except GridError as exc:
+        print(f"marlkit: error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out or Path("results") / (args.preset or "bench"))
+    if args.list:
+        for c in cells:
+            print(f"{c.label:<60} {c.directory(out)}")
+        print(f"{len(cells)} runs")
+        return 0
+    print(f"marlkit bench: {len(cells)} runs ({len(grid.tasks)} tasks × {len(grid.algos)} algos × "
+          f"{len(grid.seeds)} seeds{' × swept ' + ', '.join(grid.sweep) if grid.sweep else ''}) -> {out}",
+          flush=True)
+    summary = run_sweep(grid, out, backend=args.backend, workers=args.workers, threads=args.threads,
+                        notebook=args.notebook, ray_address=args.ray_address, timeout=args.timeout,
+                        progress=not args.quiet, retry_failed=not args.no_retry_failed)
+    root = Path(summary["out"])
+    paths = summarize(root)
+    report = None
+    if paths and not args.no_report:
+        try:
+            report = run_report(root, timeout=args.timeout)
+        except Exception as exc:  # noqa: BLE001 - the records and the table are already written
+            print(f"marlkit: warning: {REPORT} failed on {root}: {type(exc).__name__}: {exc}", file=sys.stderr)
+    print(f"\nran {summary['ran']} (ok {summary['ok']}, failed {len(summary['failed'])}), skipped {summary['skipped']} "
+          f"finished before, in {summary['seconds']:.1f} s")
+    if "table_md" in paths:
+        print("\n" + paths["table_md"].read_text())
+    print(f"executed notebooks: {root}/<env>/<dataset>/<algo>/<hyperparameters>/seed=<s>/{NOTEBOOK}")
+    print(f"records:            {root}/.../{RECORD} (+ record.csv); all runs: {paths.get('results', '-')}")
+    print(f"table:              {paths.get('table_md', '-')} (LaTeX: {paths.get('table_tex', '-')})")
+    for key in ("learning_curves", "alpha_sweep"):
+        if key in paths:
+            print(f"figure:             {paths[key]}")
+    if report is not None:
+        print(f"report notebook:    {report} (figures: {root / 'figures'})")
+    for r in summary["results"]:
+        if r["status"] == "failed":
+            print(f"FAILED {r['label']}: {r['error']} (traceback: {Path(r['dir']) / FAILED})", file=sys.stderr)
+    return 1 if summary["failed"] else 0

@@ -1,0 +1,311 @@
+"""Benchmark grids: tasks (env × dataset) × algorithms × swept hyperparameters × seeds, and their cells.
+
+A :class:`Grid` comes from command-line lists, a small YAML file (:meth:`Grid.from_yaml`) or a preset
+(:mod:`marlkit.bench.presets`); :meth:`Grid.cells` expands it into :class:`Cell` s, one papermill execution
+each, in a stable order.
+
+Errors: :class:`GridError` for a grid description that cannot be expanded into runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from marlkit.algos import ALGOS, get_algo
+from marlkit.envs.registry import make_env
+
+__all__ = ["Cell", "Grid", "GridError", "pair_tasks", "parse_list", "parse_seeds"]
+
+
+class GridError(ValueError):
+    """A grid description (command line, YAML file or preset) that cannot be expanded into runs."""
+
+
+def parse_seeds(text: str | int | Iterable[int]) -> list[int]:
+    """``"0-4"`` → [0, 1, 2, 3, 4]; ``"0,2,5-6"`` → [0, 2, 5, 6]; an int or a list passes through.
+
+    Raises:
+        GridError: for a malformed or negative seed list.
+    """
+    if isinstance(text, bool):
+        raise GridError(f"seeds must be integers, got {text!r}")
+    if isinstance(text, int):
+        seeds = [text]
+    elif isinstance(text, str):
+        seeds = []
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+            if m:
+                lo, hi = int(m.group(1)), int(m.group(2))
+                if hi < lo:
+                    raise GridError(f"seed range {part!r} is empty (write low-high)")
+                seeds += list(range(lo, hi + 1))
+            elif re.fullmatch(r"\d+", part):
+                seeds.append(int(part))
+            else:
+                raise GridError(f"cannot read seeds {text!r}: use e.g. 0-4 or 0,1,2")
+    else:
+        seeds = list(text)
+        if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+            raise GridError(f"seeds must be non-negative integers, got {seeds!r}")
+    if not seeds:
+        raise GridError("no seeds given")
+    return list(dict.fromkeys(seeds))
+
+
+def parse_list(text: str | Iterable | None, kind=str) -> list:
+    """``"a,b"`` → ['a', 'b'] (``kind=float``: numbers); a list passes through (converted); None → []."""
+    if text is None:
+        return []
+    items = [t.strip() for t in text.split(",") if t.strip()] if isinstance(text, str) else list(text)
+    try:
+        return [kind(v) for v in items]
+    except (TypeError, ValueError):
+        raise GridError(f"cannot read {text!r} as a list of {kind.__name__}") from None
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", str(text)).strip("_") or "_"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "x".join(_fmt(v) for v in value)
+    return str(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One run of the grid (one papermill execution of the benchmark notebook).
+
+    Attributes:
+        env, dataset, algo, seed: what to train and evaluate.
+        swept: the swept hyperparameters of this cell as sorted ``(name, value)`` pairs (``alpha`` among them).
+        hyperparameters: fixed hyperparameter overrides (sorted pairs) applied to this algorithm.
+        steps, eval_every, eval_episodes, dataset_size, device: run settings.
+    """
+
+    env: str
+    dataset: str
+    algo: str
+    seed: int
+    swept: tuple[tuple[str, Any], ...] = ()
+    hyperparameters: tuple[tuple[str, Any], ...] = ()
+    steps: int | None = None
+    eval_every: int = 0
+    eval_episodes: int = 32
+    dataset_size: int | None = None
+    device: str = "cpu"
+
+    @property
+    def label(self) -> str:
+        """Short human-readable name, e.g. ``xor/b/bc alpha=1 seed=0``."""
+        sw = " ".join(f"{k}={_fmt(v)}" for k, v in self.swept)
+        return f"{self.env}/{self.dataset}/{self.algo}{' ' + sw if sw else ''} seed={self.seed}"
+
+    def directory(self, root: str | os.PathLike) -> Path:
+        """``root/<env>/<dataset>/<algo>/<k=v,...|default>/seed=<s>`` (path-safe names)."""
+        sw = ",".join(f"{k}={_fmt(v)}" for k, v in self.swept) or "default"
+        dataset = Path(self.dataset).stem if (os.sep in self.dataset or self.dataset.endswith((".h5", ".hdf5"))) \
+            else self.dataset
+        return Path(root) / _safe(self.env) / _safe(dataset) / _safe(self.algo) / _safe(sw) / f"seed={self.seed}"
+
+    def parameters(self, out_dir: str | os.PathLike, threads: int | None = None) -> dict[str, Any]:
+        """The notebook parameters of this cell (papermill injects them)."""
+        hp = dict(self.hyperparameters)
+        swept = dict(self.swept)
+        alpha = swept.pop("alpha", None)
+        hp.update({k: list(v) if isinstance(v, tuple) else v for k, v in swept.items()})
+        hp = {k: list(v) if isinstance(v, tuple) else v for k, v in hp.items()}
+        return {"env": self.env, "dataset": self.dataset, "algo": self.algo, "hyperparameters": hp,
+                "alpha": alpha, "seed": self.seed, "steps": self.steps, "eval_every": self.eval_every,
+                "eval_episodes": self.eval_episodes, "dataset_size": self.dataset_size, "device": self.device,
+                "threads": threads, "out_dir": str(Path(out_dir).resolve()), "figures_dir": None}
+
+
+def _config_fields(algo: str) -> set[str]:
+    return {f.name for f in dataclasses.fields(get_algo(algo).Config)}
+
+
+@dataclasses.dataclass
+class Grid:
+    """A benchmark grid: tasks × algorithms × swept hyperparameters × seeds.
+
+    Attributes:
+        tasks: ``(env, dataset)`` pairs.
+        algos: algorithm names (see ``marlkit algos``).
+        seeds: seeds, e.g. ``[0, 1, 2, 3, 4]``.
+        sweep: hyperparameter name → values; every combination is run for each algorithm whose config has
+            that hyperparameter, and collapses to the algorithm's default for the others (so ``alpha: [1, 10]``
+            does not run BC twice). ``alpha`` is omiga.md's α (Fig. 1(b)).
+        hyperparameters: fixed overrides for every algorithm that has the field.
+        algo_hyperparameters: per-algorithm fixed overrides (``{"omiga": {"tau": 0.01}}``).
+        steps, eval_every, eval_episodes, dataset_size, device: run settings shared by all cells.
+    """
+
+    tasks: list[tuple[str, str]]
+    algos: list[str]
+    seeds: list[int]
+    sweep: dict[str, list] = dataclasses.field(default_factory=dict)
+    hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    algo_hyperparameters: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    steps: int | None = None
+    eval_every: int = 0
+    eval_episodes: int = 32
+    dataset_size: int | None = None
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        """Check names and types before anything runs.
+
+        Raises:
+            GridError: empty dimensions, unknown algorithms, hyperparameters no algorithm of the grid has, or
+                run settings of the wrong type.
+        """
+        if not self.tasks:
+            raise GridError("the grid has no task: give --env and --datasets (or tasks: in the YAML file)")
+        if not self.algos:
+            raise GridError("the grid has no algorithm: give --algos")
+        unknown = [a for a in self.algos if a not in ALGOS]
+        if unknown:
+            raise GridError(f"unknown algo(s) {unknown}; valid: {', '.join(sorted(ALGOS))}")
+        self.seeds = parse_seeds(self.seeds)
+        fields = set().union(*(_config_fields(a) for a in self.algos))
+        for name in [*self.sweep, *self.hyperparameters]:
+            if name not in fields:
+                raise GridError(f"hyperparameter {name!r} belongs to none of the algorithms {self.algos}; "
+                                f"valid: {', '.join(sorted(fields))}")
+        for name, values in self.sweep.items():
+            if not isinstance(values, (list, tuple)) or not values:
+                raise GridError(f"sweep {name!r} needs a non-empty list of values, got {values!r}")
+        for algo, hp in self.algo_hyperparameters.items():
+            if algo not in self.algos:
+                raise GridError(f"algo_hyperparameters given for {algo!r}, which is not in the grid {self.algos}")
+            bad = set(hp) - _config_fields(algo)
+            if bad:
+                raise GridError(f"unknown hyperparameter(s) {sorted(bad)} for {algo!r}; "
+                                f"valid: {', '.join(sorted(_config_fields(algo)))}")
+        for name, lowest, optional in (("steps", 1, True), ("eval_every", 0, False), ("eval_episodes", 1, False),
+                                       ("dataset_size", 1, True)):
+            v = getattr(self, name)
+            if v is None and optional:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int) or v < lowest:
+                raise GridError(f"{name} must be an integer >= {lowest}, got {v!r}")
+
+    def cells(self) -> list[Cell]:
+        """Expand the grid (validated first) in a stable order: task, algorithm, swept values, seed."""
+        self.validate()
+        out: list[Cell] = []
+        for (env, dataset), algo in itertools.product(self.tasks, self.algos):
+            fields = _config_fields(algo)
+            names = [k for k in sorted(self.sweep) if k in fields]
+            fixed = {k: v for k, v in self.hyperparameters.items() if k in fields}
+            fixed.update(self.algo_hyperparameters.get(algo, {}))
+            fixed_t = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in fixed.items()))
+            for values in itertools.product(*(self.sweep[k] for k in names)):
+                swept = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in zip(names, values))
+                for seed in self.seeds:
+                    out.append(Cell(env, dataset, algo, seed, swept, fixed_t, self.steps, self.eval_every,
+                                    self.eval_episodes, self.dataset_size, self.device))
+        return out
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> Grid:
+        """Build from a dict (a parsed YAML file), e.g.::
+
+            envs: [xor]                 # or tasks: [{env: xor, dataset: b}, {env: mne, dataset: imbalanced}]
+            datasets: [a, b]
+            algos: [bc, omiga]
+            seeds: 0-4                  # or [0, 1, 2]
+            alphas: [1, 10]             # shorthand for sweep: {alpha: [1, 10]}
+            sweep: {lr: [0.001, 0.0005]}
+            hyperparameters: {hidden: [64, 64]}
+            algo_hyperparameters: {omiga: {tau: 0.01}}
+            steps: 1000
+            eval_every: 100
+
+        With several ``envs`` and named ``datasets``, each env is paired only with the datasets it has.
+
+        Raises:
+            GridError: unknown keys or malformed values.
+        """
+        if not isinstance(spec, dict):
+            raise GridError(f"a grid must be a mapping, got {type(spec).__name__}")
+        known = {"env", "envs", "dataset", "datasets", "tasks", "algo", "algos", "seeds", "alphas", "sweep",
+                 "hyperparameters", "algo_hyperparameters", "steps", "eval_every", "eval_episodes", "dataset_size",
+                 "device"}
+        unknown = sorted(set(spec) - known)
+        if unknown:
+            raise GridError(f"unknown grid key(s) {unknown}; valid: {', '.join(sorted(known))}")
+        tasks: list[tuple[str, str]] = []
+        for t in spec.get("tasks") or []:
+            if not isinstance(t, dict) or set(t) != {"env", "dataset"}:
+                raise GridError(f"each task needs exactly env and dataset, got {t!r}")
+            tasks.append((str(t["env"]), str(t["dataset"])))
+        envs = parse_list(spec.get("envs", spec.get("env")))
+        datasets = parse_list(spec.get("datasets", spec.get("dataset")))
+        if envs or datasets:
+            if not (envs and datasets):
+                raise GridError("give both envs and datasets (or a tasks list)")
+            tasks += pair_tasks(envs, datasets)
+        sweep = dict(spec.get("sweep") or {})
+        if not isinstance(sweep, dict):
+            raise GridError(f"sweep must be a mapping name -> list of values, got {sweep!r}")
+        if spec.get("alphas") is not None:
+            if "alpha" in sweep:
+                raise GridError("give alpha values either as alphas or in sweep, not both")
+            sweep["alpha"] = parse_list(spec["alphas"], float)
+        algos = parse_list(spec.get("algos", spec.get("algo")))
+        return cls(tasks=tasks, algos=algos, seeds=parse_seeds(spec.get("seeds", 0)), sweep=sweep,
+                   hyperparameters=dict(spec.get("hyperparameters") or {}),
+                   algo_hyperparameters=dict(spec.get("algo_hyperparameters") or {}),
+                   steps=spec.get("steps"), eval_every=spec.get("eval_every", 0),
+                   eval_episodes=spec.get("eval_episodes", 32), dataset_size=spec.get("dataset_size"),
+                   device=str(spec.get("device", "cpu")))
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> Grid:
+        """Read a grid file (see :meth:`from_dict`).
+
+        Raises:
+            FileNotFoundError: if the file does not exist.
+            GridError: if it is not valid YAML or not a valid grid.
+        """
+        text = Path(path).read_text()
+        try:
+            spec = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise GridError(f"{path} is not valid YAML: {exc}") from None
+        return cls.from_dict(spec or {})
+
+
+def pair_tasks(envs: list[str], datasets: list[str]) -> list[tuple[str, str]]:
+    """env × dataset pairs; with several envs, a dataset *name* is paired only with the envs that have it.
+
+    Raises:
+        GridError: if a dataset name belongs to none of the envs.
+    """
+    if len(envs) == 1:
+        return [(envs[0], d) for d in datasets]
+    known = {e: set(getattr(make_env(e), "datasets", {}) or {}) for e in envs}
+    pairs = []
+    for d in datasets:
+        is_path = os.sep in d or d.endswith((".h5", ".hdf5"))
+        hits = [e for e in envs if is_path or d in known[e]]
+        if not hits:
+            raise GridError(f"dataset {d!r} belongs to none of the envs {envs}")
+        pairs += [(e, d) for e in hits]
+    order = {e: i for i, e in enumerate(envs)}
+    return sorted(pairs, key=lambda p: order[p[0]])
+

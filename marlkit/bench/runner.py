@@ -1,0 +1,300 @@
+"""Running a grid: one papermill execution per cell, on a local process pool or on Ray, resumably.
+
+Every cell runs in its own directory ``OUT/<env>/<dataset>/<algo>/<swept values>/seed=<s>/``
+(:meth:`~marlkit.bench.grid.Cell.directory`); a cell whose ``record.json`` exists is skipped, so an interrupted
+sweep resumes where it stopped; a failing cell leaves ``failed.json`` (with its traceback) and the executed
+notebook showing the error, and the sweep goes on.
+
+:func:`run_sweep` has one execution loop; where the cells run is a *backend*: :class:`LocalPool` (a
+``spawn`` process pool, one torch thread per run through ``MARLKIT_NUM_THREADS``) or :class:`RayCluster`
+(Ray tasks on a local ``ray.init()`` or a cluster address; the output directory must then be on a filesystem
+every node sees). Both submit :func:`run_cell` and hand back its result, or the exception of a lost worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import multiprocessing as mp
+import os
+import re
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from marlkit.bench.grid import Cell, Grid, GridError
+from marlkit.bench.records import FAILED, NOTEBOOK, RECORD, atomic_write, utc_now
+
+__all__ = ["BACKENDS", "LocalPool", "RayCluster", "find_notebook", "init_ray", "is_finished", "run_cell",
+           "run_sweep"]
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+"""The directory that holds this marlkit package (a checkout's root when run from one)."""
+
+
+def find_notebook(path: str | os.PathLike | None = None, name: str = NOTEBOOK) -> Path:
+    """A notebook of the course: ``path`` if given, else ``notebooks/<name>`` (default the benchmark notebook) of
+    the checkout that holds this marlkit package, else of the current directory.
+
+    Raises:
+        FileNotFoundError: naming the places looked at.
+    """
+    candidates = [Path(path)] if path else [CHECKOUT / "notebooks" / name, Path.cwd() / "notebooks" / name]
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    raise FileNotFoundError(f"notebook {name} not found (looked at {', '.join(map(str, candidates))}); "
+                            f"run from a marlkit checkout or pass --notebook PATH")
+
+
+@contextlib.contextmanager
+def stderr_to(path: Path | None):
+    """Redirect this process's fd 2 (inherited by kernels it starts) to ``path`` inside the block (None: no)."""
+    if path is None:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
+
+
+def _record_failure(cell: Cell, out: Path, exception: str, message: str, tb: str, seconds: float,
+                    **extra: Any) -> dict[str, Any]:
+    """Write ``failed.json`` of a cell; return the cell's result (status ``failed``)."""
+    error = f"{exception}: {message}"
+    atomic_write(out / FAILED, json.dumps({
+        "status": "failed", "label": cell.label, "error": error, "exception": exception,
+        "message": _strip_ansi(message), "traceback": tb, **extra, "notebook": str(out / NOTEBOOK),
+        "created_utc": utc_now()}, indent=2))
+    return {"label": cell.label, "dir": str(out), "status": "failed", "seconds": seconds, "error": error}
+
+
+def run_cell(cell: Cell, root: str, notebook: str, threads: int = 1, timeout: float | None = None,
+             kernel: str = "python3", capture_kernel_stderr: bool = True) -> dict[str, Any]:
+    """Execute the benchmark notebook for one cell with papermill (in this process; the kernel is a child).
+
+    The kernel gets ``MARLKIT_NUM_THREADS=threads`` (and ``OMP_NUM_THREADS``) and this marlkit's checkout on
+    ``PYTHONPATH``. The executed notebook is kept next to the record even when the run fails; the kernel's own
+    stderr goes to ``kernel.log`` there when ``capture_kernel_stderr`` (this process's fd 2 is redirected while
+    the notebook runs, so call it in a worker process).
+
+    Returns:
+        ``{"label", "dir", "status": "ok" | "failed", "seconds", "error"?}``. Never raises for a failing run:
+        the failure (exception name, message, traceback) goes to ``failed.json`` in the cell directory.
+    """
+    import papermill as pm  # the optional bench extra
+
+    out = cell.directory(root)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / FAILED).unlink(missing_ok=True)
+    for name in ("MARLKIT_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if str(CHECKOUT) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(CHECKOUT), *filter(None, paths)])
+    t0 = time.perf_counter()
+    try:
+        with stderr_to(out / "kernel.log" if capture_kernel_stderr else None):
+            pm.execute_notebook(notebook, str(out / NOTEBOOK), parameters=cell.parameters(out, threads),
+                                kernel_name=kernel, progress_bar=False, log_output=False,
+                                cwd=str(Path(notebook).parent), execution_timeout=timeout)
+        if not (out / RECORD).is_file():
+            raise RuntimeError(f"the notebook finished without writing {out / RECORD}")
+        return {"label": cell.label, "dir": str(out), "status": "ok", "seconds": time.perf_counter() - t0}
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded, none stops the sweep
+        tb = getattr(exc, "traceback", None)
+        return _record_failure(cell, out, getattr(exc, "ename", type(exc).__name__),
+                               str(getattr(exc, "evalue", exc)),
+                               _strip_ansi("\n".join(tb)) if isinstance(tb, list) else traceback.format_exc(),
+                               time.perf_counter() - t0, parameters=cell.parameters(out, threads))
+
+
+def is_finished(cell: Cell, root: str | os.PathLike) -> bool:
+    """A cell is finished when its directory holds a readable ``record.json`` with status ``ok``."""
+    path = cell.directory(root) / RECORD
+    try:
+        return json.loads(path.read_text()).get("status") == "ok"
+    except (OSError, ValueError):
+        return False
+
+
+def init_ray(address: str | None = None, workers: int | None = None):
+    """Connect to Ray (once per process) and return the ``ray`` module.
+
+    Without ``address`` a local Ray is started with ``workers`` CPUs (default: the CPU count) and this marlkit
+    checkout on the workers' ``PYTHONPATH``; with an address (``"ray://host:10001"`` or ``"host:6379"``) the
+    cluster's nodes must have marlkit installed.
+
+    Raises:
+        ImportError: if ray is not installed (``pip install 'marlkit[ray]'``).
+    """
+    try:
+        import ray  # the optional ray extra
+    except ImportError as exc:
+        raise ImportError("--backend ray needs Ray: pip install 'marlkit[ray]'") from exc
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address:
+            kwargs["address"] = address
+        else:
+            kwargs["num_cpus"] = workers or os.cpu_count() or 1
+            kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(
+                filter(None, [str(CHECKOUT), os.environ.get("PYTHONPATH", "")]))}}
+        ray.init(**kwargs)
+    return ray
+
+
+class LocalPool:
+    """Backend: a ``spawn`` process pool of ``workers`` processes on this machine (a context manager).
+
+    ``address`` is accepted for a constructor shared with :class:`RayCluster` and ignored (a pool is local).
+    """
+
+    def __init__(self, workers: int, address: str | None = None):
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> LocalPool:
+        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown()
+
+    def submit(self, fn: Callable, *args):
+        """Start ``fn(*args)`` in a worker; return its handle (a future)."""
+        return self._pool.submit(fn, *args)
+
+    def finished(self, handles: list) -> list:
+        """Block until at least one of ``handles`` is done; return the done ones."""
+        return list(wait(handles, return_when=FIRST_COMPLETED)[0])
+
+    def result(self, handle):
+        """The value of a done handle; raises the worker's exception (or the pool's, for a dead worker)."""
+        return handle.result()
+
+
+class RayCluster:
+    """Backend: Ray tasks of one CPU each, on a local Ray of ``workers`` CPUs or the cluster at ``address``."""
+
+    def __init__(self, workers: int, address: str | None = None):
+        self.workers, self.address = workers, address
+        self._ray = None
+        self._remote: dict[Callable, Any] = {}
+
+    def __enter__(self) -> RayCluster:
+        self._ray = init_ray(self.address, self.workers)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._remote.clear()
+
+    def submit(self, fn: Callable, *args):
+        """Start ``fn(*args)`` as a Ray task; return its object reference."""
+        if fn not in self._remote:
+            self._remote[fn] = self._ray.remote(num_cpus=1)(fn)
+        return self._remote[fn].remote(*args)
+
+    def finished(self, handles: list) -> list:
+        """Block until at least one of ``handles`` is done; return the done ones."""
+        return self._ray.wait(handles, num_returns=1)[0]
+
+    def result(self, handle):
+        """The value of a done task; raises the task's exception (or Ray's, for a lost worker)."""
+        return self._ray.get(handle)
+
+
+BACKENDS: dict[str, type] = {"local": LocalPool, "ray": RayCluster}
+"""Backend name (``run_sweep(backend=...)``, ``marlkit bench --backend``) → backend class."""
+
+
+def run_sweep(grid: Grid, out: str | os.PathLike, backend: str = "local", workers: int | None = None,
+              threads: int = 1, notebook: str | os.PathLike | None = None, ray_address: str | None = None,
+              timeout: float | None = None, progress: bool = True, retry_failed: bool = True) -> dict[str, Any]:
+    """Run every unfinished cell of ``grid`` under ``out``; return a summary.
+
+    Args:
+        grid: what to run.
+        out: sweep directory (created); cells live in :meth:`Cell.directory`.
+        backend: ``"local"`` (process pool of ``workers``) or ``"ray"`` (see :data:`BACKENDS`).
+        workers: parallel runs (default: the CPU count; local Ray gets this many CPUs).
+        threads: torch threads per run (``MARLKIT_NUM_THREADS`` of each kernel).
+        notebook: benchmark notebook (default: :func:`find_notebook`).
+        ray_address: Ray cluster address (None: start a local Ray).
+        timeout: per-notebook-cell execution timeout in seconds (None: none).
+        progress: tqdm bar over the grid.
+        retry_failed: run again cells that failed before (otherwise only cells never tried).
+
+    Returns:
+        ``{"out", "cells", "skipped", "ran", "ok", "failed" (labels), "results" (per cell), "seconds"}``.
+
+    Raises:
+        GridError: for an invalid grid or backend.
+        FileNotFoundError: if the notebook cannot be found.
+        ImportError: if papermill (or ray for ``backend="ray"``) is not installed.
+    """
+    if backend not in BACKENDS:
+        raise GridError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise GridError(f"threads must be a positive integer, got {threads!r}")
+    import papermill  # noqa: F401 - fail early with ImportError when the bench extra is missing
+
+    nb = str(find_notebook(notebook))
+    root = Path(out).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    cells = grid.cells()
+    (root / "grid.json").write_text(json.dumps(
+        {"grid": dataclasses.asdict(grid), "cells": [c.label for c in cells], "notebook": nb}, indent=2, default=str))
+    todo = [c for c in cells if not is_finished(c, root)
+            and (retry_failed or not (c.directory(root) / FAILED).is_file())]
+    skipped = len(cells) - len(todo)
+    workers = max(1, min(workers or os.cpu_count() or 1, max(len(todo), 1)))
+    t0 = time.perf_counter()
+    results: list[dict[str, Any]] = []
+    bar = tqdm(total=len(cells), initial=skipped, desc="grid", unit="run", disable=not progress,
+               dynamic_ncols=True)
+    try:
+        if todo:
+            with BACKENDS[backend](workers, ray_address) as pool:
+                pending = {pool.submit(run_cell, c, str(root), nb, threads, timeout): c for c in todo}
+                while pending:
+                    for handle in pool.finished(list(pending)):
+                        cell = pending.pop(handle)
+                        try:
+                            res = pool.result(handle)
+                        except Exception as exc:  # noqa: BLE001 - a lost worker fails its cell only
+                            out_dir = cell.directory(root)
+                            out_dir.mkdir(parents=True, exist_ok=True)
+                            res = _record_failure(cell, out_dir, type(exc).__name__, str(exc),
+                                                  "".join(traceback.format_exception(exc)), 0.0)
+                        results.append(res)
+                        bar.update(1)
+                        n_fail = sum(r["status"] == "failed" for r in results)
+                        bar.set_postfix_str(f"failed={n_fail} last={res['label']}", refresh=True)
+    finally:
+        bar.close()
+    failed = [r["label"] for r in results if r["status"] == "failed"]
+    summary = {"out": str(root), "cells": len(cells), "skipped": skipped, "ran": len(results),
+               "ok": len(results) - len(failed), "failed": failed, "results": results,
+               "seconds": time.perf_counter() - t0}
+    (root / "sweep.json").write_text(json.dumps(summary, indent=2))
+    return summary
