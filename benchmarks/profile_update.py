@@ -28,6 +28,7 @@ from update_speed import SHAPES, synthetic
 from marlkit.algos import get_algo
 from marlkit.algos.base import clip_grad_norms_, run_stages, set_grads
 from marlkit.data.sampler import DeviceSampler
+from marlkit.utils import tune_allocator
 
 CORE = ("forward", "backward", "clip", "optimizer")
 """Forward/backward/optimizer (clipping counts as part of the optimizer step); the rest is overhead."""
@@ -120,6 +121,7 @@ def main(argv=None) -> int:
     p.add_argument("--ops", type=int, default=0,
                    help="also print the N most expensive operators of train_step (torch.profiler, wall time)")
     args = p.parse_args(argv)
+    tune_allocator()  # as the training loop does on CPU
     torch.set_num_threads(args.threads)
     overrides = {"hidden": (256, 256), "batch_size": 128}
     if args.smoke:

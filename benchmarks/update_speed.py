@@ -48,7 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from marlkit import __version__  # noqa: E402
 from marlkit.algos import ALGOS, get_algo  # noqa: E402
 from marlkit.data.dataset import MultiAgentDataset  # noqa: E402
-from marlkit.data.sampler import DeviceSampler  # noqa: E402
+from marlkit.data.sampler import DeviceSampler
+from marlkit.utils import tune_allocator  # noqa: E402
 from marlkit.envs.base import EnvSpec  # noqa: E402
 
 SHAPES = {
@@ -437,6 +438,7 @@ def main(argv=None) -> int:
                    help="with --markdown: replace (or append) only the section between '<!-- section:NAME -->' "
                         "markers of that file, keeping the rest")
     args = p.parse_args(argv)
+    tune_allocator()  # as the training loop does on CPU
 
     overrides = {"hidden": (256, 256), "batch_size": 128}
     if args.smoke:

@@ -43,6 +43,7 @@ from marlkit.utils import (
     rng_state,
     seed_everything,
     set_num_threads,
+    tune_allocator,
     set_rng_state,
 )
 
@@ -155,6 +156,8 @@ class _Lockstep:
     def set_threads(self, threads: int | None, device: torch.device) -> None:
         """Use ``threads`` CPU threads; None on CPU times a throw-away copy's update at 1 and at all threads and
         keeps the faster (every RNG and sampler state is restored afterwards)."""
+        if device.type == "cpu":
+            tune_allocator()
         if threads is not None:
             set_num_threads(threads)
             return

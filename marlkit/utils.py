@@ -70,6 +70,35 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+_ALLOCATOR_TUNED = {"done": False}
+
+
+def tune_allocator() -> bool:
+    """Keep freed CPU memory in the process for reuse (glibc ``mallopt``: large blocks from the heap, no trimming).
+
+    A paper-size update allocates and frees tens of MB of activations per layer; by default glibc serves such
+    blocks with fresh ``mmap`` pages, and the page faults of writing into them made a ReLU over a
+    ``[12, 3840, 256]`` activation 2.7× slower than into reused memory on a 2-core AMD EPYC (33 vs 12 ms).
+    The resident memory stays at its peak instead of shrinking between updates. Called by the training loop for
+    CPU runs; ``MARLKIT_MALLOC_TUNING=0`` switches it off. Returns whether the setting took effect (False off
+    glibc, e.g. on macOS or musl).
+    """
+    if _ALLOCATOR_TUNED["done"]:
+        return True
+    if os.environ.get("MARLKIT_MALLOC_TUNING", "1") == "0":
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, 1 << 30) == 1 and libc.mallopt(m_trim_threshold, 1 << 31) == 1
+    except (OSError, AttributeError):
+        return False
+    _ALLOCATOR_TUNED["done"] = ok
+    return ok
+
+
 def set_num_threads(n: int) -> None:
     """Set torch's intra-op CPU thread count (``n >= 1``)."""
     if not isinstance(n, int) or n < 1:

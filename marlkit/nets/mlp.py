@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["BatchedLinear", "Linear", "MultiAgentMLP", "linear", "mlp_layers", "onednn_linear"]
+__all__ = ["BatchedLinear", "Linear", "MultiAgentMLP", "batched_linear", "batched_mlp", "linear", "mlp_layers", "onednn_linear"]
 
 _LINEAR_POINTWISE = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
 _ONEDNN = {"enabled": os.environ.get("MARLKIT_ONEDNN", "1") != "0" and _LINEAR_POINTWISE is not None
@@ -123,11 +123,35 @@ class BatchedLinear(nn.Module):
         """``x [..., M, in]`` → ``[..., M, out]``."""
         lead = x.shape[:-2]
         x2 = x.reshape(-1, self.members, self.in_features).transpose(0, 1)  # [M, B, in]
-        y = torch.baddbmm(self.bias.unsqueeze(1), x2, self.weight)  # [M, B, out]
+        y = batched_linear(x2, self.weight, self.bias)  # [M, B, out]
         return y.transpose(0, 1).reshape(*lead, self.members, self.out_features)
 
     def extra_repr(self) -> str:
         return f"members={self.members}, in_features={self.in_features}, out_features={self.out_features}"
+
+
+def batched_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``x [M, R, in] @ weight [M, in, out] + bias [M, out]`` → ``[M, R, out]``: one ``baddbmm`` (the bias fused into
+    the product); under ``torch.func`` transforms (vectorized populations), where ``vmap`` splits ``baddbmm`` into a
+    product and an out-of-place sum, the product with the bias added in place (measured on ``[8 runs, 6, 1280, 256]``:
+    103 ms against 137 ms, the same as 8 sequential ``baddbmm``)."""
+    if torch._C._are_functorch_transforms_active():
+        return torch.bmm(x, weight).add_(bias.unsqueeze(1))
+    return torch.baddbmm(bias.unsqueeze(1), x, weight)
+
+
+def batched_mlp(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """A stack of :class:`BatchedLinear` layers (and activations) on member-major activations:
+    ``x [M, R, in] → [M, R, out]``, one ``baddbmm`` per layer and no layout change between layers (the
+    ``[..., M, features]`` contract of :class:`BatchedLinear` costs two copies of every hidden activation)."""
+    for layer in layers:
+        if isinstance(layer, BatchedLinear):
+            x = batched_linear(x, layer.weight, layer.bias)
+        elif isinstance(layer, nn.ReLU):
+            x = torch.relu_(x)  # in place on the product (its backward needs only the inputs): no new activation
+        else:
+            x = layer(x)
+    return x
 
 
 def mlp_layers(sizes: Sequence[int], members: int | None, activation=nn.ReLU) -> nn.Sequential:
@@ -176,4 +200,6 @@ class MultiAgentMLP(nn.Module):
             for layer in self.net[1:]:
                 h = layer(h)
             return h
-        return self.net(x)
+        lead = x.shape[:-2]
+        y = batched_mlp(self.net, x.reshape(-1, self.n_agents, self.in_dim).transpose(0, 1))  # [N, R, out]
+        return y.transpose(0, 1).reshape(*lead, self.n_agents, self.out_dim)
