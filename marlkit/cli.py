@@ -280,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=None, help="gradient updates (default: the env's)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--seeds", default=None, help="several runs, e.g. 0-7 or 0,3,5 (one record per run)")
-    t.add_argument("--alphas", default=None, help="comma-separated α values: one run per (α, seed)")
+    t.add_argument("--alphas", default=None, help="comma-separated values of the algorithm's α (its meaning per algorithm: the config docstring; OMIGA: KL weight, ComaDICE: DICE weight, CQL-MA/OMAR/MACQL: CQL weight, ICQ: Lagrangian coefficient, InSPO: behavior-KL temperature, MATD3BC: TD3+BC's Q scale): one run per (α, seed)")
     t.add_argument("--vectorize", action="store_true",
                    help="train all --seeds/--alphas runs at once as one population (stacked weights)")
     t.add_argument("--device", default="auto", help="auto, cpu or cuda[:k]")

@@ -185,7 +185,7 @@ def test_local_mixer_needs_obs():
 
 
 @pytest.mark.parametrize("field,value", [("weight_mode", "bogus"), ("tau", 0.0), ("tau", 1.5), ("alpha", -1.0),
-                                         ("exp_clamp", 0.0), ("grad_norm_clip", -1.0), ("mixer_hidden", ())])
+                                         ("exp_clamp", 0.0), ("grad_clip", -1.0), ("mixer_hidden", ())])
 def test_config_errors_name_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
         OMIGAConfig(**{field: value}).validate()

@@ -70,7 +70,7 @@ class ComaDICEConfig(AlgoConfig):
             paper's α sweep (Sec. 6.4, Fig. 1).
         f: f-divergence, ``"soft-chi2"`` (official default), ``"chi2"`` or ``"kl"`` (App. ablation).
         mixer: ``"linear"`` (1-layer, the paper's choice, Sec. 5 footnote 1) or ``"monotonic"`` (2-layer, ELU).
-        mixer_hidden: hidden width of the mixer's hypernetworks (64, official ``MixNet``).
+        mixer_hidden: hidden sizes of the mixer's hypernetworks ((64,), official ``MixNet``).
         mixer_embed: width of the 2-layer mixer's mixing layer (32, as QMIX).
         tau: Polyak rate of the target ν and mixer used for ν_tot(s') (0.005, official code).
         grad_clip: gradient-norm clip of every network (1.0, official code; 0 disables).
@@ -84,7 +84,7 @@ class ComaDICEConfig(AlgoConfig):
     alpha: float = ranged(10.0, "(0, inf)")
     f: str = "soft-chi2"
     mixer: str = "linear"
-    mixer_hidden: int = ranged(64, "[1, inf)")
+    mixer_hidden: tuple[int, ...] = (64,)
     mixer_embed: int = ranged(32, "[1, inf)")
     tau: float = ranged(0.005, "(0, 1]")
     grad_clip: float = ranged(1.0, "[0, inf)")
@@ -137,16 +137,16 @@ class ComaDICE(Algorithm):
         self.nu = LocalV(n, spec.obs_dim, c.hidden, c.share_params)
         self.q = LocalQ.for_spec(spec, c.hidden, c.share_params)
         if c.mixer == "linear":
-            self.mixer = LinearMixer(spec.state_dim, n, (c.mixer_hidden,))
+            self.mixer = LinearMixer(spec.state_dim, n, c.mixer_hidden)
         else:
-            self.mixer = MonotonicMixer(spec.state_dim, n, c.mixer_embed, (c.mixer_hidden,))
+            self.mixer = MonotonicMixer(spec.state_dim, n, c.mixer_embed, c.mixer_hidden)
         self.policy = make_policy(spec, c.hidden, c.share_params)
         self.nu_target = copy.deepcopy(self.nu).requires_grad_(False)
         self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
         self.to(self.device)
-        self.q_opt = self.make_adam(self.q, self.mixer)
-        self.nu_opt = self.make_adam(self.nu)
-        self.policy_opt = self.make_adam(self.policy)
+        self.critic_opt = self.make_adam(self.q, self.mixer)
+        self.value_opt = self.make_adam(self.nu)
+        self.actor_opt = self.make_adam(self.policy)
 
     # ------------------------------------------------------------------ training
     def prepare(self, sampler: DeviceSampler) -> None:
@@ -170,8 +170,8 @@ class ComaDICE(Algorithm):
         """q-fitting (q_i and the mixer), then Eq. 11 (ν_i) with Eq. 12 (π_i) in one loss: disjoint parameters,
         w* detached. Every network is clipped on its own (official code)."""
         clip = self.config.grad_clip
-        return [Stage("q_fitting", "q_stage_loss", ("q_opt",), clip=(("q", "mixer"),), max_norm=clip),
-                Stage("nu_policy", "nu_policy_loss", ("nu_opt", "policy_opt"), clip=(("nu",), ("policy",)),
+        return [Stage("q_fitting", "q_stage_loss", ("critic_opt",), clip=(("q", "mixer"),), max_norm=clip),
+                Stage("nu_policy", "nu_policy_loss", ("value_opt", "actor_opt"), clip=(("nu",), ("policy",)),
                       max_norm=clip)]
 
     def mixed(self, batch: Batch) -> dict[str, torch.Tensor]:

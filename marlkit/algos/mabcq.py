@@ -86,9 +86,9 @@ class MABCQ(DecentralizedLearner):
         self.build_tn_models(None if spec.discrete else self.vae)
         self.finish_init()
         if spec.discrete:
-            self.q_opt = self.make_adam(self.q, self.behavior, lr=cfg.discrete_lr)
+            self.critic_opt = self.make_adam(self.q, self.behavior, lr=cfg.discrete_lr)
         else:
-            self.q_opt = self.make_adam(self.q, lr=cfg.lr)
+            self.critic_opt = self.make_adam(self.q, lr=cfg.lr)
             self.actor_opt = self.make_adam(self.perturb, lr=cfg.actor_lr)
 
     # ------------------------------------------------------------------ continuous helpers
@@ -123,8 +123,8 @@ class MABCQ(DecentralizedLearner):
         """Discrete: critic (Eq. 1) and behavior model G in one loss. Continuous: the VAEs, the critic (Eq. 1),
         the perturbation actor (Eq. 2)."""
         if self.spec.discrete:
-            return [Stage("critic", "discrete_critic_loss", ("q_opt",))]
-        return [*self.vae_stages(), Stage("critic", "continuous_critic_loss", ("q_opt",)),
+            return [Stage("critic", "discrete_critic_loss", ("critic_opt",))]
+        return [*self.vae_stages(), Stage("critic", "continuous_critic_loss", ("critic_opt",)),
                 Stage("actor", "actor_loss", ("actor_opt",))]
 
     def discrete_critic_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

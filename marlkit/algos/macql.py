@@ -68,7 +68,7 @@ class MACQL(DecentralizedLearner):
             self.policy = TanhGaussianPolicy(N, spec.obs_dim, spec.act_dim, cfg.hidden, cfg.share_params)
         self.build_tn_models()
         self.finish_init()
-        self.q_opt = self.make_adam(self.q, lr=cfg.lr)
+        self.critic_opt = self.make_adam(self.q, lr=cfg.lr)
         if not spec.discrete:
             self.actor_opt = self.make_adam(self.policy, lr=cfg.actor_lr)
 
@@ -89,8 +89,8 @@ class MACQL(DecentralizedLearner):
     def stages(self) -> list[Stage]:
         """Discrete: the CQL critic. Continuous: the VAEs, the CQL critic (Eq. 1), the SAC actor (Eq. 2)."""
         if self.spec.discrete:
-            return [Stage("critic", "discrete_critic_loss", ("q_opt",))]
-        return [*self.vae_stages(), Stage("critic", "continuous_critic_loss", ("q_opt",)),
+            return [Stage("critic", "discrete_critic_loss", ("critic_opt",))]
+        return [*self.vae_stages(), Stage("critic", "continuous_critic_loss", ("critic_opt",)),
                 Stage("actor", "actor_loss", ("actor_opt",))]
 
     def discrete_critic_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

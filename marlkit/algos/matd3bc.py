@@ -63,7 +63,7 @@ class MATD3BC(DecentralizedLearner):
         self.build_critic()  # twin critics
         self.build_tn_models()
         self.finish_init()
-        self.q_opt = self.make_adam(self.q, lr=cfg.lr)
+        self.critic_opt = self.make_adam(self.q, lr=cfg.lr)
         self.actor_opt = self.make_adam(self.actor, lr=cfg.actor_lr)
 
     def pi(self, obs: torch.Tensor, target: bool = False) -> torch.Tensor:
@@ -79,7 +79,7 @@ class MATD3BC(DecentralizedLearner):
     def stages(self) -> list[Stage]:
         """The VAEs, the twin critics (Eq. 1) every update; the actor (Eq. 2 on TD3+BC) and then the Polyak target
         updates every ``policy_freq`` updates (TD3's delayed policy updates)."""
-        return [*self.vae_stages(), Stage("critic", "critic_loss", ("q_opt",)),
+        return [*self.vae_stages(), Stage("critic", "critic_loss", ("critic_opt",)),
                 Stage("actor", "actor_loss", ("actor_opt",), every=self.config.policy_freq, metrics=("actor_loss",),
                       after="update_targets")]
 

@@ -54,7 +54,7 @@ class OMIGAConfig(AlgoConfig):
         weight_mode: ``"global"`` (OMIGA), ``"none"`` (OMIGA-w/o-w) or ``"local"`` (OMIGA-local-w), Sec. 5.4.
         mixer_hidden: hidden sizes of the weight/bias networks ((64,): 2 layers, 64 units; App. C.1).
         exp_clamp: clamp c of the exponent z to [−c, c] in Eqs. 12 and 14 (10, authors' code).
-        grad_norm_clip: max gradient norm per network (1.0, authors' code); 0 disables clipping.
+        grad_clip: max gradient norm per network (1.0, authors' code); 0 disables clipping.
     """
 
     alpha: float = ranged(10.0, "(0, inf)")
@@ -62,7 +62,7 @@ class OMIGAConfig(AlgoConfig):
     weight_mode: str = "global"
     mixer_hidden: tuple[int, ...] = (64,)
     exp_clamp: float = ranged(10.0, "(0, inf)")
-    grad_norm_clip: float = ranged(1.0, "[0, inf)")
+    grad_clip: float = ranged(1.0, "[0, inf)")
 
     def validate(self) -> None:
         super().validate()
@@ -172,7 +172,7 @@ class OMIGA(Algorithm):
         """One stage: Eqs. 12–14 in one loss, one step; Q_i with the mixer, V_i and π_i clipped each on its own
         (authors' code)."""
         return [Stage("loss", "compute_loss", ("opt",), clip=(("q", "mixer"), ("v",), ("policy",)),
-                      max_norm=self.config.grad_norm_clip)]
+                      max_norm=self.config.grad_clip)]
 
     def after_step(self) -> None:
         """Polyak updates of the Q_i and mixer targets (rate τ)."""
