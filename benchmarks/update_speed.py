@@ -9,15 +9,15 @@ Each (algorithm, shape, device, threads) cell reports the median over ``--repeat
 OMIGA (``omiga_loop.py``: one set of networks per agent, one optimizer step per agent network) so the gain of
 batching the agent dimension is a ratio measured side by side.
 
-Comparison with the authors' official code (``--reference-updates``, default 1000 × ``--reference-repeats`` 3):
-OMIGA and ComaDICE on ``halfcheetah-6x1`` and OMIGA on ``ant-2x4`` (2 agents, obs 63, action 4, state 105) with
-``share_params=True`` (one network with one-hot agent ids, the official codes' setting), at each ``--threads``
-count, next to the official codes' reference figures (:data:`REFERENCE`, quoted, not measured here).
+Against OMIGA (``--vs-omiga SHAPE``): every algorithm's update timed in alternating blocks with OMIGA's in the same
+process, with its FLOPs per update, achieved GFLOP/s and its arithmetic floor at this machine's measured GEMM rate.
+The comparison with the authors' official code is measured side by side by ``benchmarks/vs_official.py``
+(``--vs-official-md`` adds its markdown).
 
-Population column (``--population K``, default 8): for algorithms following the population contract
-(:mod:`marlkit.population`), K runs with different seeds trained as one vectorized population against the same
-K runs trained one after another, timed in alternating blocks in the same process; reported per run
-(ms of one member's update = block time / (K · updates)).
+Population rows (``--population K``, default 8): K runs with different seeds trained as one vectorized population
+(:mod:`marlkit.population`, every algorithm) against the same K runs trained one after another, timed in
+alternating blocks in the same process; reported per run (ms of one member's update = block time / (K · updates)).
+``--compile ALGOS`` adds rows through ``torch.compile``; ``benchmarks/gpu.sh`` runs the accelerator table.
 
     python benchmarks/update_speed.py                  # full table -> benchmarks/RESULTS.md
     python benchmarks/update_speed.py --smoke          # tiny sizes, a few updates (CI)
@@ -58,21 +58,7 @@ SHAPES = {
     "ant-2x4": dict(n_agents=2, obs_dim=63, state_dim=105, act_dim=4),
 }
 TABLE_SHAPES = ("halfcheetah-6x1", "5m_vs_6m")
-"""Shapes of the all-algorithm table (``ant-2x4`` serves the reference comparison only)."""
-
-REFERENCE = {
-    ("omiga", "halfcheetah-6x1"): {1: (28.0, 28.0), 2: (20.0, 20.0)},
-    ("comadice", "halfcheetah-6x1"): {1: (31.0, 31.0), 2: (21.0, 25.0)},
-    ("omiga", "ant-2x4"): {None: (16.0, 17.0)},
-}
-"""Reference figures (ms/update, low and high) of the authors' official OMIGA and ComaDICE code, measured on a
-machine of the same kind as the one this benchmark targets (torch 2.13 CPU, synthetic data of the task's shapes,
-batch 128, hidden 256, parameter sharing with one-hot agent ids, median of 3 × 1000 updates), by torch thread
-count (``None``: not stated). They are quoted figures, not measured by this script."""
-REFERENCE_OVERRIDES = {"hidden": (256, 256), "batch_size": 128, "share_params": True}
-TARGET_SPEEDUP = 1.3
-"""Target: updates/s at least 1.3× the official code's, each at its best thread count."""
-
+"""Shapes of the all-algorithm table (``ant-2x4`` serves ``benchmarks/vs_official.py``)."""
 
 def synthetic(shape: dict, T: int = 20_000, episode_len: int = 1000, seed: int = 0):
     """Random data of the given shapes (valid episodes stored in order, all actions available)."""
@@ -330,58 +316,6 @@ def bench_loop_omiga(shape_name: str, device: str, threads: int, updates: int, r
     return time_updates(lambda: algo.update(sampler.sample(batch_size)), updates, repeats, sync)
 
 
-def bench_reference(threads: list[int], updates: int, repeats: int, overrides: dict) -> list[dict]:
-    """marlkit's ms/update in the settings of :data:`REFERENCE` (share_params with one-hot ids), per thread count.
-
-    Thread counts alternate inside each repeat (1, 2, 1, 2, ...) so both see the same machine load.
-    """
-    rows = []
-    for (name, shape), ref in REFERENCE.items():
-        if name not in ALGOS:
-            continue
-        times: dict[int, list[float]] = {t: [] for t in threads}
-        for _ in range(repeats):
-            for t in threads:
-                times[t].append(bench_algo(name, shape, "cpu", t, updates, 1, overrides) * 1e3)
-        ours = {t: statistics.median(v) for t, v in times.items()}
-        for t in threads:
-            print(f"{shape:>16} cpu:{t} {name:>10} (share_params): {ours[t]:8.2f} ms/update", flush=True)
-        best_ref = min(lo for lo, _ in ref.values())
-        best_ours = min(ours.values())
-        rows.append(dict(algo=name, shape=shape, ours=ours, reference=ref, speedup=best_ref / best_ours))
-    return rows
-
-
-def reference_markdown(rows: list[dict], updates: int, repeats: int, smoke: bool = False) -> list[str]:
-    """The comparison with the official codes' reference figures, as markdown lines."""
-    def fmt_ref(lo, hi):
-        return f"{lo:.0f} ms" if lo == hi else f"{lo:.0f}–{hi:.0f} ms"
-
-    lines = ["## Against the authors' official code (CPU)", "",
-             "Reference figures: the authors' official OMIGA and ComaDICE code on a machine of this kind (torch 2.13 "
-             "CPU, synthetic data, batch 128, hidden 256, parameter sharing with one-hot agent id, median of "
-             "3 × 1000 updates), quoted, not measured here. marlkit: measured by this script in the same settings "
-             f"(`share_params=True`), median of {repeats} blocks of {updates} updates. Speed-up: the official "
-             "code's best thread count against marlkit's best thread count (fastest reference figure), target "
-             f"≥ {TARGET_SPEEDUP}×.", "",
-             "| algorithm | shape | threads | official code (reference) | marlkit (measured) | speed-up at best "
-             "thread counts |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        threads = sorted(set(r["ours"]) | {t for t in r["reference"] if t is not None})
-        for k, t in enumerate(threads):
-            ref = r["reference"].get(t) or (r["reference"].get(None) if k == 0 else None)
-            ref_txt = fmt_ref(*ref) + (" (threads not stated)" if t not in r["reference"] else "") if ref else "–"
-            ours = r["ours"].get(t)
-            ours_txt = f"{ours:.2f} ms ({1e3 / ours:.0f}/s)" if ours is not None else "–"
-            verdict = ""
-            if k == 0 and not smoke:
-                verdict = f"{r['speedup']:.2f}× ({'met' if r['speedup'] >= TARGET_SPEEDUP else 'missed'})"
-            elif k == 0:
-                verdict = "(smoke run: tiny networks, not comparable)"
-            lines.append(f"| {r['algo']} | {r['shape']} | {t} | {ref_txt} | {ours_txt} | {verdict} |")
-    return lines + [""]
-
-
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -412,12 +346,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="timed blocks (median reported)")
     p.add_argument("--population", type=int, default=8, help="K of the population column (0: skip it)")
     p.add_argument("--cpu-time", action="store_true", help="time with process CPU time (busy machines)")
-    p.add_argument("--reference-updates", type=int, default=1000,
-                   help="updates per timed block of the comparison with the official code (0: skip it)")
-    p.add_argument("--reference-repeats", type=int, default=3, help="timed blocks of that comparison")
-    p.add_argument("--reference-threads", default=None,
-                   help="CPU thread counts of the comparison with the official code (default: --threads)")
-    p.add_argument("--reference-only", action="store_true", help="only the comparison with the official code")
+    p.add_argument("--vs-official-md", default=None,
+                   help="markdown written by benchmarks/vs_official.py --markdown-out, added to the markdown")
     p.add_argument("--data-json", default=None,
                    help="data-build figures written by benchmarks/data_build.py --json, added to the markdown")
     p.add_argument("--vs-omiga", default="halfcheetah-6x1",
@@ -445,7 +375,6 @@ def main(argv=None) -> int:
         overrides = {"hidden": (16, 16), "batch_size": 16}
         args.updates, args.repeats = 3, 1
         args.population = min(args.population, 2)
-        args.reference_updates, args.reference_repeats = min(args.reference_updates, 3), 1
         args.vs_omiga_block, args.vs_omiga_blocks = 2, 1
     if args.cpu_time:
         global CLOCK
@@ -456,7 +385,7 @@ def main(argv=None) -> int:
             raise SystemExit("update_speed.py: error: --device cuda but torch sees no CUDA device")
         devices.append(("cuda", 1))
     rows = []
-    for shape in args.shapes.split(",") if not args.reference_only else []:
+    for shape in args.shapes.split(","):
         for device, threads in devices:
             for name in args.algos.split(","):
                 compile_these = set(ALGOS) if args.compile == "all" else set(filter(None, args.compile.split(",")))
@@ -484,30 +413,21 @@ def main(argv=None) -> int:
                 print(f"{shape:>16} {device}:{threads} {name:>10} x{K}: sequential {res[0] * 1e3:8.2f}, vectorized "
                       f"{res[1] * 1e3:8.2f} ms/update per run ({res[0] / res[1]:.2f}x)", flush=True)
     vs_rows, rates = [], {}
-    if args.vs_omiga != "none" and not args.reference_only:
+    if args.vs_omiga != "none":
         rates = gemm_rates(1)
         print(f"GEMM rates (1 thread): shared layer {rates['shared']:.0f} GFLOP/s, batched {rates['batched']:.0f} "
               "GFLOP/s", flush=True)
         vs_rows = bench_vs_omiga(args.algos.split(","), args.vs_omiga, 1, args.vs_omiga_block, args.vs_omiga_blocks,
                                  overrides)
-    ref_rows = []
-    if args.reference_updates > 0:
-        ref_over = {**REFERENCE_OVERRIDES, **({"hidden": overrides["hidden"], "batch_size": overrides["batch_size"]}
-                                              if args.smoke else {})}
-        ref_threads = args.reference_threads or args.threads
-        ref_rows = bench_reference([int(t) for t in ref_threads.split(",")], args.reference_updates,
-                                   args.reference_repeats, ref_over)
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "reference": [
-            {**r, "ours": {str(k): v for k, v in r["ours"].items()},
-             "reference": {str(k): v for k, v in r["reference"].items()}} for r in ref_rows]}, indent=2))
+        Path(args.json).write_text(json.dumps({"rows": rows, "vs_omiga": vs_rows, "gemm_rates": rates}, indent=2))
     if args.markdown:
-        write_markdown(rows, args, Path(args.markdown), ref_rows,
+        write_markdown(rows, args, Path(args.markdown),
                        vs_omiga_markdown(vs_rows, rates, args.vs_omiga_block, args.vs_omiga_blocks) if vs_rows else [])
     return 0
 
 
-def write_markdown(rows, args, path: Path, ref_rows=(), vs_lines=()) -> None:
+def write_markdown(rows, args, path: Path, vs_lines=()) -> None:
     import pandas as pd
 
     lines = ["# Update speed", "",
@@ -521,8 +441,8 @@ def write_markdown(rows, args, path: Path, ref_rows=(), vs_lines=()) -> None:
              f"vectorized population (alternating blocks of {max(args.updates // max(args.population, 1), 1)} "
              f"updates per run).", ""]
     lines += list(vs_lines)
-    if ref_rows:
-        lines += reference_markdown(list(ref_rows), args.reference_updates, args.reference_repeats, args.smoke)
+    if args.vs_official_md:
+        lines += [Path(args.vs_official_md).read_text().rstrip("\n"), ""]
     if rows:
         df = pd.DataFrame(rows)
         df["updates/s"] = 1e3 / df["ms"]
