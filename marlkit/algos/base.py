@@ -437,6 +437,21 @@ class Algorithm(nn.Module):
         (from ``self.generator``) where an algorithm needs them."""
         return sampler.sample(self.config.batch_size)
 
+    def draw(self, batch: Batch, **draws: tuple[str, tuple[int, ...]]) -> Batch:
+        """Add the update's random draws to ``batch`` as ``noise/<name>`` tensors, drawn from ``self.generator`` in
+        the order given: each value is ``(kind, shape)`` with kind ``"normal"`` (standard normal), ``"uniform"``
+        ([0, 1)) or ``"uniform64"`` ([0, 1), float64: inverse-CDF sampling). Returns ``batch``."""
+        for name, (kind, shape) in draws.items():
+            if kind == "normal":
+                value = torch.randn(shape, device=self.device, generator=self.generator)
+            elif kind in ("uniform", "uniform64"):
+                dtype = torch.float64 if kind == "uniform64" else torch.float32
+                value = torch.rand(shape, dtype=dtype, device=self.device, generator=self.generator)
+            else:
+                raise ValueError(f"unknown kind of draw {kind!r} for noise/{name}")
+            batch[f"noise/{name}"] = value
+        return batch
+
     def before_update(self, step: int) -> None:
         """Called before the stages of update ``step`` (e.g. InSPO's π_old refresh). Must be elementwise over
         parameters (it runs on the stacked ``[K, ...]`` parameters of a population)."""

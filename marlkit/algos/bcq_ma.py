@@ -162,10 +162,9 @@ class BCQMA(MixedCriticLearner):
         actor's proposals (``noise/proposal [B, N, L]``)."""
         batch = sampler.sample(self.config.batch_size)
         if not self.spec.discrete:
-            B, N, L, g = self.config.batch_size, self.spec.n_agents, self.vae.latent_dim, self.generator
-            for key, shape in (("vae", (B, N, L)), ("candidates", (self.config.n_candidates, B, N, L)),
-                               ("proposal", (B, N, L))):
-                batch[f"noise/{key}"] = torch.randn(shape, device=self.device, generator=g)
+            B, N, L = self.config.batch_size, self.spec.n_agents, self.vae.latent_dim
+            self.draw(batch, vae=("normal", (B, N, L)), candidates=("normal", (self.config.n_candidates, B, N, L)),
+                      proposal=("normal", (B, N, L)))
         return batch
 
     def stages(self) -> list[Stage]:

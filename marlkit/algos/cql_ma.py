@@ -141,13 +141,9 @@ class CQLMA(MixedCriticLearner):
         o', each ``[K, B, N, d]``) and the actor's sample (``noise/actor``)."""
         batch = sampler.sample(self.config.batch_size)
         if not self.spec.discrete:
-            g, dev = self.generator, self.device
             one, many = batch["actions"].shape, (self.config.n_action_samples, *batch["actions"].shape)
-            batch["noise/next_action"] = torch.randn(one, device=dev, generator=g)
-            batch["noise/uniform"] = torch.rand(many, device=dev, generator=g)
-            batch["noise/proposals"] = torch.randn(many, device=dev, generator=g)
-            batch["noise/next_proposals"] = torch.randn(many, device=dev, generator=g)
-            batch["noise/actor"] = torch.randn(one, device=dev, generator=g)
+            self.draw(batch, next_action=("normal", one), uniform=("uniform", many), proposals=("normal", many),
+                      next_proposals=("normal", many), actor=("normal", one))
         return batch
 
     def stages(self) -> list[Stage]:

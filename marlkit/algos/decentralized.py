@@ -257,10 +257,9 @@ class DecentralizedLearner(Algorithm):
         """Independently drawn per-agent minibatches (agent i sees only B_i), plus the VAEs' reparameterisation
         draws ``noise/g1``, ``noise/g2`` ``[B, N, latent]`` when there are VAEs."""
         batch = sampler.sample_decentralized(self.config.batch_size)
-        for key, model in zip(("noise/g1", "noise/g2"), self.generative_models()):
-            shape = (*batch["actions"].shape[:2], model.latent_dim)
-            batch[key] = torch.randn(shape, device=self.device, generator=self.generator)
-        return batch
+        rows = batch["actions"].shape[:2]
+        return self.draw(batch, **{key: ("normal", (*rows, model.latent_dim))
+                                   for key, model in zip(("g1", "g2"), self.generative_models())})
 
     def vae_stages(self) -> list[Stage]:
         """``[VAE_STAGE]`` when the algorithm has generative models, else ``[]``."""

@@ -120,8 +120,7 @@ class ICQ(MixedCriticLearner):
         (``noise/baseline [K, B, N, d]``)."""
         batch = sampler.sample(self.config.batch_size)
         if not self.spec.discrete:
-            shape = (self.config.n_action_samples, *batch["actions"].shape)
-            batch["noise/baseline"] = torch.randn(shape, device=self.device, generator=self.generator)
+            self.draw(batch, baseline=("normal", (self.config.n_action_samples, *batch["actions"].shape)))
         return batch
 
     def stages(self) -> list[Stage]:

@@ -337,17 +337,13 @@ class InSPO(Algorithm):
         if pos == 0:  # Algorithm 1 line 3: a new random order of the agents (host generator: no device sync)
             self._order = torch.randperm(n, generator=self.host_generator).tolist()
         batch = sampler.sample(c.batch_size)
-        g, dev, B = self.generator, self.device, batch["rewards"].shape[0]
         batch["agent_mask"] = self.agent_masks.any(0) if c.share_params else \
             self.agent_masks[self._order[pos // c.agent_steps]]
         batch["beta"] = self.beta(step - pos)
-        if not self.spec.discrete:
-            batch["noise/next_action"] = torch.randn(batch["actions"].shape, device=dev, generator=g)
-        batch["noise/resample"] = torch.rand(n, B, dtype=torch.float64, device=dev, generator=g)
-        if not self.spec.discrete:
-            batch["noise/advantage"] = torch.randn(batch["actions"].shape, device=dev, generator=g)
-            batch["noise/kl"] = torch.randn(batch["actions"].shape, device=dev, generator=g)
-        return batch
+        resample, act = ("uniform64", (n, batch["rewards"].shape[0])), ("normal", batch["actions"].shape)
+        if self.spec.discrete:
+            return self.draw(batch, resample=resample)
+        return self.draw(batch, next_action=act, resample=resample, advantage=act, kl=act)
 
     def stages(self) -> list[Stage]:
         """Policy evaluation (Eq. 15) of the block's agent on its resampled batch, then its policy improvement

@@ -116,7 +116,7 @@ class MABCQ(DecentralizedLearner):
         batch = super().sample(sampler, step)
         if not self.spec.discrete:
             shape = (self.config.n_candidates, *batch["actions"].shape[:2], self.vae.latent_dim)
-            batch["noise/candidates"] = torch.randn(shape, device=self.device, generator=self.generator)
+            self.draw(batch, candidates=("normal", shape))
         return batch
 
     def stages(self) -> list[Stage]:

@@ -78,12 +78,9 @@ class MACQL(DecentralizedLearner):
         ``[M, B, N, d]``) and the actor's (``noise/actor``)."""
         batch = super().sample(sampler, step)
         if not self.spec.discrete:
-            g, dev = self.generator, self.device
             one, many = batch["actions"].shape, (self.config.cql_samples, *batch["actions"].shape)
-            batch["noise/next_action"] = torch.randn(one, device=dev, generator=g)
-            batch["noise/uniform"] = torch.rand(many, device=dev, generator=g)
-            batch["noise/proposals"] = torch.randn(many, device=dev, generator=g)
-            batch["noise/actor"] = torch.randn(one, device=dev, generator=g)
+            self.draw(batch, next_action=("normal", one), uniform=("uniform", many), proposals=("normal", many),
+                      actor=("normal", one))
         return batch
 
     def stages(self) -> list[Stage]:

@@ -73,8 +73,7 @@ class MATD3BC(DecentralizedLearner):
     def sample(self, sampler: DeviceSampler, step: int) -> Batch:
         """Per-agent minibatches and VAE draws, plus TD3's target-smoothing draw ``noise/smoothing [B, N, d]``."""
         batch = super().sample(sampler, step)
-        batch["noise/smoothing"] = torch.randn(batch["actions"].shape, device=self.device, generator=self.generator)
-        return batch
+        return self.draw(batch, smoothing=("normal", batch["actions"].shape))
 
     def stages(self) -> list[Stage]:
         """The VAEs, the twin critics (Eq. 1) every update; the actor (Eq. 2 on TD3+BC) and then the Polyak target

@@ -240,9 +240,7 @@ class OMAR(Algorithm):
                                               for _ in range(c.omar_iters)])
             return batch
         many = (c.n_action_samples, *batch["actions"].shape)
-        batch["noise/uniform"] = torch.rand(many, device=dev, generator=g)
-        batch["noise/proposals"] = torch.randn(many, device=dev, generator=g)
-        batch["noise/next_proposals"] = torch.randn(many, device=dev, generator=g)
+        self.draw(batch, uniform=("uniform", many), proposals=("normal", many), next_proposals=("normal", many))
         shape = (c.omar_num_samples, *batch["actions"].shape)
         batch["noise/cem"] = torch.stack([torch.randn(shape, device=dev, generator=g) for _ in range(c.omar_iters)])
         return batch
