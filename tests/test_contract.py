@@ -114,3 +114,32 @@ def test_profiler_reports_every_stage(name):
     for st in stages:
         assert {f"{st}/forward", f"{st}/backward", f"{st}/optimizer"} <= set(times)
     assert all(v >= 0 for v in times.values())
+
+
+def _cli_case(name: str):
+    cls = get_algo(name)
+    args = ["train", "--algo", name, "--seeds", "0-1", "--vectorize", "--json", "--steps", "3", "--threads", "1",
+            "--hidden", "8,8", "--batch-size", "32", "--eval-episodes", "2"]
+    extra = {"inspo": ["--bc-steps", "2", "--q-warmup-steps", "2"], "bcq-ma": ["--vae-hidden", "8,8"]}
+    if name in ("mabcq", "bcq-dec", "macql", "cql-dec", "matd3bc", "td3bc-dec"):
+        extra[name] = ["--vae-pretrain-steps", "2"]
+    envs = []
+    if cls.supports_continuous:
+        envs.append(["--env", "differential", "--dataset", "random", "--dataset-size", "400"])
+    if cls.supports_discrete:
+        envs.append(["--env", "xor", "--dataset", "b", "--dataset-size", "400"])
+    return [args + env + extra.get(name, []) for env in envs]
+
+
+@pytest.mark.parametrize("name", sorted(ALGOS))
+def test_cli_vectorizes_every_algorithm(name, capsys):
+    """``marlkit train ... --seeds 0-1 --vectorize --json``: the Differential Game for every continuous-capable
+    algorithm, XOR (b) for every discrete-capable one; one JSON record per seed."""
+    import json
+
+    from marlkit.cli import main as cli_main
+
+    for argv in _cli_case(name):
+        assert cli_main(argv) == 0, argv
+        records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+        assert [r["seed"] for r in records] == [0, 1] and all(r["population"] == 2 for r in records)
