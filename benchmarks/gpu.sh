@@ -23,4 +23,4 @@ if [ "$device" = cpu ] && [ "$backend" = inductor ] && [ ${#smoke[@]} -gt 0 ]; t
 fi
 exec python benchmarks/update_speed.py --device "$device" --threads 1 --shapes halfcheetah-6x1,5m_vs_6m \
   --updates 200 --repeats 3 --population 8 --compile "$compile" --compile-backend "$backend" \
-  --vs-omiga none --reference-updates 0 "${smoke[@]}" --markdown "$out" --section "$device"
+  --vs-omiga none "${smoke[@]}" --markdown "$out" --section "$device"

@@ -1,7 +1,7 @@
 """Browsing datasets: what every env offers, what is built, and what a dataset file holds.
 
 The functions behind ``marlkit data list``, ``marlkit data info PATH_OR_ID`` and ``marlkit data convert SRC
-DST``. Built datasets are found in the cache (:func:`marlkit.envs.registry.data_dir`) by their file names
+DST``. Built datasets are found in the cache (:func:`marlkit.data.build.data_dir`) by their file names
 (:func:`marlkit.data.build.dataset_path`, and ``smax/<map>-<name>-...h5`` for SMAX); a file's card is read from
 its HDF5 attrs without loading its arrays.
 """
@@ -24,7 +24,11 @@ from marlkit.data.card import (
     parse_dataset_id,
     return_histogram,
 )
+from marlkit.behavior.weights import load_card
+from marlkit.data.build import DEFAULT_TRANSITIONS, data_dir
 from marlkit.data.dataset import DatasetError, MultiAgentDataset
+from marlkit.data.io import is_dataset_path, load_file, save_file
+from marlkit.envs.registry import UnknownNameError, list_envs, load_dataset, make_env
 
 __all__ = ["built_files", "convert", "dataset_rows", "format_info", "format_rows", "open_dataset", "read_card"]
 
@@ -35,8 +39,6 @@ built in memory by ``marlkit train`` and cached by ``marlkit data build``)."""
 
 def built_files(env_name: str, name: str) -> list[Path]:
     """Cached files of ``env_name``'s dataset ``name`` (newest first)."""
-    from marlkit.envs.registry import data_dir
-
     root = data_dir()
     if env_name.startswith("smax:"):
         map_name = re.escape(env_name.split(":", 1)[1])
@@ -78,7 +80,6 @@ def _named(env_name: str) -> tuple[dict | list, Any]:
         from marlkit.envs.smax import QUALITIES
 
         return QUALITIES, None
-    from marlkit.envs.registry import make_env
 
     env = make_env(env_name)
     return getattr(env, "datasets", {}), env
@@ -92,7 +93,6 @@ def _card_return(env, name: str) -> str | None:
         ref = getattr(env, "reference_returns", None) or {}
         return f"{ref[name]:.2f} (reference)" if isinstance(ref, dict) and name in ref else None
     try:
-        from marlkit.behavior.td3 import load_card
 
         m = load_card(task).get("measured_returns", {}).get(name)
     except FileNotFoundError:
@@ -104,7 +104,6 @@ def _default_size(env_name: str, env) -> str:
     """Transitions a named dataset has when built without a size (as ``marlkit train`` builds it)."""
     import inspect
 
-    from marlkit.data.build import DEFAULT_TRANSITIONS
 
     family = env_name.split(":", 1)[0] if ":" in env_name else None
     if family in DEFAULT_TRANSITIONS:
@@ -127,7 +126,6 @@ def dataset_rows(envs: list[str] | None = None) -> list[dict[str, Any]]:
     size), ``return`` (mean ± std of the built file, else the behavior card's or reference return),
     ``status`` (``built: FILE``, ``not built`` or ``sampled on use``); a family whose extra is missing gets one
     row saying so."""
-    from marlkit.envs.registry import list_envs
 
     rows = []
     for env_name in envs if envs is not None else list_envs():
@@ -176,8 +174,6 @@ def open_dataset(path_or_id: str, max_episode_steps: int | None = None) -> tuple
         FileNotFoundError: for a path that does not exist.
         UnknownNameError: for an ID of an unknown env or dataset, another version, or one that is not built.
     """
-    from marlkit.data.io import is_dataset_path, load_file
-    from marlkit.envs.registry import UnknownNameError, load_dataset, make_env
 
     parsed = None if Path(path_or_id).exists() else parse_dataset_id(path_or_id)
     if parsed is None:
@@ -251,7 +247,6 @@ def convert(src: str, dst: str, fmt: str | None = None, overwrite: bool = False,
         FileExistsError: if ``dst`` exists and ``overwrite`` is False.
         FileNotFoundError / DatasetError: for an unreadable ``src`` or data that does not match ``env_name``.
     """
-    from marlkit.data.io import load_file, save_file
 
     if Path(dst).exists() and not overwrite:
         raise FileExistsError(f"{dst} exists; pass --overwrite to replace it")
@@ -260,8 +255,7 @@ def convert(src: str, dst: str, fmt: str | None = None, overwrite: bool = False,
     ds = load_file(src, max_episode_steps=max_episode_steps)
     ref = None
     if env_name is not None:
-        from marlkit.envs.registry import make_env
-
+    
         env = make_env(env_name)
         ds.check_compatible(env.spec)
         ref = getattr(env, "reference_returns", None)
