@@ -46,9 +46,9 @@ class _Ensemble(nn.Module):
             h = x.unsqueeze(-2).expand(B, N, self.ensemble, x.shape[-1]).reshape(B * N, self.ensemble, -1)
             y = self.net(h)  # [B*N, E, out]
             return y.reshape(B, N, self.ensemble, -1).permute(2, 0, 1, 3)
-        h = x.transpose(0, 1).unsqueeze(0).expand(self.ensemble, N, B, D).reshape(self.ensemble * N, B, D)
-        y = batched_mlp(self.net, h)  # [E·N, B, out], member e·N + i = critic e of agent i
-        return y.reshape(self.ensemble, N, B, -1).transpose(1, 2)
+        h = x.unsqueeze(1).expand(B, self.ensemble, N, D).reshape(B, self.ensemble * N, D)
+        y = self.net(h)  # [B, E*N, out]
+        return y.reshape(B, self.ensemble, N, -1).transpose(0, 1)
 
 
     def member(self, x: torch.Tensor, e: int) -> torch.Tensor:

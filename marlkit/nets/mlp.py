@@ -142,8 +142,8 @@ def batched_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) ->
 
 def batched_mlp(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """A stack of :class:`BatchedLinear` layers (and activations) on member-major activations:
-    ``x [M, R, in] → [M, R, out]``, one ``baddbmm`` per layer and no layout change between layers (the
-    ``[..., M, features]`` contract of :class:`BatchedLinear` costs two copies of every hidden activation)."""
+    ``x [M, R, in] → [M, R, out]``, one product per layer and no layout change between layers (used where a slice
+    of the members runs alone, e.g. :meth:`marlkit.nets.critics.LocalQ.member`)."""
     for layer in layers:
         if isinstance(layer, BatchedLinear):
             x = batched_linear(x, layer.weight, layer.bias)
@@ -200,6 +200,4 @@ class MultiAgentMLP(nn.Module):
             for layer in self.net[1:]:
                 h = layer(h)
             return h
-        lead = x.shape[:-2]
-        y = batched_mlp(self.net, x.reshape(-1, self.n_agents, self.in_dim).transpose(0, 1))  # [N, R, out]
-        return y.transpose(0, 1).reshape(*lead, self.n_agents, self.out_dim)
+        return self.net(x)
