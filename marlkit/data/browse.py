@@ -35,7 +35,7 @@ built in memory by ``marlkit train`` and cached by ``marlkit data build``)."""
 
 def built_files(env_name: str, name: str) -> list[Path]:
     """Cached files of ``env_name``'s dataset ``name`` (newest first)."""
-    from marlkit.envs.registry import data_dir
+    from marlkit.data.build import data_dir
 
     root = data_dir()
     if env_name.startswith("smax:"):
