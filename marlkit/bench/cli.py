@@ -45,6 +45,8 @@ def add_bench_parser(sub) -> None:
     b.add_argument("--no-report", action="store_true",
                    help=f"skip executing notebooks/{REPORT} on the results (tables and figures in OUT/figures)")
     b.add_argument("--no-retry-failed", action="store_true", help="skip cells that failed before")
+    b.add_argument("--overwrite", action="store_true",
+                   help="run into an --out whose recorded grid (grid.json) differs from this one")
     b.add_argument("--list", action="store_true", help="print the grid's runs and exit")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=bench_main)
@@ -90,6 +92,31 @@ def grid_from_args(args) -> Grid:
     return grid
 
 
+def check_recorded_grid(grid: Grid, out: Path, overwrite: bool = False) -> None:
+    """Refuse to run ``grid`` into a sweep directory that recorded another grid (``out/grid.json``), whose
+    finished cells would otherwise be mixed into this sweep's table, unless ``overwrite``.
+
+    Raises:
+        GridError: naming the directory, the settings that differ and the ways forward.
+    """
+    import dataclasses
+
+    path = out / "grid.json"
+    if overwrite or not path.is_file():
+        return
+    try:
+        recorded = json.loads(path.read_text())["grid"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise GridError(f"--out {out}: {path} is unreadable; choose a new --out or pass --overwrite") from None
+    current = json.loads(json.dumps(dataclasses.asdict(grid), default=str))
+    if not isinstance(recorded, dict):
+        raise GridError(f"--out {out}: {path} holds no grid; choose a new --out or pass --overwrite")
+    differ = sorted(k for k in set(current) | set(recorded) if current.get(k) != recorded.get(k))
+    if differ:
+        raise GridError(f"--out {out} holds a sweep of another grid (differs in {', '.join(differ)}); rerun that "
+                        f"grid, choose a new --out, or pass --overwrite")
+
+
 def bench_main(args, extra: list[str] | None = None) -> int:
     """``marlkit bench``: run the sweep, summarise, print where everything is. Exit code 1 if a run failed."""
     try:
@@ -104,6 +131,17 @@ def bench_main(args, extra: list[str] | None = None) -> int:
             print(f"{c.label:<60} {c.directory(out)}")
         print(f"{len(cells)} runs")
         return 0
+    if isinstance(args.threads, bool) or args.threads < 1:
+        print(f"marlkit: error: --threads must be a positive integer, got {args.threads}", file=sys.stderr)
+        return 2
+    if args.workers is not None and args.workers < 1:
+        print(f"marlkit: error: --workers must be a positive integer, got {args.workers}", file=sys.stderr)
+        return 2
+    try:
+        check_recorded_grid(grid, out, getattr(args, "overwrite", False))
+    except GridError as exc:
+        print(f"marlkit: error: {exc}", file=sys.stderr)
+        return 2
     print(f"marlkit bench: {len(cells)} runs ({len(grid.tasks)} tasks × {len(grid.algos)} algos × "
           f"{len(grid.seeds)} seeds{' × swept ' + ', '.join(grid.sweep) if grid.sweep else ''}) -> {out}",
           flush=True)
