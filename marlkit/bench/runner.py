@@ -168,8 +168,12 @@ def _run_cell(cell: Cell, root: str, notebook: str, threads: int, timeout: float
               capture_kernel_stderr: bool) -> dict[str, Any]:
     import papermill as pm  # the optional bench extra
 
+    from marlkit.train import RUN_FILES
+
     out = cell.directory(root)
     (out / FAILED).unlink(missing_ok=True)
+    for name in RUN_FILES:  # what an interrupted or failed attempt left: this attempt starts the run afresh
+        (out / name).unlink(missing_ok=True)
     for name in ("MARLKIT_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(threads)
     paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
