@@ -145,3 +145,11 @@ def test_float32_overflow_in_memory():
     ds = toy_dataset()
     with pytest.raises(DatasetError, match="rewards contains 1 value\\(s\\) beyond float32"):
         ds.replace(rewards=np.concatenate([[1e39], ds.rewards[1:].astype(np.float64)]))
+
+
+@pytest.mark.parametrize("quality,episodes", [("mixed", 3), ("optimal", 2)])
+def test_bridge_card_states_the_episodes_built(quality, episodes):
+    ds = make_env("bridge").make_dataset(quality, episodes=episodes)
+    sources = 2 if quality == "mixed" else 1
+    assert ds.episode_returns().size == sources * episodes
+    assert f"{episodes} " in ds.meta["behavior"] and "500" not in ds.meta["behavior"]
