@@ -223,7 +223,7 @@ def _data_errors(func):
             return func(args, extra)
         except (UnknownNameError, FileNotFoundError, FileExistsError, ImportError, ValueError, OSError) as exc:
             msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            print(f"marlkit: error: {msg}", file=sys.stderr)
+            print(f"marlkit: error: {_plain(msg)}", file=sys.stderr)
             return 2
     return wrapped
 
@@ -249,12 +249,20 @@ def _data_list(args, extra) -> int:
     return 0
 
 
+def _positive_steps(args) -> None:
+    if args.max_episode_steps is not None and args.max_episode_steps < 1:
+        raise ValueError(f"--max-episode-steps must be a positive integer, got {args.max_episode_steps}")
+
+
 @_data_errors
 def _data_info(args, extra) -> int:
     import warnings
 
     from marlkit.data.browse import format_info, open_dataset
 
+    if args.bins < 1:
+        raise ValueError(f"--bins must be a positive integer, got {args.bins}")
+    _positive_steps(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")         # the version check is part of the printed card
         ds, source = open_dataset(args.dataset, max_episode_steps=args.max_episode_steps)
@@ -278,6 +286,7 @@ def _data_info(args, extra) -> int:
 def _data_convert(args, extra) -> int:
     from marlkit.data.browse import convert
 
+    _positive_steps(args)
     ds, path = convert(args.src, args.dst, fmt=args.to, overwrite=args.overwrite, env_name=args.env,
                        name=args.name, max_episode_steps=args.max_episode_steps)
     print(f"wrote {path}: {ds.meta['dataset_id']}, {ds.size} transitions, {ds.meta['episodes']} episodes")
@@ -410,8 +419,15 @@ RUNTIME_ERRORS = (NonFiniteLossError, OutputError, ResourceError)
 
 
 def _error(message, status: int) -> int:
-    print(f"marlkit: error: {message}", file=sys.stderr)
+    print(f"marlkit: error: {_plain(message)}", file=sys.stderr)
     return status
+
+
+def _plain(message):
+    """An OSError's ``[Errno 17] File exists: 'x'`` as ``x: a file of that name exists``; anything else as is."""
+    if isinstance(message, OSError) and str(message).startswith("[Errno") and message.filename:
+        return f"{message.filename}: {describe_os_error(message)}"
+    return message
 
 
 if __name__ == "__main__":

@@ -310,3 +310,42 @@ def test_bench_overwrite_reruns_cells_of_other_settings(tmp_path, monkeypatch):
         main(["bench", "--env", "xor", "--datasets", "a", "--algos", "bc", "--steps", "20", "--out", str(out),
               "--overwrite", "--quiet"])
     assert not (cell.directory(out) / "record.json").exists()
+
+
+MORE = [
+    ("info_bins_zero", ["data", "info", "DATA", "--bins", "0"], "--bins must be a positive integer"),
+    ("info_bins_negative", ["data", "info", "DATA", "--bins", "-3"], "--bins must be a positive integer"),
+    ("info_max_episode_steps_zero", ["data", "info", "DATA", "--max-episode-steps", "0"],
+     "--max-episode-steps must be a positive integer"),
+    ("convert_max_episode_steps_negative", ["data", "convert", "DATA", "OUT/y.h5", "--max-episode-steps", "-1"],
+     "--max-episode-steps must be a positive integer"),
+    ("convert_onto_itself", ["data", "convert", "DATA", "DATA"], "exists; pass --overwrite"),
+    ("convert_below_a_file", ["data", "convert", "DATA", "DATA/sub.h5"], "a file of that name exists"),
+    ("convert_env_mismatch", ["data", "convert", "DATA", "OUT/y.h5", "--env", "bridge"], "env 'bridge'"),
+    ("info_group_field", ["data", "info", "GROUP"], "'rewards' is an HDF5 group"),
+    ("info_flipped_field", ["data", "info", "FLIPPED"], "'rewards' does not match its checksum"),
+    ("bench_grid_missing", ["bench", "--grid", "OUT/none.yaml", "--list"], "--grid OUT/none.yaml does not exist"),
+    ("bench_grid_binary", ["bench", "--grid", "DATA", "--list"], "not a readable YAML text file"),
+    ("bench_out_is_a_file", ["bench", "--env", "xor", "--datasets", "a", "--algos", "bc", "--out", "DATA"],
+     "is a file, not a sweep directory"),
+    ("bench_timeout_negative", ["bench", "--env", "xor", "--datasets", "a", "--algos", "bc", "--timeout", "-1",
+                                "--out", "OUT/s"], "--timeout must be a positive number"),
+    ("bench_seeds_letters", ["bench", "--env", "xor", "--datasets", "a", "--algos", "bc", "--seeds", "x", "--list"],
+     "cannot read seeds 'x'"),
+    ("bench_steps_zero", ["bench", "--env", "xor", "--datasets", "a", "--algos", "bc", "--steps", "0", "--list"],
+     "steps must be an integer >= 1"),
+    ("bench_unknown_algo", ["bench", "--env", "xor", "--datasets", "a", "--algos", "zzz", "--list"], "zzz"),
+    ("train_resume_is_a_dataset", _train("--resume", "DATA"), "not a marlkit checkpoint"),
+    ("train_vectorize_resume", _train("--seeds", "0-1", "--vectorize", "--resume", "OUT"), "not supported"),
+]
+
+
+@pytest.mark.parametrize("argv,match", [c[1:] for c in MORE], ids=[c[0] for c in MORE])
+def test_more_usage_errors(capsys, tmp_path, monkeypatch, argv, match):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "OUT").mkdir()
+    save_hdf5(make_env("xor").make_dataset("a", size=32), tmp_path / "DATA")
+    for name, fn in (("GROUP", _group), ("FLIPPED", _flip)):
+        save_hdf5(make_env("xor").make_dataset("a", size=32), tmp_path / name)
+        _edit(tmp_path / name, "rewards", fn)
+    _one_error(capsys, argv, 2, match)

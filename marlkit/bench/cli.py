@@ -151,6 +151,12 @@ def bench_main(args, extra: list[str] | None = None) -> int:
     if isinstance(args.threads, bool) or args.threads < 1:
         print(f"marlkit: error: --threads must be a positive integer, got {args.threads}", file=sys.stderr)
         return 2
+    if args.timeout is not None and not args.timeout > 0:
+        print(f"marlkit: error: --timeout must be a positive number of seconds, got {args.timeout}", file=sys.stderr)
+        return 2
+    if out.exists() and not out.is_dir():
+        print(f"marlkit: error: --out {out} is a file, not a sweep directory", file=sys.stderr)
+        return 2
     if args.workers is not None and args.workers < 1:
         print(f"marlkit: error: --workers must be a positive integer, got {args.workers}", file=sys.stderr)
         return 2
