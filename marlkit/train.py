@@ -574,10 +574,10 @@ def run_many(env: str, dataset: str, algo: str, overrides: dict[str, Any] | None
     member_cfgs = [replace(run_cfg, seed=s, out=str(Path(run_cfg.out) / (f"seed{s}" if a is None else
                                                                           f"alpha{a:g}_seed{s}"))
                            if run_cfg.out else None) for a, s in pairs]
-    for cfg in member_cfgs:  # refuse before any run trains, not after the first ones
-        if cfg.out and not cfg.resume and not cfg.overwrite and Path(cfg.out).is_dir():
-            prepare_out(cfg.out)
     if not vectorize:
+        for cfg in member_cfgs:  # refuse before any run trains, not after the first ones
+            if cfg.out and not cfg.resume and not cfg.overwrite and Path(cfg.out).is_dir():
+                prepare_out(cfg.out)
         return [run(env, dataset, algo, _member_overrides(overrides, a), cfg, dataset_size)
                 for (a, _), cfg in zip(pairs, member_cfgs)]
     if run_cfg.compile:
