@@ -30,10 +30,10 @@ from typing import Any
 from marlkit.algos import get_algo, list_algos
 from marlkit.algos.base import ConfigError
 from marlkit.bench import add_bench_parser
+from marlkit.bench.grid import GridError
 from marlkit.checkpoint import CheckpointError
 from marlkit.data.build import build_dataset, dataset_card
 from marlkit.data.dataset import DatasetError
-from marlkit.bench.grid import GridError
 from marlkit.envs.registry import UnknownNameError, list_envs
 from marlkit.errors import DeviceError, OutputError, ResourceError, describe_os_error
 from marlkit.train import NonFiniteLossError, RunConfig, run, run_many

@@ -9,7 +9,16 @@ from marlkit.cli import parse_int_list
 from marlkit.data import DatasetError
 from marlkit.envs import load_dataset, make_env
 from marlkit.errors import DeviceError, OutputError, RunExistsError
-from marlkit.train import NonFiniteLossError, RunConfig, _check_finite, build_algo, fit, prepare_out, run, run_many
+from marlkit.train import (
+    NonFiniteLossError,
+    RunConfig,
+    _check_finite,
+    build_algo,
+    fit,
+    prepare_out,
+    run,
+    run_many,
+)
 from marlkit.utils import MAX_SEED, resolve_device, seed_everything
 
 TINY = {"hidden": (8,)}

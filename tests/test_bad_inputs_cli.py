@@ -242,7 +242,7 @@ def test_networks_too_large_to_allocate(capsys):
 
 
 def test_non_finite_loss_is_status_1(capsys, monkeypatch):
-    import marlkit.cli as cli
+    from marlkit import cli
     from marlkit.train import NonFiniteLossError
 
     def boom(*a, **k):

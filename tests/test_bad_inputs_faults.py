@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -58,8 +59,8 @@ def test_failed_checkpoint_write_keeps_previous(tmp_path, monkeypatch, code, rea
 
 
 def test_disk_full_through_the_cli(tmp_path, monkeypatch, capsys):
-    from marlkit.cli import main
     import marlkit.checkpoint as ck
+    from marlkit.cli import main
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -120,10 +121,9 @@ def test_killed_data_build_leaves_no_temporary(tmp_path, monkeypatch):
 def test_atomic_path_failure_leaves_nothing(tmp_path):
     target = tmp_path / "x.json"
     target.write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            open(tmp, "w").write("new")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        Path(tmp).write_text("new")
+        raise RuntimeError("killed")
     assert target.read_text() == "old" and remove_stale_temporaries(target) == [] and len(list(tmp_path.iterdir())) == 1
 
 
@@ -211,6 +211,6 @@ def test_cli_prints_no_traceback_as_a_program(tmp_path):
                          [["train", "--env", "xor", "--dataset", "a", "--algo", "bc", "--out", str(tmp_path / "f"),
                            "--steps", "1", "--hidden", "8", "--threads", "1", "--quiet"], 1]):
         proc = subprocess.run([sys.executable, "-m", "marlkit.cli", *argv], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": os.getcwd()}, timeout=120)
+                              env={**os.environ, "PYTHONPATH": os.getcwd()}, timeout=120, check=False)
         assert proc.returncode == status, proc.stderr
         assert "Traceback" not in proc.stderr and proc.stderr.strip().startswith("marlkit: error:")

@@ -25,9 +25,9 @@ import json
 import multiprocessing as mp
 import os
 import re
+import signal
 import sys
 import time
-import signal
 import traceback
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
