@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from marlkit import __version__
+from marlkit.errors import OutputError, describe_os_error
 from marlkit.utils import atomic_path
 
 __all__ = ["CheckpointError", "dataset_fingerprint", "load_checkpoint", "read_header", "save_checkpoint"]
@@ -80,10 +81,17 @@ def make_header(algo, env_name: str, fingerprint: str) -> dict[str, Any]:
             "marlkit_version": __version__}
 
 
+_KEYS = ("header", "step", "algo", "optimizers", "generators", "rng")
+
+
 def save_checkpoint(path: str | os.PathLike, algo, sampler, step: int, header: dict[str, Any]) -> Path:
-    """Atomically write the full training state to ``path`` (temp file in the same folder, then rename)."""
+    """Atomically write the full training state to ``path`` (temp file in the same folder, then rename).
+
+    Raises:
+        OutputError: if the file cannot be written (no space left on the device, no permission, ...): the
+            message says why, and the previous checkpoint at ``path`` is left intact.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "header": json.dumps(header, sort_keys=True),
         "step": int(step),
@@ -93,24 +101,65 @@ def save_checkpoint(path: str | os.PathLike, algo, sampler, step: int, header: d
                        "sampler": sampler.generator.get_state()},
         "rng": _rng_to_tensors(),
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+    except OSError as exc:
+        err = OutputError(f"could not write checkpoint {path}: {describe_os_error(exc)}; the previous "
+                          f"checkpoint there (if any) is intact")
+        err.errno = exc.errno
+        raise err from None
+    except RuntimeError as exc:  # torch.save reports a failed write of its zip container as a RuntimeError
+        raise OutputError(f"could not write checkpoint {path}: {exc}; the previous checkpoint there (if any) "
+                          f"is intact") from None
     return path
 
 
 def _read(path: Path) -> dict[str, Any]:
+    """The payload of a checkpoint file, checked for its layout: a dict with every key, a JSON-object header
+    naming algo, config, env and dataset, and a non-negative integer step."""
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory without a checkpoint.pt")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt/truncated files raise a variety of errors; report them as one kind
-        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or not a marlkit checkpoint): {exc}") from None
+        if "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
+            raise CheckpointError(f"checkpoint {path} holds Python objects besides tensors and numbers; refused "
+                                  f"(loading it could run code)") from None
+        raise CheckpointError(f"checkpoint {path} is unreadable (truncated, corrupt or not a marlkit checkpoint; "
+                              f"{type(exc).__name__})") from None
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(payload).__name__}, not a marlkit checkpoint")
+    missing = [k for k in _KEYS if k not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks key(s) {missing} (not a complete marlkit checkpoint)")
+    try:
+        header = json.loads(payload["header"]) if isinstance(payload["header"], str) else None
+    except json.JSONDecodeError:
+        header = None
+    if not isinstance(header, dict) or not {"algo", "config", "env", "dataset"} <= set(header) \
+            or not isinstance(header["config"], dict):
+        raise CheckpointError(f"checkpoint {path}: header is not a JSON object with algo, config, env and dataset")
+    step = payload["step"]
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"checkpoint {path}: step must be a non-negative integer, got {step!r}")
+    for key in ("algo", "optimizers", "generators", "rng"):
+        if not isinstance(payload[key], dict):
+            raise CheckpointError(f"checkpoint {path}: {key} must be a dict, got {type(payload[key]).__name__}")
+    payload["header"] = header
+    return payload
 
 
 def read_header(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON header of a checkpoint (algorithm, config, env, dataset fingerprint) plus its ``step``."""
+    """The JSON header of a checkpoint (algorithm, config, env, dataset fingerprint) plus its ``step``.
+
+    Raises:
+        CheckpointError: if the file is missing, unreadable or not laid out as a marlkit checkpoint.
+    """
     payload = _read(Path(path))
-    return {**json.loads(payload["header"]), "step": payload["step"]}
+    return {**payload["header"], "step": payload["step"]}
 
 
 def load_checkpoint(path: str | os.PathLike, algo, sampler, header: dict[str, Any]) -> int:
@@ -120,12 +169,14 @@ def load_checkpoint(path: str | os.PathLike, algo, sampler, header: dict[str, An
         The number of updates already done.
 
     Raises:
-        CheckpointError: if the file is missing/corrupt, or its algorithm, config, env or dataset fingerprint
-            differs from ``header`` (the message lists every difference).
+        CheckpointError: if the file is missing/corrupt/not laid out as a checkpoint (header not JSON, missing
+            keys, negative step, step not the algorithm's update counter), its algorithm, config, env or
+            dataset fingerprint differs from ``header`` (the message lists every difference), or its tensors,
+            optimizer or generator states do not fit the run.
     """
     path = Path(path)
     payload = _read(path)
-    saved = json.loads(payload["header"])
+    saved = payload["header"]
     diffs = []
     for key in ("algo", "env", "dataset"):
         if saved.get(key) != header.get(key):
@@ -136,16 +187,37 @@ def load_checkpoint(path: str | os.PathLike, algo, sampler, header: dict[str, An
             diffs.append(f"config.{key}: checkpoint {a!r} vs run {b!r}")
     if diffs:
         raise CheckpointError(f"checkpoint {path} does not match this run: " + "; ".join(diffs))
-    algo.load_state_dict(payload["algo"])
+    try:
+        algo.load_state_dict(payload["algo"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path}: its networks do not fit this algorithm "
+                              f"({_first_line(exc)})") from None
+    counter = payload["algo"].get("num_updates")
+    if isinstance(counter, torch.Tensor) and counter.numel() == 1 and int(counter) != payload["step"]:
+        raise CheckpointError(f"checkpoint {path}: step {payload['step']} disagrees with the algorithm's update "
+                              f"counter {int(counter)}")
     opts = algo.optimizers()
     if set(opts) != set(payload["optimizers"]):
         raise CheckpointError(f"checkpoint {path} has optimizers {sorted(payload['optimizers'])}, algorithm has "
                               f"{sorted(opts)}")
-    for k, opt in opts.items():
-        opt.load_state_dict(payload["optimizers"][k])
-    gens = payload["generators"]
-    for k, g in _generators(algo).items():
-        g.set_state(gens[f"algo.{k}"])
-    sampler.generator.set_state(gens["sampler"])
-    _rng_from_tensors(payload["rng"])
+    try:
+        for k, opt in opts.items():
+            opt.load_state_dict(payload["optimizers"][k])
+        gens = payload["generators"]
+        for k, g in _generators(algo).items():
+            g.set_state(gens[f"algo.{k}"])
+        sampler.generator.set_state(gens["sampler"])
+    except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise CheckpointError(f"checkpoint {path}: optimizer or generator state does not fit this run "
+                              f"({_first_line(exc)})") from None
+    try:
+        _rng_from_tensors(payload["rng"])
+    except (RuntimeError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise CheckpointError(f"checkpoint {path}: random-number generator state is malformed "
+                              f"({_first_line(exc)})") from None
     return int(payload["step"])
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

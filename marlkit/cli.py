@@ -30,11 +30,17 @@ from typing import Any
 from marlkit.algos import get_algo, list_algos
 from marlkit.algos.base import ConfigError
 from marlkit.bench import add_bench_parser
+from marlkit.bench.grid import GridError
 from marlkit.checkpoint import CheckpointError
 from marlkit.data.build import build_dataset, dataset_card
 from marlkit.data.dataset import DatasetError
 from marlkit.envs.registry import UnknownNameError, list_envs
-from marlkit.train import RunConfig, run, run_many
+from marlkit.errors import DeviceError, OutputError, ResourceError, describe_os_error
+from marlkit.train import NonFiniteLossError, RunConfig, run, run_many
+from marlkit.utils import MAX_SEED
+
+MAX_RUNS = 10_000
+"""The most runs one ``--seeds`` list may name."""
 
 __all__ = ["main", "parse_overrides", "parse_int_list"]
 
@@ -43,7 +49,8 @@ def parse_int_list(text: str) -> list[int]:
     """``"0-3,7"`` → ``[0, 1, 2, 3, 7]`` (non-negative integers, inclusive ranges, order kept).
 
     Raises:
-        SystemExit: on malformed input, a reversed range or a duplicate.
+        SystemExit: on malformed input, a reversed range, a duplicate, a seed above 2**32 - 1 or more than
+            :data:`MAX_RUNS` runs.
     """
     out: list[int] = []
     try:
@@ -53,6 +60,8 @@ def parse_int_list(text: str) -> list[int]:
                 lo, hi = (int(x) for x in part.split("-", 1))
                 if hi < lo:
                     raise ValueError
+                if hi - lo + 1 + len(out) > MAX_RUNS:
+                    raise SystemExit(f"marlkit: error: --seeds {text!r} names more than {MAX_RUNS} runs")
                 out.extend(range(lo, hi + 1))
             else:
                 out.append(int(part))
@@ -61,6 +70,10 @@ def parse_int_list(text: str) -> list[int]:
             from None
     if any(v < 0 for v in out) or len(set(out)) != len(out):
         raise SystemExit(f"marlkit: error: --seeds must list distinct non-negative integers, got {text!r}")
+    if len(out) > MAX_RUNS:
+        raise SystemExit(f"marlkit: error: --seeds {text!r} names more than {MAX_RUNS} runs")
+    if any(v > MAX_SEED for v in out):
+        raise SystemExit(f"marlkit: error: --seeds must be at most 2**32 - 1 = {MAX_SEED}, got {text!r}")
     return out
 
 
@@ -129,10 +142,15 @@ def _train(args, extra: list[str]) -> int:
         if "alpha" not in {f.name for f in dataclasses.fields(cls.Config)}:
             raise SystemExit(f"marlkit: error: algo {args.algo!r} has no regularization weight --alpha")
         overrides["alpha"] = args.alpha
+    if args.seed is not None and args.seeds is not None:
+        raise SystemExit("marlkit: error: give --seed (one run) or --seeds (several), not both")
+    if args.resume and args.overwrite:
+        raise SystemExit("marlkit: error: give --resume (continue the run) or --overwrite (replace it), not both")
     run_cfg = RunConfig(steps=args.steps, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
-                        seed=args.seed, device=args.device, threads=args.threads,
+                        seed=0 if args.seed is None else args.seed, device=args.device, threads=args.threads,
                         progress=not args.json and not args.quiet, out=args.out,
-                        checkpoint_every=args.checkpoint_every, resume=args.resume, compile=args.compile)
+                        checkpoint_every=args.checkpoint_every, resume=args.resume, compile=args.compile,
+                        overwrite=args.overwrite)
     many = args.seeds is not None or args.alphas is not None or args.vectorize
     try:
         if many:
@@ -143,7 +161,7 @@ def _train(args, extra: list[str]) -> int:
                 except ValueError:
                     raise SystemExit(f"marlkit: error: --alphas expects numbers like 1,3,10; got {args.alphas!r}") \
                         from None
-            seeds = parse_int_list(args.seeds) if args.seeds is not None else [args.seed]
+            seeds = parse_int_list(args.seeds) if args.seeds is not None else [run_cfg.seed]
             records = run_many(args.env, args.dataset, args.algo, overrides, run_cfg, seeds=seeds, alphas=alphas,
                                dataset_size=args.dataset_size, vectorize=args.vectorize)
         else:
@@ -205,7 +223,7 @@ def _data_errors(func):
             return func(args, extra)
         except (UnknownNameError, FileNotFoundError, FileExistsError, ImportError, ValueError, OSError) as exc:
             msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            print(f"marlkit: error: {msg}", file=sys.stderr)
+            print(f"marlkit: error: {_plain(msg)}", file=sys.stderr)
             return 2
     return wrapped
 
@@ -231,12 +249,20 @@ def _data_list(args, extra) -> int:
     return 0
 
 
+def _positive_steps(args) -> None:
+    if args.max_episode_steps is not None and args.max_episode_steps < 1:
+        raise ValueError(f"--max-episode-steps must be a positive integer, got {args.max_episode_steps}")
+
+
 @_data_errors
 def _data_info(args, extra) -> int:
     import warnings
 
     from marlkit.data.browse import format_info, open_dataset
 
+    if args.bins < 1:
+        raise ValueError(f"--bins must be a positive integer, got {args.bins}")
+    _positive_steps(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")         # the version check is part of the printed card
         ds, source = open_dataset(args.dataset, max_episode_steps=args.max_episode_steps)
@@ -260,6 +286,7 @@ def _data_info(args, extra) -> int:
 def _data_convert(args, extra) -> int:
     from marlkit.data.browse import convert
 
+    _positive_steps(args)
     ds, path = convert(args.src, args.dst, fmt=args.to, overwrite=args.overwrite, env_name=args.env,
                        name=args.name, max_episode_steps=args.max_episode_steps)
     print(f"wrote {path}: {ds.meta['dataset_id']}, {ds.size} transitions, {ds.meta['episodes']} episodes")
@@ -278,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--algo", required=True, help="algorithm name (see `marlkit algos`)")
     t.add_argument("--alpha", type=float, default=None, help="regularization weight α of the algorithm")
     t.add_argument("--steps", type=int, default=None, help="gradient updates (default: the env's)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=None, help="seed of the one run (default 0)")
     t.add_argument("--seeds", default=None, help="several runs, e.g. 0-7 or 0,3,5 (one record per run)")
     t.add_argument("--alphas", default=None, help="comma-separated values of the algorithm's α (its meaning per algorithm: the config docstring; OMIGA: KL weight, ComaDICE: DICE weight, CQL-MA/OMAR/MACQL: CQL weight, ICQ: Lagrangian coefficient, InSPO: behavior-KL temperature, MATD3BC: TD3+BC's Q scale): one run per (α, seed)")
     t.add_argument("--vectorize", action="store_true",
@@ -292,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=int, default=0,
                    help="write OUT/checkpoint.pt every N updates (full training state; needs --out)")
     t.add_argument("--resume", default=None, help="continue from a checkpoint file or a run directory")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (without it such an --out is refused)")
     t.add_argument("--compile", action="store_true",
                    help="torch.compile the update (CUDA graphs on CUDA; slow to compile on CPU)")
     t.add_argument("--json", action="store_true", help="print one JSON record and nothing else")
@@ -348,14 +377,57 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args, extra)
-    except (UnknownNameError, DatasetError, FileNotFoundError, FileExistsError, CheckpointError) as exc:
-        print(f"marlkit: error: {exc}", file=sys.stderr)
+    except SystemExit as exc:                    # marlkit's own usage messages: one line, status 2
+        if not isinstance(exc.code, str):
+            raise
+        print(exc.code, file=sys.stderr)
         return 2
+    except USAGE_ERRORS as exc:
+        return _error(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc, 2)
     except ImportError as exc:
         if "pip install" not in str(exc):        # not one of marlkit's missing-extra messages
             raise
-        print(f"marlkit: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(exc, 2)
+    except RUNTIME_ERRORS as exc:
+        return _error(exc, 1)
+    except MemoryError as exc:
+        return _error(f"out of memory: {exc or 'the run does not fit in this machine memory'}", 1)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return _error(f"{describe_os_error(exc)}{where}", 1)
+    except RuntimeError as exc:                  # torch reports a failed allocation as a RuntimeError
+        if not is_out_of_memory(exc):
+            raise
+        return _error(f"out of memory (networks, batch or data too large for this machine; try a smaller --hidden, "
+                      f"--batch-size or --dataset-size): {str(exc).strip().splitlines()[0][:240]}", 1)
+    except KeyboardInterrupt:
+        return _error("interrupted", 130)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for torch's failed-allocation errors (CPU allocator or CUDA out of memory)."""
+    text = str(exc).lower()
+    return isinstance(exc, getattr(__import__("torch"), "OutOfMemoryError", ())) or "can't allocate memory" in text \
+        or "out of memory" in text
+
+
+USAGE_ERRORS = (UnknownNameError, ConfigError, DeviceError, DatasetError, CheckpointError, GridError,
+                FileNotFoundError, FileExistsError)
+"""Errors of the input given (options, names, files): exit status 2."""
+RUNTIME_ERRORS = (NonFiniteLossError, OutputError, ResourceError)
+"""Failures while running (non-finite loss, unwritable output, out of memory): exit status 1."""
+
+
+def _error(message, status: int) -> int:
+    print(f"marlkit: error: {_plain(message)}", file=sys.stderr)
+    return status
+
+
+def _plain(message):
+    """An OSError's ``[Errno 17] File exists: 'x'`` as ``x: a file of that name exists``; anything else as is."""
+    if isinstance(message, OSError) and str(message).startswith("[Errno") and message.filename:
+        return f"{message.filename}: {describe_os_error(message)}"
+    return message
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import csv
 import dataclasses
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -35,9 +36,11 @@ from marlkit.checkpoint import dataset_fingerprint, load_checkpoint, make_header
 from marlkit.data.dataset import MultiAgentDataset
 from marlkit.data.sampler import DeviceSampler
 from marlkit.envs.registry import load_dataset, make_env
+from marlkit.errors import OutputError, ResourceError, RunExistsError, describe_os_error
 from marlkit.eval.evaluate import evaluate
 from marlkit.population import Population, supports_population
 from marlkit.utils import (
+    MAX_SEED,
     choose_num_threads,
     resolve_device,
     rng_state,
@@ -76,6 +79,8 @@ class RunConfig:
             (:meth:`Algorithm.enable_compile`: CUDA graphs via ``mode="reduce-overhead"`` on CUDA, fused C++
             kernels on CPU, where compiling takes a while and rarely pays off for these small networks).
         compile_backend: ``torch.compile`` backend (``"inductor"``; ``"eager"`` only traces, for checks).
+        overwrite: train into an ``out`` that already holds a run, replacing it (without it, and without
+            ``resume``, such an ``out`` is refused with :class:`~marlkit.errors.RunExistsError`).
     """
 
     steps: int | None = None
@@ -92,9 +97,15 @@ class RunConfig:
     resume: str | None = None
     compile: bool = False
     compile_backend: str = "inductor"
+    overwrite: bool = False
 
     def validate(self) -> None:
-        """Raises :class:`ConfigError` on out-of-range settings."""
+        """Check every setting.
+
+        Raises:
+            ConfigError: on out-of-range settings (naming the setting).
+            DeviceError: if ``device`` names no usable device.
+        """
         for name in ("steps", "eval_episodes", "log_every"):
             v = getattr(self, name)
             if name == "steps" and v is None:
@@ -105,6 +116,8 @@ class RunConfig:
             raise ConfigError(f"eval_every must be a non-negative integer, got {self.eval_every!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.seed > MAX_SEED:
+            raise ConfigError(f"seed must be at most 2**32 - 1 = {MAX_SEED}, got {self.seed}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"threads must be a positive integer or None, got {self.threads!r}")
         if isinstance(self.checkpoint_every, bool) or not isinstance(self.checkpoint_every, int) \
@@ -116,13 +129,55 @@ class RunConfig:
             raise ConfigError(f"compile must be true/false, got {self.compile!r}")
         if not isinstance(self.compile_backend, str) or not self.compile_backend:
             raise ConfigError(f"compile_backend must be a torch.compile backend name, got {self.compile_backend!r}")
+        if not isinstance(self.overwrite, bool):
+            raise ConfigError(f"overwrite must be true/false, got {self.overwrite!r}")
+        resolve_device(self.device)
+
+
+RUN_FILES = ("checkpoint.pt", "result.json", "metrics.csv", "evals.jsonl")
+"""The files that make a directory hold a run (any one of them)."""
+
+
+def prepare_out(out: str | Path | None, resume: str | None = None, overwrite: bool = False) -> Path | None:
+    """Check that a run may write into ``out`` and create it.
+
+    A directory that already holds a run (:data:`RUN_FILES`) is refused unless the run resumes
+    (``resume``) or ``overwrite`` is set; with ``overwrite`` (and no ``resume``) the old run's files are removed
+    first, so a stale checkpoint can never be resumed into the new run.
+
+    Raises:
+        RunExistsError: if ``out`` holds a run and neither ``resume`` nor ``overwrite`` is given.
+        OutputError: if ``out`` is a file, or cannot be created or written (permission, read-only filesystem).
+    """
+    if not out:
+        return None
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file, not a directory")
+    held = [name for name in RUN_FILES if (out / name).exists()] if out.is_dir() else []
+    if held and not resume:
+        if not overwrite:
+            raise RunExistsError(f"--out {out} already holds a run ({', '.join(held)}); continue it with --resume "
+                                 f"{out}, choose a new --out, or replace it with --overwrite")
+        for name in held:
+            (out / name).unlink()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"--out {out} cannot be written: {describe_os_error(exc)}") from None
+    return out
 
 
 def _check_finite(metrics: dict[str, float], step: int, last: dict[str, float]) -> None:
     for k, v in metrics.items():
         if not math.isfinite(v):
             raise NonFiniteLossError(f"non-finite {k} = {v} at update {step}; last finite values: "
-                                     f"{ {kk: round(vv, 6) for kk, vv in last.items()} or 'none yet'}")
+                                     f"{ {kk: round(vv, 6) for kk, vv in last.items()} or 'none yet'}; likely "
+                                     f"cause: a learning rate too large, or a regularization weight (alpha) too "
+                                     f"small for the scale of the data's rewards")
 
 
 class _Lockstep:
@@ -179,6 +234,8 @@ class _RunFiles:
 
     def __init__(self, out: Path, start: int):
         out.mkdir(parents=True, exist_ok=True)
+        if start:
+            _drop_rows_after(out, start)
         self.appending = bool(start) and (out / "metrics.csv").exists()
         self.metrics_file = open(out / "metrics.csv", "a" if self.appending else "w", newline="")
         self.evals_file = open(out / "evals.jsonl", "a" if start else "w")
@@ -198,6 +255,42 @@ class _RunFiles:
     def close(self) -> None:
         self.metrics_file.close()
         self.evals_file.close()
+
+
+def _drop_rows_after(out: Path, start: int) -> None:
+    """Remove the rows of ``metrics.csv`` and ``evals.jsonl`` past update ``start`` (written after the
+    checkpoint a run resumes from, by a process that was then killed), so a resumed run logs each update once.
+    Files are rewritten atomically."""
+    from marlkit.utils import atomic_path
+
+    metrics = out / "metrics.csv"
+    if metrics.exists():
+        lines = metrics.read_text().splitlines(keepends=True)
+        kept = lines[:1] + [ln for ln in lines[1:] if ln.strip() and _leading_int(ln.split(",", 1)[0]) <= start]
+        if kept != lines:
+            with atomic_path(metrics) as tmp:
+                Path(tmp).write_text("".join(kept))
+    evals = out / "evals.jsonl"
+    if evals.exists():
+        lines = evals.read_text().splitlines(keepends=True)
+        kept = []
+        for ln in lines:
+            try:
+                step = json.loads(ln).get("step", 0)
+            except ValueError:  # a line cut short by the kill
+                continue
+            if isinstance(step, int) and step <= start:
+                kept.append(ln if ln.endswith("\n") else ln + "\n")
+        if kept != lines:
+            with atomic_path(evals) as tmp:
+                Path(tmp).write_text("".join(kept))
+
+
+def _leading_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # a row cut short by the kill
+        return 1 << 62
 
 
 def _train(runs: _Lockstep, env, run_cfg: RunConfig, seeds: Sequence[int], outs: Sequence[Path | None],
@@ -294,11 +387,16 @@ def iterate(algo: Algorithm, dataset: MultiAgentDataset, env, run_cfg: RunConfig
         NonFiniteLossError: if a metric becomes NaN/inf.
         DatasetError: if the dataset does not match the env.
         CheckpointError: if ``run_cfg.resume`` names a checkpoint of another run.
+        ConfigError: if ``algo`` was built for another environment than ``env``.
+        RunExistsError / OutputError: if ``run_cfg.out`` holds a run (without resume/overwrite) or cannot be
+            written.
     """
     run_cfg.validate()
     if run_cfg.steps is None:
         run_cfg = replace(run_cfg, steps=env.spec.default_steps)
+    _check_algo_env(algo, env)
     dataset.check_compatible(env.spec)
+    prepare_out(run_cfg.out, run_cfg.resume, run_cfg.overwrite)
     sampler = DeviceSampler(dataset, algo.device, seed=run_cfg.seed)
     algo.setup(sampler)
     runs = _Lockstep([algo], [sampler])
@@ -322,6 +420,13 @@ def iterate(algo: Algorithm, dataset: MultiAgentDataset, env, run_cfg: RunConfig
     for records in _train(runs, env, run_cfg, [run_cfg.seed], [out], algo.name, start,
                           checkpoint if run_cfg.checkpoint_every else None):
         yield records[0]
+
+
+def _check_algo_env(algo: Algorithm, env) -> None:
+    spec = getattr(algo, "spec", None)
+    if spec is not None and spec != env.spec:
+        raise ConfigError(f"the algorithm was built for env {spec.name!r} but is trained on env {env.spec.name!r}; "
+                          f"build it with that env's spec")
 
 
 def _final(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -352,8 +457,10 @@ def _result_record(names: tuple[str, str, str], run_cfg: RunConfig, result: dict
         "config": model.config.to_dict(), "run": asdict(run_cfg), "marlkit_version": __version__,
     }
     if run_cfg.out:
-        Path(run_cfg.out).mkdir(parents=True, exist_ok=True)
-        (Path(run_cfg.out) / "result.json").write_text(json.dumps(record, indent=2))
+        from marlkit.utils import atomic_path
+
+        with atomic_path(Path(run_cfg.out) / "result.json") as tmp:
+            Path(tmp).write_text(json.dumps(record, indent=2))
     return record
 
 
@@ -368,10 +475,28 @@ def _member(environment, dataset: str, algo: str, overrides: dict[str, Any] | No
 
 
 def build_algo(algo: str, spec, overrides: dict[str, Any] | None = None, device="cpu") -> Algorithm:
-    """Instantiate a registered algorithm with config overrides (validated; unknown keys raise ConfigError)."""
+    """Instantiate a registered algorithm with config overrides.
+
+    Raises:
+        UnknownNameError: for an unknown algorithm.
+        ConfigError: for unknown keys or invalid values (``hidden=64`` where a tuple such as ``(64, 64)`` is
+            expected included).
+        ResourceError: if the networks do not fit in memory.
+    """
     cls = get_algo(algo)
-    cfg = cls.Config.from_dict(dict(overrides or {}))
-    return cls(spec, cfg, device=device)
+    overrides = dict(overrides or {})
+    defaults = {f.name: f.default for f in dataclasses.fields(cls.Config)}
+    for key, value in overrides.items():
+        if isinstance(defaults.get(key), tuple) and not isinstance(value, (tuple, list)):
+            raise ConfigError(f"{key} must be a tuple of positive integers such as (64, 64), got {value!r}")
+    cfg = cls.Config.from_dict(overrides)
+    try:
+        return cls(spec, cfg, device=device)
+    except RuntimeError as exc:
+        if "alloc" not in str(exc).lower() and "out of memory" not in str(exc).lower():
+            raise
+        raise ResourceError(f"the networks of {algo} (hidden={cfg.to_dict().get('hidden')}) do not fit in "
+                            f"memory on {device}: {str(exc).splitlines()[0][:200]}") from None
 
 
 def run(env: str, dataset: str, algo: str, overrides: dict[str, Any] | None = None,
@@ -384,10 +509,14 @@ def run(env: str, dataset: str, algo: str, overrides: dict[str, Any] | None = No
 
     Raises:
         UnknownNameError: for unknown env/dataset/algo names.
-        ConfigError: for invalid hyperparameters or run settings.
+        ConfigError: for invalid hyperparameters or run settings (``dataset_size`` included).
+        DeviceError: for a device that is not usable here.
+        RunExistsError / OutputError: if ``run_cfg.out`` holds a run (without resume/overwrite) or cannot be
+            written.
     """
     run_cfg = run_cfg or RunConfig()
     run_cfg.validate()
+    _check_dataset_size(dataset_size)
     seed_everything(run_cfg.seed)
     environment = make_env(env)
     if run_cfg.steps is None:
@@ -397,6 +526,11 @@ def run(env: str, dataset: str, algo: str, overrides: dict[str, Any] | None = No
     t0 = time.perf_counter()
     result = fit(model, data, environment, run_cfg)
     return _result_record((algo, env, dataset), run_cfg, result, model, device, time.perf_counter() - t0)
+
+
+def _check_dataset_size(size) -> None:
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+        raise ConfigError(f"dataset_size (--dataset-size) must be a positive integer, got {size!r}")
 
 
 def _member_overrides(overrides: dict[str, Any] | None, alpha: float | None) -> dict[str, Any]:
@@ -426,10 +560,11 @@ def run_many(env: str, dataset: str, algo: str, overrides: dict[str, Any] | None
     """
     run_cfg = run_cfg or RunConfig()
     run_cfg.validate()
+    _check_dataset_size(dataset_size)
     seeds = [run_cfg.seed] if not seeds else list(seeds)
     for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-            raise ConfigError(f"seeds must be non-negative integers, got {s!r}")
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0 or s > MAX_SEED:
+            raise ConfigError(f"seeds must be integers in [0, {MAX_SEED}], got {s!r}")
     alpha_list: list[float | None] = list(alphas) if alphas else [None]
     if alphas and "alpha" not in {f.name for f in dataclasses.fields(get_algo(algo).Config)}:
         raise ConfigError(f"algo {algo!r} has no regularization weight alpha")
@@ -440,6 +575,9 @@ def run_many(env: str, dataset: str, algo: str, overrides: dict[str, Any] | None
                                                                           f"alpha{a:g}_seed{s}"))
                            if run_cfg.out else None) for a, s in pairs]
     if not vectorize:
+        for cfg in member_cfgs:  # refuse before any run trains, not after the first ones
+            if cfg.out and not cfg.resume and not cfg.overwrite and Path(cfg.out).is_dir():
+                prepare_out(cfg.out)
         return [run(env, dataset, algo, _member_overrides(overrides, a), cfg, dataset_size)
                 for (a, _), cfg in zip(pairs, member_cfgs)]
     if run_cfg.compile:
@@ -454,6 +592,8 @@ def run_many(env: str, dataset: str, algo: str, overrides: dict[str, Any] | None
         run_cfg = replace(run_cfg, steps=environment.spec.default_steps)
         member_cfgs = [replace(cfg, steps=run_cfg.steps) for cfg in member_cfgs]
     device = resolve_device(run_cfg.device)
+    for cfg in member_cfgs:
+        prepare_out(cfg.out, overwrite=cfg.overwrite)
     models, samplers = [], []
     for a, s in pairs:  # exactly the order of run(): dataset from the seed, then re-seed, then the networks
         model, data = _member(environment, dataset, algo, _member_overrides(overrides, a), s, dataset_size, device)

@@ -19,20 +19,38 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["atomic_path", "choose_num_threads", "resolve_device", "rng_state", "seed_everything", "set_num_threads", "set_rng_state"]
+from marlkit.errors import DeviceError
+
+MAX_SEED = 2**32 - 1
+"""The largest seed marlkit accepts (every generator it seeds takes it)."""
+
+__all__ = ["MAX_SEED", "atomic_path", "choose_num_threads", "resolve_device", "rng_state", "seed_everything", "set_num_threads", "set_rng_state"]
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """Return the training device: ``"auto"``/``None`` picks CUDA when present, else CPU.
 
     Raises:
-        ValueError: if a CUDA device is requested but CUDA is not available.
+        DeviceError: for a string that names no device, a device type marlkit does not train on (``meta``,
+            ``tpu``, ...), CUDA requested without CUDA, or a CUDA index beyond the devices present.
     """
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise DeviceError(f"device {str(device)!r} (--device) is not a device; use auto, cpu or cuda[:k]") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"device {str(device)!r} (--device) is not one marlkit trains on; use auto, cpu or cuda[:k]")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {str(device)!r} (--device) requested but CUDA is not available; "
+                              f"use 'cpu' or 'auto'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"device {str(device)!r} (--device): only {torch.cuda.device_count()} CUDA device(s) "
+                              f"present (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeviceError(f"device {str(device)!r} (--device) requested but MPS is not available; use 'cpu' or 'auto'")
     return dev
 
 
@@ -40,10 +58,12 @@ def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch (CPU and CUDA) from one integer; return a CPU generator seeded alike.
 
     Raises:
-        ValueError: if ``seed`` is negative or not an integer.
+        ValueError: if ``seed`` is not an integer in ``[0, MAX_SEED]``.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if seed > MAX_SEED:
+        raise ValueError(f"seed must be at most 2**32 - 1 = {MAX_SEED}, got {seed}")
     seed = int(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -159,15 +179,52 @@ def choose_num_threads(step: Callable[[], object] | None = None, candidates: lis
     return choice
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files :func:`atomic_path` left next to ``path`` when its writer was killed
+    (``<name>.<pid>.*.tmp`` of a process that no longer runs); return the removed paths."""
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for tmp in path.parent.glob(f"{glob_escape(path.name)}.*.tmp"):
+        parts = tmp.name[len(path.name) + 1:].split(".")
+        if len(parts) >= 2 and parts[0].isdigit() and int(parts[0]) != os.getpid() and not _pid_alive(int(parts[0])):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with the glob metacharacters ``*?[`` escaped."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary file name next to ``path``; on success rename it onto ``path``, on any error remove it.
 
-    Readers never see a half-written file and a failed write never touches an existing ``path``.
+    Readers never see a half-written file and a failed write never touches an existing ``path``. The temporary
+    name carries the writer's process id (``<name>.<pid>.<random>.tmp``), so one left behind by a killed
+    writer is removed by the next write of the same path (:func:`remove_stale_temporaries`).
+
+    Raises:
+        OSError: as the filesystem (the temporary file is removed first).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield tmp

@@ -32,6 +32,7 @@ def _rewrite(path, **changes):
             if k in changes:
                 continue
             dst.create_dataset(k, data=src[k][()])
+            dst[k].attrs.update(src[k].attrs)  # checksums of the fields left as they were
         for k, v in changes.items():
             if v is not None:
                 dst.create_dataset(k, data=v)

@@ -45,6 +45,9 @@ def add_bench_parser(sub) -> None:
     b.add_argument("--no-report", action="store_true",
                    help=f"skip executing notebooks/{REPORT} on the results (tables and figures in OUT/figures)")
     b.add_argument("--no-retry-failed", action="store_true", help="skip cells that failed before")
+    b.add_argument("--overwrite", action="store_true",
+                   help="run into an --out whose cells ran with other settings (grid.json): this grid's cells "
+                        "are rerun and their old records replaced")
     b.add_argument("--list", action="store_true", help="print the grid's runs and exit")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=bench_main)
@@ -90,6 +93,47 @@ def grid_from_args(args) -> Grid:
     return grid
 
 
+CELL_KEYS = ("tasks", "algos", "seeds", "sweep")
+"""Grid settings that a cell's directory names: a grid that differs only in them adds or skips cells."""
+
+
+def check_recorded_grid(grid: Grid, out: Path, overwrite: bool = False) -> list[str]:
+    """Refuse to run ``grid`` into a sweep directory whose recorded grid (``out/grid.json``) ran its cells with
+    other settings (fixed hyperparameters, steps, evaluation, dataset size, device: what a cell's directory does
+    not name), so that finished cells of the old settings would be skipped and mixed into this sweep's table,
+    unless ``overwrite``. Grids that differ only in tasks, algorithms, seeds or swept values share a directory
+    safely (their cells are distinct directories).
+
+    Returns:
+        The settings that differ (only possible with ``overwrite``; then this grid's cells must be rerun).
+
+    Raises:
+        GridError: naming the directory, the settings that differ and the ways forward.
+    """
+    import dataclasses
+
+    path = out / "grid.json"
+    if not path.is_file():
+        return []
+    try:
+        recorded = json.loads(path.read_text())["grid"]
+    except (OSError, ValueError, KeyError, TypeError):
+        if overwrite:
+            return ["grid.json"]
+        raise GridError(f"--out {out}: {path} is unreadable; choose a new --out or pass --overwrite") from None
+    current = json.loads(json.dumps(dataclasses.asdict(grid), default=str))
+    if not isinstance(recorded, dict):
+        if overwrite:
+            return ["grid.json"]
+        raise GridError(f"--out {out}: {path} holds no grid; choose a new --out or pass --overwrite")
+    differ = sorted(k for k in set(current) | set(recorded)
+                    if k not in CELL_KEYS and current.get(k) != recorded.get(k))
+    if differ and not overwrite:
+        raise GridError(f"--out {out} holds a sweep run with other settings (differs in {', '.join(differ)}); "
+                        f"rerun with those settings, choose a new --out, or pass --overwrite")
+    return differ
+
+
 def bench_main(args, extra: list[str] | None = None) -> int:
     """``marlkit bench``: run the sweep, summarise, print where everything is. Exit code 1 if a run failed."""
     try:
@@ -104,6 +148,27 @@ def bench_main(args, extra: list[str] | None = None) -> int:
             print(f"{c.label:<60} {c.directory(out)}")
         print(f"{len(cells)} runs")
         return 0
+    if isinstance(args.threads, bool) or args.threads < 1:
+        print(f"marlkit: error: --threads must be a positive integer, got {args.threads}", file=sys.stderr)
+        return 2
+    if args.timeout is not None and not args.timeout > 0:
+        print(f"marlkit: error: --timeout must be a positive number of seconds, got {args.timeout}", file=sys.stderr)
+        return 2
+    if out.exists() and not out.is_dir():
+        print(f"marlkit: error: --out {out} is a file, not a sweep directory", file=sys.stderr)
+        return 2
+    if args.workers is not None and args.workers < 1:
+        print(f"marlkit: error: --workers must be a positive integer, got {args.workers}", file=sys.stderr)
+        return 2
+    try:
+        differ = check_recorded_grid(grid, out, getattr(args, "overwrite", False))
+    except GridError as exc:
+        print(f"marlkit: error: {exc}", file=sys.stderr)
+        return 2
+    if differ:  # --overwrite: this grid's cells rerun with its settings, their old records replaced
+        for c in cells:
+            for name in (RECORD, "record.csv"):
+                (c.directory(out) / name).unlink(missing_ok=True)
     print(f"marlkit bench: {len(cells)} runs ({len(grid.tasks)} tasks × {len(grid.algos)} algos × "
           f"{len(grid.seeds)} seeds{' × swept ' + ', '.join(grid.sweep) if grid.sweep else ''}) -> {out}",
           flush=True)

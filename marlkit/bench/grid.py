@@ -280,9 +280,14 @@ class Grid:
 
         Raises:
             FileNotFoundError: if the file does not exist.
-            GridError: if it is not valid YAML or not a valid grid.
+            GridError: if it is not a readable text file, not valid YAML or not a valid grid.
         """
-        text = Path(path).read_text()
+        if not Path(path).exists():
+            raise FileNotFoundError(f"--grid {path} does not exist")
+        try:
+            text = Path(path).read_text()
+        except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
+            raise GridError(f"--grid {path} is not a readable YAML text file ({type(exc).__name__})") from None
         try:
             spec = yaml.safe_load(text)
         except yaml.YAMLError as exc:

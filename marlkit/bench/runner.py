@@ -9,6 +9,12 @@ notebook showing the error, and the sweep goes on.
 ``spawn`` process pool, one torch thread per run through ``MARLKIT_NUM_THREADS``) or :class:`RayCluster`
 (Ray tasks on a local ``ray.init()`` or a cluster address; the output directory must then be on a filesystem
 every node sees). Both submit :func:`run_cell` and hand back its result, or the exception of a lost worker.
+
+Local workers die with the process that started them (Linux: ``PR_SET_PDEATHSIG``; the notebook kernels they
+start exit when their parent does), so a killed ``marlkit bench`` leaves no orphans behind. A cell runs under
+an exclusive lock on ``<cell dir>/.lock`` (:func:`cell_lock`, ``flock``, released by the kernel when its holder
+dies): two ``marlkit bench`` processes on one ``--out`` never run the same cell at once, and the second skips a
+cell the first finished.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import json
 import multiprocessing as mp
 import os
 import re
+import signal
 import sys
 import time
 import traceback
@@ -32,8 +39,10 @@ from tqdm.auto import tqdm
 from marlkit.bench.grid import Cell, Grid, GridError
 from marlkit.bench.records import FAILED, NOTEBOOK, RECORD, atomic_write, utc_now
 
-__all__ = ["BACKENDS", "LocalPool", "RayCluster", "find_notebook", "init_ray", "is_finished", "run_cell",
-           "run_sweep"]
+__all__ = ["BACKENDS", "LocalPool", "RayCluster", "cell_lock", "die_with_parent", "find_notebook", "init_ray",
+           "is_finished", "run_cell", "run_sweep"]
+
+LOCK = ".lock"
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 """The directory that holds this marlkit package (a checkout's root when run from one)."""
@@ -88,6 +97,48 @@ def _record_failure(cell: Cell, out: Path, exception: str, message: str, tb: str
     return {"label": cell.label, "dir": str(out), "status": "failed", "seconds": seconds, "error": error}
 
 
+@contextlib.contextmanager
+def cell_lock(directory: str | os.PathLike):
+    """Hold the exclusive lock of a cell directory inside the block; yields True if this process holds it,
+    False if another process does (non-blocking). The lock dies with its holder (``flock``), so a killed
+    sweep never leaves a cell locked."""
+    import fcntl
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> bool:
+    """Ask the kernel to send this process ``sig`` when its parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``);
+    returns whether it took effect (False off Linux). Exits at once if the parent is already gone."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        ok = libc.prctl(1, int(sig), 0, 0, 0) == 0  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(1)
+    return ok
+
+
 def run_cell(cell: Cell, root: str, notebook: str, threads: int = 1, timeout: float | None = None,
              kernel: str = "python3", capture_kernel_stderr: bool = True) -> dict[str, Any]:
     """Execute the benchmark notebook for one cell with papermill (in this process; the kernel is a child).
@@ -97,15 +148,32 @@ def run_cell(cell: Cell, root: str, notebook: str, threads: int = 1, timeout: fl
     stderr goes to ``kernel.log`` there when ``capture_kernel_stderr`` (this process's fd 2 is redirected while
     the notebook runs, so call it in a worker process).
 
+    The cell runs under its lock (:func:`cell_lock`): if another process holds it the cell is not run
+    (status ``busy``), and a cell that process finished meanwhile is not run again.
+
     Returns:
-        ``{"label", "dir", "status": "ok" | "failed", "seconds", "error"?}``. Never raises for a failing run:
+        ``{"label", "dir", "status": "ok" | "failed" | "busy", "seconds", "error"?}``. Never raises for a failing run:
         the failure (exception name, message, traceback) goes to ``failed.json`` in the cell directory.
     """
+    out = cell.directory(root)
+    with cell_lock(out) as mine:
+        if not mine:
+            return {"label": cell.label, "dir": str(out), "status": "busy", "seconds": 0.0}
+        if is_finished(cell, root):  # another sweep finished it while this one waited
+            return {"label": cell.label, "dir": str(out), "status": "ok", "seconds": 0.0, "skipped": True}
+        return _run_cell(cell, root, notebook, threads, timeout, kernel, capture_kernel_stderr)
+
+
+def _run_cell(cell: Cell, root: str, notebook: str, threads: int, timeout: float | None, kernel: str,
+              capture_kernel_stderr: bool) -> dict[str, Any]:
     import papermill as pm  # the optional bench extra
 
+    from marlkit.train import RUN_FILES
+
     out = cell.directory(root)
-    out.mkdir(parents=True, exist_ok=True)
     (out / FAILED).unlink(missing_ok=True)
+    for name in RUN_FILES:  # what an interrupted or failed attempt left: this attempt starts the run afresh
+        (out / name).unlink(missing_ok=True)
     for name in ("MARLKIT_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(threads)
     paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
@@ -174,7 +242,8 @@ class LocalPool:
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> LocalPool:
-        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
+                                         initializer=die_with_parent)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -245,7 +314,8 @@ def run_sweep(grid: Grid, out: str | os.PathLike, backend: str = "local", worker
         retry_failed: run again cells that failed before (otherwise only cells never tried).
 
     Returns:
-        ``{"out", "cells", "skipped", "ran", "ok", "failed" (labels), "results" (per cell), "seconds"}``.
+        ``{"out", "cells", "skipped", "ran", "ok", "failed" (labels), "busy" (labels of cells another process
+        was running), "results" (per cell), "seconds"}``.
 
     Raises:
         GridError: for an invalid grid or backend.
@@ -262,7 +332,7 @@ def run_sweep(grid: Grid, out: str | os.PathLike, backend: str = "local", worker
     root = Path(out).resolve()
     root.mkdir(parents=True, exist_ok=True)
     cells = grid.cells()
-    (root / "grid.json").write_text(json.dumps(
+    atomic_write(root / "grid.json", json.dumps(
         {"grid": dataclasses.asdict(grid), "cells": [c.label for c in cells], "notebook": nb}, indent=2, default=str))
     todo = [c for c in cells if not is_finished(c, root)
             and (retry_failed or not (c.directory(root) / FAILED).is_file())]
@@ -293,8 +363,9 @@ def run_sweep(grid: Grid, out: str | os.PathLike, backend: str = "local", worker
     finally:
         bar.close()
     failed = [r["label"] for r in results if r["status"] == "failed"]
-    summary = {"out": str(root), "cells": len(cells), "skipped": skipped, "ran": len(results),
-               "ok": len(results) - len(failed), "failed": failed, "results": results,
+    busy = [r["label"] for r in results if r["status"] == "busy"]
+    summary = {"out": str(root), "cells": len(cells), "skipped": skipped, "ran": len(results) - len(busy),
+               "ok": sum(r["status"] == "ok" for r in results), "failed": failed, "busy": busy, "results": results,
                "seconds": time.perf_counter() - t0}
-    (root / "sweep.json").write_text(json.dumps(summary, indent=2))
+    atomic_write(root / "sweep.json", json.dumps(summary, indent=2))
     return summary

@@ -41,8 +41,17 @@ DEFAULT_TRANSITIONS = {"mamujoco": 100_000, "mpe": 25_000}
 
 
 def data_dir() -> Path:
-    """Where built datasets are cached: ``$MARLKIT_DATA`` or ``~/.cache/marlkit``."""
-    return Path(os.environ.get("MARLKIT_DATA", Path.home() / ".cache" / "marlkit"))
+    """Where built datasets are cached: ``$MARLKIT_DATA`` or ``~/.cache/marlkit``.
+
+    Raises:
+        OutputError: if that path exists and is not a directory.
+    """
+    path = Path(os.environ.get("MARLKIT_DATA") or Path.home() / ".cache" / "marlkit")
+    if path.exists() and not path.is_dir():
+        from marlkit.errors import OutputError
+
+        raise OutputError(f"MARLKIT_DATA={path} is a file, not a directory for the dataset cache")
+    return path
 
 
 def dataset_path(env_name: str, quality: str, transitions: int | None, episodes: int | None, seed: int,

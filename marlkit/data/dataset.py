@@ -49,6 +49,21 @@ def _all_finite(arr: np.ndarray) -> bool:
     return bool(np.isfinite(arr.min()) and np.isfinite(arr.max()))
 
 
+def _check_float32(name: str, arr: np.ndarray) -> None:
+    """Raise :class:`DatasetError` if ``arr`` holds NaN/inf, or values that become inf as float32 (the training
+    dtype): the check is made on the converted values, so a float64 1e39 is refused, not trained on as inf."""
+    if not _all_finite(arr):
+        raise DatasetError(f"{name} contains {int((~np.isfinite(arr)).sum())} NaN/inf value(s)")
+    if np.issubdtype(arr.dtype, np.floating) and arr.dtype.itemsize > 4 and arr.size:
+        limit = float(np.finfo(np.float32).max)
+        if max(abs(float(arr.min())), abs(float(arr.max()))) > limit:
+            with np.errstate(over="ignore"):
+                bad = int((~np.isfinite(arr.astype(np.float32))).sum())
+            if bad:
+                raise DatasetError(f"{name} contains {bad} value(s) beyond float32's range (|x| > {limit:.3g}), "
+                                   f"which would become inf in training")
+
+
 class DatasetError(ValueError):
     """A dataset that violates the format: names the field and the problem."""
 
@@ -137,7 +152,8 @@ class MultiAgentDataset:
         """Check every invariant of the format.
 
         Raises:
-            DatasetError: naming the field and the problem (missing, shape, dtype, NaN/inf, inconsistency).
+            DatasetError: naming the field and the problem (missing, shape, dtype, NaN/inf, values beyond
+                float32's range, inconsistency).
         """
         for name in REQUIRED_FIELDS:
             value = getattr(self, name)
@@ -191,11 +207,9 @@ class MultiAgentDataset:
             arr = getattr(self, name)
             if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
                 raise DatasetError(f"{name} must be numeric, got dtype {arr.dtype}")
-            if not _all_finite(arr):
-                bad = int((~np.isfinite(arr)).sum())
-                raise DatasetError(f"{name} contains {bad} NaN/inf value(s)")
-        if not self.discrete and not _all_finite(actions):
-            raise DatasetError(f"actions contains {int((~np.isfinite(actions)).sum())} NaN/inf value(s)")
+            _check_float32(name, arr)
+        if not self.discrete:
+            _check_float32("actions", actions)
         for name in _BOOL_FIELDS:
             arr = getattr(self, name)
             if arr is None:

@@ -191,8 +191,11 @@ class BridgeEnv(MultiAgentEnv):
         ds = concat(parts, name=name) if len(parts) > 1 else parts[0]
         if size is not None:
             ds = _first_transitions(ds, size)
-        ds.meta.update({"env": "bridge", "dataset": name, "seed": int(seed), "n_actions": 5,
-                        "behavior": self.datasets[name]})
+        behavior = (f"{n} episodes of the two 'one yields' policies (alternating)" if name == "optimal" else
+                    f"optimal ({n} episodes) + {n} uniform-random episodes")
+        if size is not None and size < sum(p.size for p in parts):
+            behavior += f", whole episodes of the first {size} transitions' worth"
+        ds.meta.update({"env": "bridge", "dataset": name, "seed": int(seed), "n_actions": 5, "behavior": behavior})
         return ds
 
 

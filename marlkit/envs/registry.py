@@ -7,6 +7,7 @@ that ``import marlkit`` never pays for simulators.
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -112,8 +113,14 @@ def load_dataset(env: MultiAgentEnv, dataset: str, size: int | None = None, seed
 
     Raises:
         UnknownNameError: if the env has no dataset of that name, or the ID names another env or version.
-        DatasetError: if a loaded file does not match the env (agent count, shapes, action space).
+        DatasetError: if a loaded file does not match the env (agent count, shapes, action space), or
+            ``dataset`` is not a string or path.
     """
+    if not isinstance(dataset, (str, os.PathLike)) or not str(dataset):
+        from marlkit.data.dataset import DatasetError
+
+        raise DatasetError(f"dataset must be a dataset name, an ID env/name-vN or a path, got {dataset!r}")
+    dataset = os.fspath(dataset)
     parsed = None if Path(dataset).exists() else parse_dataset_id(dataset)
     if parsed is not None:                    # an ID env/name-vN: the env's named dataset of that version
         id_env, name, version = parsed
