@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from marlkit.bench.runner import cell_lock, run_cell
+from marlkit.bench.cells import cell_lock, run_cell
 from marlkit.data import load_hdf5, save_hdf5
 from marlkit.envs import make_env
 from marlkit.errors import OutputError
@@ -141,7 +141,7 @@ def test_cell_lock_held_by_another_process(tmp_path):
     code = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {os.getcwd()!r})
-        from marlkit.bench.runner import cell_lock
+        from marlkit.bench.cells import cell_lock
         with cell_lock({str(cell)!r}) as mine:
             print(mine, flush=True)
             time.sleep(60)
@@ -175,7 +175,7 @@ def test_worker_dies_with_its_parent(tmp_path):
     child.write_text(textwrap.dedent(f"""
         import os, sys, time
         sys.path.insert(0, {os.getcwd()!r})
-        from marlkit.bench.runner import die_with_parent
+        from marlkit.bench.cells import die_with_parent
         assert die_with_parent()
         open({str(pidfile)!r}, "w").write(str(os.getpid()))
         time.sleep(60)

@@ -38,7 +38,8 @@ from marlkit.bench.records import (
                                    write_record,
 )
 from marlkit.bench.report import run_report, summarize
-from marlkit.bench.runner import find_notebook, init_ray, is_finished, run_cell, run_sweep
+from marlkit.bench.cells import find_notebook, is_finished, run_cell
+from marlkit.bench.runner import init_ray, run_sweep
 
 __all__ = [
     "FAILED",

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from marlkit.bench.records import REPORT
-from marlkit.bench.runner import find_notebook, stderr_to
+from marlkit.bench.cells import find_notebook, stderr_to
 from marlkit.eval import aggregate as agg
 
 __all__ = ["run_report", "summarize"]
