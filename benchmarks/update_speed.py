@@ -436,10 +436,11 @@ def write_markdown(rows, args, path: Path, vs_lines=()) -> None:
              "Command: `python benchmarks/update_speed.py " + " ".join(sys.argv[1:]) + "`", "",
              f"Synthetic data, batch {128 if not args.smoke else 16}, hidden (256, 256), separate per-agent "
              f"parameters, median of {args.repeats} blocks of {args.updates} updates"
-             f"{' (process CPU time)' if args.cpu_time else ''}. Rows 'K runs, sequential/vectorized': "
-             f"time per update of one run when K={args.population} runs (seeds) train one after another or as one "
-             f"vectorized population (alternating blocks of {max(args.updates // max(args.population, 1), 1)} "
-             f"updates per run).", ""]
+             f"{' (process CPU time)' if args.cpu_time else ''}."
+             + (f" Rows 'K runs, sequential/vectorized': time per update of one run when K={args.population} runs "
+                f"(seeds) train one after another or as one vectorized population (alternating blocks of "
+                f"{max(args.updates // max(args.population, 1), 1)} updates per run)." if args.population else ""),
+             ""]
     lines += list(vs_lines)
     if args.vs_official_md:
         lines += [Path(args.vs_official_md).read_text().rstrip("\n"), ""]
