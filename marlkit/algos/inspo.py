@@ -354,7 +354,8 @@ class InSPO(Algorithm):
     def before_update(self, step: int) -> None:
         """Algorithm 1 line 4: π_old ← π when a new iteration starts."""
         if step % self.iteration_length == 0:
-            torch._foreach_copy_(list(self.policy_old.parameters()), list(self.policy.parameters()))
+            with torch.no_grad():
+                torch._foreach_copy_(list(self.policy_old.parameters()), list(self.policy.parameters()))
 
     def critic_loss(self, batch: Batch, carry: dict):
         """Steps a–c: ρ of the block's agent (Eq. 14; sequential: the teammates' current policies, new for
