@@ -51,7 +51,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from marlkit.algos.base import Algorithm, ConfigError, Stage, run_stages, set_grads
+from marlkit.algos.base import Algorithm, ConfigError, Stage, run_stages
 from marlkit.data.sampler import Batch, DeviceSampler
 
 __all__ = ["Population", "stack_batches", "supports_population"]
@@ -234,14 +234,8 @@ class Population(nn.Module):
             torch._foreach_mul_(grads, [coef.view(K, *([1] * (g.dim() - 1))) for g in grads])
 
     def _step(self, stage: Stage, loss: torch.Tensor) -> None:
-        plan = self.stacked.plan(stage)
-        # members share no parameter: each slice gets its own loss's gradient
-        if not plan.params:
-            return
-        set_grads(plan.params, torch.autograd.grad(loss.sum(), plan.params, allow_unused=True))
-        self.clip_grads(plan.clip_groups, stage.max_norm)
-        for opt in plan.optimizers:
-            opt.step()
+        # members share no parameter: the gradient of the sum gives each slice its own loss's gradient
+        Algorithm.step_stage(self.stacked.plan(stage), loss.sum(), clip=self.clip_grads)
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One update of every member on its minibatch (``[K, B, ...]``); returns metrics of shape ``[K]``."""

@@ -402,13 +402,15 @@ class Algorithm(nn.Module):
         out = fn(self, batch, carry)
         return out if len(out) == 3 else (*out, {})
 
-    def step_stage(self, plan: StagePlan, loss: torch.Tensor) -> None:
-        """Gradients of ``loss`` for the stage's parameters only, per-group clipping, one step of its optimizers."""
+    @staticmethod
+    def step_stage(plan: StagePlan, loss: torch.Tensor, clip=clip_grad_norms_) -> None:
+        """Gradients of ``loss`` for the stage's parameters only, per-group clipping (``clip(groups, max_norm)``;
+        a population clips every run's slice on its own), one step of its optimizers."""
         if not plan.params:  # a metrics-only stage (e.g. InSPO's temperature without auto-α)
             return
         set_grads(plan.params, torch.autograd.grad(loss, plan.params, allow_unused=True))
         if plan.stage.max_norm > 0 and plan.clip_groups:
-            clip_grad_norms_(plan.clip_groups, plan.stage.max_norm)
+            clip(plan.clip_groups, plan.stage.max_norm)
         for opt in plan.optimizers:
             opt.step()
 
