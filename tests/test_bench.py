@@ -137,7 +137,7 @@ def test_presets_and_cli_list(capsys):
     assert main(["bench", "--preset", "quick", "--list"]) == 0
     assert "xor/b/bc seed=0" in capsys.readouterr().out
     assert main(["bench", "--env", "xor", "--datasets", "a,b", "--algos", "bc", "--seeds", "0-1", "--list"]) == 0
-    assert capsys.readouterr().out.strip().endswith("4 runs")
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("4 runs, ")
     assert main(["bench", "--env", "xor", "--datasets", "b", "--algos", "zzz", "--list"]) == 2
     assert "unknown algo" in capsys.readouterr().err
 
@@ -174,7 +174,57 @@ def test_smax_paper_preset_grid(capsys):
     assert main(["bench", "--preset", "smax-paper", "--env", "smax:5m_vs_6m", "--datasets", "good",
                  "--algos", "bc,omiga,inspo", "--seeds", "0", "--steps", "2000", "--list"]) == 0
     out = capsys.readouterr().out
-    assert out.strip().endswith("3 runs") and "smax:5m_vs_6m/good/omiga seed=0" in out
+    assert out.strip().splitlines()[-1].startswith("3 runs, ") and "smax:5m_vs_6m/good/omiga seed=0" in out
+
+
+def test_task_settings_add_columns_steps_and_hyperparameters_per_task(tmp_path):
+    grid = Grid(tasks=[("xor", "a"), ("xor", "b")], algos=["bc"], seeds=[0, 1], steps=10, eval_every=5,
+                hyperparameters={"hidden": [8, 8]},
+                task_settings={"xor/b": {"algos": ["omiga"], "steps": 30, "eval_every": 3,
+                                         "hyperparameters": {"hidden": [16, 16]}}})
+    cells = grid.cells()
+    assert [(c.dataset, c.algo) for c in cells[::2]] == [("a", "bc"), ("b", "bc"), ("b", "omiga")]
+    by = {(c.dataset, c.algo): c for c in cells}
+    assert (by["a", "bc"].steps, by["a", "bc"].eval_every, dict(by["a", "bc"].hyperparameters)) == (10, 5, {"hidden": (8, 8)})
+    assert (by["b", "omiga"].steps, by["b", "omiga"].eval_every) == (30, 3)
+    assert dict(by["b", "omiga"].hyperparameters) == {"hidden": (16, 16)}
+    (tmp_path / "g.yaml").write_text("envs: [xor]\ndatasets: [a, b]\nalgos: [bc]\n"
+                                     "task_settings: {xor/b: {algos: [omiga], steps: 30}}\n")
+    assert len(Grid.from_yaml(tmp_path / "g.yaml").cells()) == 3
+    for bad, match in (({"xor/c": {"steps": 1}}, "not a task of the grid"), ({"xor/b": {"stps": 1}}, "mapping of"),
+                       ({"xor/b": {"steps": 0}}, "steps must be an integer"),
+                       ({"xor/b": {"algos": ["zzz"]}}, "unknown algo")):
+        with pytest.raises(GridError, match=match):
+            Grid(tasks=[("xor", "b")], algos=["bc"], seeds=[0], task_settings=bad).cells()
+
+
+def test_paper_lite_preset_budget_and_priority(capsys, monkeypatch):
+    """paper-lite keeps its tasks in priority order while they fit the CPU budget (the first always), runs
+    omiga.md Table 1's costly baselines on the medium-replay MaMuJoCo tasks only, and --list prints the budget."""
+    from marlkit.bench import presets
+    from marlkit.cli import main
+
+    grid, dropped = presets.paper_lite_plan()
+    order = [(e, d) for e, d, _ in presets.PAPER_LITE_TASKS]
+    assert grid.tasks + dropped == order and grid.tasks[0] == order[0]
+    cost = sum(presets.estimated_cpu_s(c) for c in grid.cells())
+    assert len(grid.tasks) == 1 or cost <= presets.PAPER_LITE_BUDGET_CPU_H * 3600
+    assert {c.algo for c in grid.cells() if c.dataset == "medium-replay" and "HalfCheetah" in c.env} == \
+        {"bc", "omiga", "comadice", "inspo", "icq", "bcq-ma", "cql-ma", "omar"}
+    assert {c.seed for c in grid.cells()} == {0, 1, 2} and {c.eval_episodes for c in grid.cells()} == {32}
+    monkeypatch.setattr(presets, "PAPER_LITE_BUDGET_CPU_H", 1e6)  # a large budget keeps every task
+    grid, dropped = presets.paper_lite_plan()
+    assert grid.tasks == order and not dropped
+    assert {c.algo for c in grid.cells() if c.env == "smax:2s3z"} == set(presets.PAPER_LITE_ALGOS)
+    assert all(dict(c.hyperparameters)["lr"] == 5e-4 for c in grid.cells() if c.env.startswith("smax"))
+    monkeypatch.setattr(presets, "PAPER_LITE_BUDGET_CPU_H", 15.0)
+    assert main(["bench", "--preset", "paper-lite", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "CPU-hours estimated" in out and "budget: 15 CPU-hours" in out
+    # narrowed on the command line: a per-task column stays on its task
+    assert main(["bench", "--preset", "paper-lite", "--algos", "omiga,omar", "--list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-2].startswith("6 runs, ") and all("/omar " in l or "/omiga " in l for l in lines[:-2])
 
 
 # --------------------------------------------------------------------------------------- synthetic records

@@ -71,10 +71,17 @@ def grid_from_args(args) -> Grid:
         if not (args.envs and args.datasets):
             raise GridError("give both --env and --datasets")
         grid.tasks = pair_tasks(parse_list(args.envs), parse_list(args.datasets))
+        keys = {f"{e}/{d}" for e, d in grid.tasks}  # a preset's per-task settings follow the tasks kept
+        grid.task_settings = {k: v for k, v in grid.task_settings.items() if k in keys}
     if args.algos:
-        grid.algos = parse_list(args.algos)
+        chosen = parse_list(args.algos)
+        # a preset's per-task columns stay on their tasks when chosen; the other algorithms run on every task
+        extra = set(grid.all_algos()) - set(grid.algos)
+        grid.task_settings = {k: {**v, "algos": [a for a in v.get("algos", []) if a in chosen]}
+                              for k, v in grid.task_settings.items()}
+        grid.algos = [a for a in chosen if a not in extra]
         # a preset's per-algorithm settings apply to the algorithms kept; those dropped take theirs along
-        grid.algo_hyperparameters = {a: hp for a, hp in grid.algo_hyperparameters.items() if a in grid.algos}
+        grid.algo_hyperparameters = {a: hp for a, hp in grid.algo_hyperparameters.items() if a in chosen}
     if args.seeds is not None:
         grid.seeds = parse_seeds(args.seeds)
     if args.alphas is not None:
@@ -90,6 +97,8 @@ def grid_from_args(args) -> Grid:
     for name in ("steps", "eval_every", "eval_episodes", "dataset_size", "device"):
         if getattr(args, name) is not None:
             setattr(grid, name, getattr(args, name))
+            # the command line sets every cell's value, a preset's per-task values included
+            grid.task_settings = {k: {n: v for n, v in t.items() if n != name} for k, t in grid.task_settings.items()}
     return grid
 
 
@@ -134,6 +143,29 @@ def check_recorded_grid(grid: Grid, out: Path, overwrite: bool = False) -> list[
     return differ
 
 
+def print_list(cells, out: Path, preset_name: str | None = None) -> None:
+    """``--list``: every run with its updates, its estimated CPU time (:func:`~marlkit.bench.presets.estimated_cpu_s`,
+    '-' where the cost model has no figure) and directory, then the total; for paper-lite also its budget and the
+    tasks dropped to fit it."""
+    from marlkit.bench.presets import PAPER_LITE_BUDGET_CPU_H, estimated_cpu_s, paper_lite_plan
+
+    total, unknown = 0.0, 0
+    for c in cells:
+        cost = estimated_cpu_s(c)
+        total += cost or 0.0
+        unknown += cost is None
+        est = "-" if cost is None else f"{cost / 3600:.2f} CPU-h"
+        print(f"{c.label:<60} {str(c.steps or 'env default'):>11} updates  {est:>11}  {c.directory(out)}")
+    known = f"≈ {total / 3600:.1f} CPU-hours estimated"
+    if unknown:
+        known += f" for the {len(cells) - unknown} runs the cost model covers ({unknown} not estimated)"
+    print(f"{len(cells)} runs, {known} (one thread per run; wall time ≈ that / --workers)")
+    if preset_name == "paper-lite":
+        _, dropped = paper_lite_plan()
+        print(f"budget: {PAPER_LITE_BUDGET_CPU_H:g} CPU-hours; tasks dropped to fit it (from the end of the "
+              f"priority list): {', '.join(f'{e}/{d}' for e, d in dropped) or 'none'}")
+
+
 def bench_main(args, extra: list[str] | None = None) -> int:
     """``marlkit bench``: run the sweep, summarise, print where everything is. Exit code 1 if a run failed."""
     try:
@@ -144,9 +176,7 @@ def bench_main(args, extra: list[str] | None = None) -> int:
         return 2
     out = Path(args.out or Path("results") / (args.preset or "bench"))
     if args.list:
-        for c in cells:
-            print(f"{c.label:<60} {c.directory(out)}")
-        print(f"{len(cells)} runs")
+        print_list(cells, out, args.preset)
         return 0
     if isinstance(args.threads, bool) or args.threads < 1:
         print(f"marlkit: error: --threads must be a positive integer, got {args.threads}", file=sys.stderr)

@@ -150,6 +150,10 @@ class Grid:
             does not run BC twice). ``alpha`` is omiga.md's α (Fig. 1(b)).
         hyperparameters: fixed overrides for every algorithm that has the field.
         algo_hyperparameters: per-algorithm fixed overrides (``{"omiga": {"tau": 0.01}}``).
+        task_settings: per-task settings keyed ``"env/dataset"``, each a mapping with any of ``algos`` (columns
+            run on this task only, besides ``algos``), ``steps``, ``eval_every`` and ``hyperparameters``
+            (fixed overrides on this task, over the grid's), e.g.
+            ``{"smax:2s3z/good": {"steps": 50000, "eval_every": 5000, "hyperparameters": {"lr": 5e-4}}}``.
         steps, eval_every, eval_episodes, dataset_size, device: run settings shared by all cells.
     """
 
@@ -159,6 +163,7 @@ class Grid:
     sweep: dict[str, list] = dataclasses.field(default_factory=dict)
     hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
     algo_hyperparameters: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    task_settings: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     steps: int | None = None
     eval_every: int = 0
     eval_episodes: int = 32
@@ -176,12 +181,15 @@ class Grid:
             raise GridError("the grid has no task: give --env and --datasets (or tasks: in the YAML file)")
         if not self.algos:
             raise GridError("the grid has no algorithm: give --algos")
-        unknown = [a for a in self.algos if a not in ALGOS]
+        self._validate_task_settings()
+        every = self.all_algos()
+        unknown = [a for a in every if a not in ALGOS]
         if unknown:
             raise GridError(f"unknown algo(s) {unknown}; valid: {', '.join(sorted(ALGOS))}")
         self.seeds = parse_seeds(self.seeds)
-        fields = set().union(*(_config_fields(a) for a in self.algos))
-        for name in [*self.sweep, *self.hyperparameters]:
+        fields = set().union(*(_config_fields(a) for a in every))
+        task_hp = [k for t in self.task_settings.values() for k in t.get("hyperparameters", {})]
+        for name in [*self.sweep, *self.hyperparameters, *task_hp]:
             if name not in fields:
                 raise GridError(f"hyperparameter {name!r} belongs to none of the algorithms {self.algos}; "
                                 f"valid: {', '.join(sorted(fields))}")
@@ -189,8 +197,8 @@ class Grid:
             if not isinstance(values, (list, tuple)) or not values:
                 raise GridError(f"sweep {name!r} needs a non-empty list of values, got {values!r}")
         for algo, hp in self.algo_hyperparameters.items():
-            if algo not in self.algos:
-                raise GridError(f"algo_hyperparameters given for {algo!r}, which is not in the grid {self.algos}")
+            if algo not in every:
+                raise GridError(f"algo_hyperparameters given for {algo!r}, which is not in the grid {every}")
             bad = set(hp) - _config_fields(algo)
             if bad:
                 raise GridError(f"unknown hyperparameter(s) {sorted(bad)} for {algo!r}; "
@@ -203,21 +211,52 @@ class Grid:
             if isinstance(v, bool) or not isinstance(v, int) or v < lowest:
                 raise GridError(f"{name} must be an integer >= {lowest}, got {v!r}")
 
+    def _validate_task_settings(self) -> None:
+        keys = {f"{env}/{dataset}" for env, dataset in self.tasks}
+        for key, settings in self.task_settings.items():
+            if key not in keys:
+                raise GridError(f"task_settings names {key!r}, which is not a task of the grid (env/dataset: "
+                                f"{', '.join(sorted(keys))})")
+            if not isinstance(settings, dict) or set(settings) - {"algos", "steps", "eval_every", "hyperparameters"}:
+                raise GridError(f"task_settings[{key!r}] must be a mapping of algos, steps, eval_every, "
+                                f"hyperparameters; got {settings!r}")
+            for name, lowest in (("steps", 1), ("eval_every", 0)):
+                v = settings.get(name, lowest)
+                if isinstance(v, bool) or not isinstance(v, int) or v < lowest:
+                    raise GridError(f"task_settings[{key!r}].{name} must be an integer >= {lowest}, got {v!r}")
+            if not isinstance(settings.get("algos", []), list) or not isinstance(settings.get("hyperparameters", {}),
+                                                                                 dict):
+                raise GridError(f"task_settings[{key!r}]: algos must be a list and hyperparameters a mapping")
+
+    def all_algos(self) -> list[str]:
+        """``algos`` followed by the per-task columns of ``task_settings`` (each name once)."""
+        extra = [a for t in self.task_settings.values() for a in t.get("algos", [])]
+        return list(dict.fromkeys([*self.algos, *extra]))
+
     def cells(self) -> list[Cell]:
         """Expand the grid (validated first) in a stable order: task, algorithm, swept values, seed."""
         self.validate()
         out: list[Cell] = []
-        for (env, dataset), algo in itertools.product(self.tasks, self.algos):
-            fields = _config_fields(algo)
-            names = [k for k in sorted(self.sweep) if k in fields]
-            fixed = {k: v for k, v in self.hyperparameters.items() if k in fields}
-            fixed.update(self.algo_hyperparameters.get(algo, {}))
-            fixed_t = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in fixed.items()))
-            for values in itertools.product(*(self.sweep[k] for k in names)):
-                swept = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in zip(names, values))
-                for seed in self.seeds:
-                    out.append(Cell(env, dataset, algo, seed, swept, fixed_t, self.steps, self.eval_every,
-                                    self.eval_episodes, self.dataset_size, self.device))
+        for env, dataset in self.tasks:
+            task = self.task_settings.get(f"{env}/{dataset}", {})
+            for algo in dict.fromkeys([*self.algos, *task.get("algos", [])]):
+                out += self._cells(env, dataset, algo, task)
+        return out
+
+    def _cells(self, env: str, dataset: str, algo: str, task: dict[str, Any]) -> list[Cell]:
+        out: list[Cell] = []
+        steps, eval_every = task.get("steps", self.steps), task.get("eval_every", self.eval_every)
+        fields = _config_fields(algo)
+        names = [k for k in sorted(self.sweep) if k in fields]
+        fixed = {k: v for k, v in {**self.hyperparameters, **task.get("hyperparameters", {})}.items()
+                 if k in fields}
+        fixed.update(self.algo_hyperparameters.get(algo, {}))
+        fixed_t = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in fixed.items()))
+        for values in itertools.product(*(self.sweep[k] for k in names)):
+            swept = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in zip(names, values))
+            for seed in self.seeds:
+                out.append(Cell(env, dataset, algo, seed, swept, fixed_t, steps, eval_every,
+                                self.eval_episodes, self.dataset_size, self.device))
         return out
 
     @classmethod
@@ -243,7 +282,7 @@ class Grid:
         if not isinstance(spec, dict):
             raise GridError(f"a grid must be a mapping, got {type(spec).__name__}")
         known = {"env", "envs", "dataset", "datasets", "tasks", "algo", "algos", "seeds", "alphas", "sweep",
-                 "hyperparameters", "algo_hyperparameters", "steps", "eval_every", "eval_episodes", "dataset_size",
+                 "hyperparameters", "algo_hyperparameters", "task_settings", "steps", "eval_every", "eval_episodes", "dataset_size",
                  "device"}
         unknown = sorted(set(spec) - known)
         if unknown:
@@ -270,6 +309,7 @@ class Grid:
         return cls(tasks=tasks, algos=algos, seeds=parse_seeds(spec.get("seeds", 0)), sweep=sweep,
                    hyperparameters=dict(spec.get("hyperparameters") or {}),
                    algo_hyperparameters=dict(spec.get("algo_hyperparameters") or {}),
+                   task_settings=dict(spec.get("task_settings") or {}),
                    steps=spec.get("steps"), eval_every=spec.get("eval_every", 0),
                    eval_episodes=spec.get("eval_episodes", 32), dataset_size=spec.get("dataset_size"),
                    device=str(spec.get("device", "cpu")))

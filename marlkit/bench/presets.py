@@ -7,8 +7,9 @@ from typing import Any
 from marlkit.algos import ALGOS, get_algo
 from marlkit.bench.grid import Grid, GridError
 
-__all__ = ["MAMUJOCO_TABLE1_DATASETS", "MAMUJOCO_TABLE1_ENVS", "PRESETS", "SEED_PAPER_ALGOS", "SMAX_PAPER_DATASETS",
-           "SMAX_PAPER_MAPS", "SMAX_PAPER_STEPS", "preset"]
+__all__ = ["MAMUJOCO_TABLE1_DATASETS", "MAMUJOCO_TABLE1_ENVS", "PAPER_LITE_ALGOS", "PAPER_LITE_BUDGET_CPU_H",
+           "PAPER_LITE_TASKS", "PRESETS", "SEED_PAPER_ALGOS", "SMAX_PAPER_DATASETS", "SMAX_PAPER_MAPS",
+           "SMAX_PAPER_STEPS", "UPDATE_MS", "estimated_cpu_s", "paper_lite_plan", "preset"]
 
 #: omiga.md Table 1, multi-agent MuJoCo block: tasks and dataset qualities (names of marlkit's MaMuJoCo family).
 MAMUJOCO_TABLE1_ENVS = ["mamujoco:Hopper-3x1", "mamujoco:Ant-2x4", "mamujoco:HalfCheetah-6x1"]
@@ -43,6 +44,10 @@ PRESETS: dict[str, str] = {
                   "ComaDICE, InSPO × smax:5m_vs_6m, 2s3z, 6h_vs_8z, 3s_vs_5z × good, medium, poor × seeds 0-4, "
                   "50,000 updates (hidden 256, batch 128, lr 5e-4: omiga.md Table 6), 32 evaluation episodes "
                   "every 5,000 updates",
+    "paper-lite": "a reduced real-task protocol sized to a small CPU budget (docs/benchmarks.md): BC, OMIGA, "
+                  "ComaDICE, InSPO, ICQ (+ BCQ-MA, CQL-MA, OMAR on the two medium-replay MaMuJoCo tasks) × the "
+                  "tasks of PAPER_LITE_TASKS that fit PAPER_LITE_BUDGET_CPU_H × seeds 0-2, updates chosen from "
+                  "measured learning curves, 32 evaluation episodes; --list prints the budget",
 }
 
 #: smax-paper preset: the seed papers' SMAC maps that SMAX has (omiga.md Table 1: 5m_vs_6m, 6h_vs_8z; inspo.md
@@ -53,6 +58,103 @@ SMAX_PAPER_DATASETS = ["good", "medium", "poor"]
 #: script trains 55 epochs of batch-128 minibatches over 1000 episodes (≈ 21,500 updates on a 50,000-transition
 #: SMAX dataset); 50,000 (the SMAX env default) is over twice that.
 SMAX_PAPER_STEPS = 50_000
+
+
+#: Milliseconds per update of one run on one CPU thread (batch 128, hidden (256, 256), separate per-agent
+#: parameters): the sequential columns of the K = 8 table in benchmarks/RESULTS.md (`python
+#: benchmarks/update_speed.py --threads 1 --updates 20 --cpu-time ...`). The cost model of ``--list``'s budget:
+#: MaMuJoCo cells take the halfcheetah-6x1 shape (6 agents: an upper bound for Hopper-3x1 and Ant-2x4), SMAX
+#: cells the 5m_vs_6m shape.
+UPDATE_MS: dict[str, dict[str, float]] = {
+    "halfcheetah-6x1": {"bc": 5.50, "bcq-dec": 92.99, "bcq-ma": 76.67, "comadice": 35.25, "cql-dec": 234.94,
+                        "cql-ma": 195.35, "icq": 48.76, "inspo": 32.99, "mabcq": 110.46, "macql": 249.55,
+                        "matd3bc": 49.92, "omar": 333.27, "omiga": 19.31, "td3bc-dec": 21.57},
+    "5m_vs_6m": {"bc": 5.39, "bcq-dec": 16.82, "bcq-ma": 15.73, "comadice": 30.01, "cql-dec": 9.95,
+                 "cql-ma": 7.22, "icq": 14.73, "inspo": 25.38, "mabcq": 16.70, "macql": 10.02, "omar": 28.67,
+                 "omiga": 19.31},
+}
+#: CPU seconds of one evaluation of 32 episodes (HalfCheetah-6x1: 32 parallel episodes of 1,000 steps; SMAX:
+#: 32 episodes of at most 100 steps), measured on the runs of docs/benchmarks.md's learning curves.
+EVAL_S: dict[str, float] = {"mamujoco": 60.0, "smax": 20.0}
+
+#: paper-lite: the columns run on every task (the seed papers' methods, BC and ICQ of omiga.md Table 1).
+PAPER_LITE_ALGOS = ("bc", "omiga", "comadice", "inspo", "icq")
+#: paper-lite's tasks in priority order, each with the columns it adds to PAPER_LITE_ALGOS (omiga.md Table 1's
+#: BCQ-MA, CQL-MA and OMAR on the two medium-replay MaMuJoCo tasks, where offline RL must beat imitation).
+PAPER_LITE_TASKS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("mamujoco:HalfCheetah-6x1", "medium-replay", ("bcq-ma", "cql-ma", "omar")),
+    ("mamujoco:Hopper-3x1", "medium-replay", ("bcq-ma", "cql-ma", "omar")),
+    ("mamujoco:HalfCheetah-6x1", "medium-expert", ()),
+    ("mamujoco:Hopper-3x1", "medium-expert", ()),
+    ("smax:2s3z", "good", ()),
+    ("smax:2s3z", "medium", ()),
+    ("mamujoco:Ant-2x4", "medium-replay", ()),
+    ("mamujoco:Hopper-3x1", "medium", ()),
+    ("smax:5m_vs_6m", "medium", ()),
+]
+#: paper-lite's gradient updates per family. MaMuJoCo: to be read off the learning curves of docs/benchmarks.md
+#: (OMIGA and BC, up to 200,000 updates, evaluations every 20,000: the first evaluation from which OMIGA's mean
+#: return stays within its seed spread of its final value); until those curves have plateaued the value is
+#: provisional and docs/benchmarks.md says so. SMAX: the smax-paper preset's count (above).
+PAPER_LITE_STEPS: dict[str, int] = {"mamujoco": 50_000, "smax": SMAX_PAPER_STEPS}
+#: paper-lite's compute budget in CPU-hours (one thread per run): tasks are dropped from the end of
+#: PAPER_LITE_TASKS until the rest fit, never by cutting updates below the learning curves' plateau.
+PAPER_LITE_BUDGET_CPU_H = 15.0
+PAPER_LITE_SEEDS = [0, 1, 2]
+PAPER_LITE_EVALS = 10
+
+
+def _family(env: str) -> str:
+    return env.split(":", 1)[0]
+
+
+def estimated_cpu_s(cell) -> float | None:
+    """CPU seconds a grid cell is expected to take on one thread under the :data:`UPDATE_MS` / :data:`EVAL_S`
+    cost model (updates + evaluations), or None for a task family or algorithm the model does not cover."""
+    family = _family(cell.env)
+    shape = {"mamujoco": "halfcheetah-6x1", "smax": "5m_vs_6m"}.get(family)
+    ms = UPDATE_MS.get(shape, {}).get(cell.algo)
+    if ms is None or not cell.steps:
+        return None
+    evals = (cell.steps // cell.eval_every if cell.eval_every else 0) + (1 if cell.eval_every == 0 or
+                                                                         cell.steps % cell.eval_every else 0)
+    return cell.steps * ms / 1000.0 + evals * EVAL_S[family] * cell.eval_episodes / 32
+
+
+def paper_lite_plan() -> tuple[Grid, list[tuple[str, str]]]:
+    """paper-lite's grid and the tasks dropped (from the end of :data:`PAPER_LITE_TASKS`) to fit
+    :data:`PAPER_LITE_BUDGET_CPU_H` under :func:`estimated_cpu_s` (the first task is kept even when it alone exceeds
+    the budget: ``--list`` then shows the overrun).
+
+    Hyperparameters: the configs' defaults (omiga.md App. C for MaMuJoCo); SMAX cells as the smax-paper preset
+    (hidden 256, lr 5e-4, batch 128 except InSPO, γ = 0.99: omiga.md Table 6).
+    """
+    kept: list[tuple[str, str, tuple[str, ...]]] = []
+    dropped: list[tuple[str, str]] = []
+    total = 0.0
+    for env, dataset, extra in PAPER_LITE_TASKS:
+        grid = _paper_lite_grid([(env, dataset, extra)])
+        cost = sum(estimated_cpu_s(c) or 0.0 for c in grid.cells())
+        if dropped or (kept and total + cost > PAPER_LITE_BUDGET_CPU_H * 3600):  # the first task always runs
+            dropped.append((env, dataset))
+            continue
+        kept.append((env, dataset, extra))
+        total += cost
+    return _paper_lite_grid(kept), dropped
+
+
+def _paper_lite_grid(tasks: list[tuple[str, str, tuple[str, ...]]]) -> Grid:
+    settings: dict[str, dict[str, Any]] = {}
+    for env, dataset, extra in tasks:
+        steps = PAPER_LITE_STEPS[_family(env)]
+        task: dict[str, Any] = {"steps": steps, "eval_every": max(1, steps // PAPER_LITE_EVALS)}
+        if extra:
+            task["algos"] = [a for a in extra if a in ALGOS]
+        if _family(env) == "smax":  # as the smax-paper preset: omiga.md Table 6
+            task["hyperparameters"] = {"hidden": [256, 256], "lr": 5e-4, "gamma": 0.99}
+        settings[f"{env}/{dataset}"] = task
+    return Grid(tasks=[(e, d) for e, d, _ in tasks], algos=[a for a in PAPER_LITE_ALGOS if a in ALGOS],
+                seeds=list(PAPER_LITE_SEEDS), task_settings=settings, eval_episodes=32, device="auto")
 
 
 def preset(name: str) -> Grid:
@@ -85,5 +187,7 @@ def preset(name: str) -> Grid:
                     dataset_size=50_000, device="auto",
                     hyperparameters={"hidden": [256, 256], "lr": 5e-4, "gamma": 0.99},
                     algo_hyperparameters=per_algo)
+    if name == "paper-lite":
+        return paper_lite_plan()[0]
     raise GridError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
 
