@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from marlkit.data.dataset import MultiAgentDataset
-from marlkit.envs.base import EnvSpec, MultiAgentEnv, StepResult
+from marlkit.envs.base import AlgoDefaults, EnvSpec, MultiAgentEnv, StepResult
 
 __all__ = ["MatrixGame", "MatrixDataset", "GAMES", "make_game", "sample_dataset", "expected_return",
            "joint_from_product"]
@@ -71,14 +71,15 @@ class MatrixGame(MultiAgentEnv):
     """A cooperative N-agent matrix game with payoff tensor ``payoff [A_1, ..., A_N]``.
 
     All agents must have the same number of actions (the batched networks need one head size); the observation
-    and state are the constant ``[1.0]``.
+    and state are the constant ``[1.0]``. The game is evaluated exactly (``spec.deterministic_eval = None``: no
+    evaluation mode applies); ``algo_defaults`` are the per-algorithm defaults of its paper (``EnvSpec``).
 
     Raises:
         ValueError: if the payoff is not finite or agents have different action counts.
     """
 
     def __init__(self, name: str, payoff, datasets: dict[str, MatrixDataset] | None = None,
-                 action_names: list[str] | None = None):
+                 action_names: list[str] | None = None, algo_defaults: dict[str, AlgoDefaults] | None = None):
         payoff = np.asarray(payoff, dtype=float)
         if payoff.ndim < 1 or not np.isfinite(payoff).all():
             raise ValueError(f"payoff must be a finite tensor with one axis per agent, got shape {payoff.shape}")
@@ -92,7 +93,8 @@ class MatrixGame(MultiAgentEnv):
         n_actions = payoff.shape[0]
         self.action_names = action_names or [chr(ord("A") + k) for k in range(n_actions)]
         self.spec = EnvSpec(name=name, n_agents=payoff.ndim, obs_dim=1, state_dim=1, n_actions=n_actions,
-                            episode_limit=1, gamma=0.99, default_steps=3000)
+                            episode_limit=1, gamma=0.99, default_steps=3000, deterministic_eval=None,
+                            algo_defaults=dict(algo_defaults or {}))
         self._n_envs = 1
 
     @property
