@@ -21,13 +21,11 @@ Per-algorithm defaults (``EnvSpec.algo_defaults``, applied under the user's opti
 sizes or update counts for its matrix games, so those are the smallest settings measured to reach the papers'
 fixed points (``tests/test_env_defaults.py`` checks the outcomes; the algorithm tests use the same settings):
 
-- ``xor`` and ``mne`` (inspo.md Tables 1–2): BC 64-unit MLPs (the behavior marginals, 3000 updates); OMIGA
-  32-unit MLPs, batch 1024, lr 3e-3, τ 0.05, 300 updates, with α = 10 on XOR (omiga.md App. C's α, the paper's
-  XOR column) and α = 0.1 on M-NE (the paper's 20.00 / 5.00 need a near-greedy policy on the decomposed Q; at
-  α = 10 the balanced policy keeps mass off (C, C)); OMAR 16-unit MLPs, lr 1e-2, batch 64, 300 updates; InSPO
-  64-unit MLPs, lr 1e-3, β decayed over 1000 updates, 200 BC and Q warm-up updates, 1500 updates (XOR (a) is a
-  line of fixed points: which corner a seed reaches depends on its sample's asymmetry, see tests/test_inspo.py);
-  CFCQL 32-unit MLPs, 1000 updates.
+- ``xor`` and ``mne`` (inspo.md Tables 1–2): OMIGA 32-unit MLPs, batch 1024, lr 3e-3, τ 0.05, 300 updates, with
+  α = 10 on XOR (omiga.md App. C's α, the paper's XOR column) and α = 0.1 on M-NE (the paper's 20.00 / 5.00 need a
+  near-greedy policy on the decomposed Q; at α = 10 the balanced policy keeps mass off (C, C)); OMAR 16-unit
+  MLPs, lr 1e-2, batch 64, 300 updates; CFCQL 32-unit MLPs, 1000 updates. BC (which learns the behavior marginals)
+  and InSPO (its defaults reproduce the tables, docs/benchmarks.md) have no game defaults.
 - ``jiang-lu`` (offline-decentralized-marl.md Sec. 5.1, Tables 2–4): MABCQ and BCQ-dec with BCQ threshold
   τ = 0.2 (agent 1's a2 has behavior ratio 0.2 / 0.8 = 0.25, which App. B Table 12's τ = 0.6 forbids, while the
   paper's analysis keeps it), discrete lr 3e-3, 32-unit MLPs, 1200 updates: bcq-dec → (a1, a2) (Table 2),
@@ -183,11 +181,8 @@ def expected_return(payoff: np.ndarray, policies: list[np.ndarray] | np.ndarray)
 
 
 _INSPO_TABLES = "inspo.md Tables 1-2"
-_SEQUENTIAL_GAME_DEFAULTS = {
-    "bc": AlgoDefaults({"hidden": (64, 64)}, 3000, _INSPO_TABLES),
+_XOR_MNE_DEFAULTS = {
     "omar": AlgoDefaults({"hidden": (16, 16), "lr": 1e-2, "batch_size": 64}, 300, _INSPO_TABLES),
-    "inspo": AlgoDefaults({"hidden": (64, 64), "lr": 1e-3, "beta_decay_steps": 1000, "bc_steps": 200,
-                           "q_warmup_steps": 200}, 1500, _INSPO_TABLES),
     "cfcql": AlgoDefaults({"hidden": (32, 32)}, 1000, _INSPO_TABLES),
 }
 _OMIGA_FAST = {"hidden": (32,), "batch_size": 1024, "lr": 3e-3, "tau": 0.05}
@@ -200,7 +195,7 @@ def _xor() -> MatrixGame:
         "a": MatrixDataset.uniform_over("a", [(0, 1), (1, 0)], shape),
         "b": MatrixDataset.uniform_over("b", [(0, 0), (0, 1), (1, 0)], shape),
         "c": MatrixDataset.uniform_over("c", [(0, 0), (0, 1), (1, 0), (1, 1)], shape),
-    }, algo_defaults={**_SEQUENTIAL_GAME_DEFAULTS,
+    }, algo_defaults={**_XOR_MNE_DEFAULTS,
                       "omiga": AlgoDefaults({**_OMIGA_FAST, "alpha": 10.0}, 300, _INSPO_TABLES)})
 
 
@@ -211,7 +206,7 @@ def _mne() -> MatrixGame:
     return MatrixGame("mne", R, {
         "balanced": MatrixDataset.product("balanced", [u, u]),
         "imbalanced": MatrixDataset.product("imbalanced", [imb, imb]),
-    }, algo_defaults={**_SEQUENTIAL_GAME_DEFAULTS,
+    }, algo_defaults={**_XOR_MNE_DEFAULTS,
                       "omiga": AlgoDefaults({**_OMIGA_FAST, "alpha": 0.1}, 300, _INSPO_TABLES)})
 
 
