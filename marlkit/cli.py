@@ -30,6 +30,7 @@ from typing import Any
 from marlkit.algos import get_algo, list_algos
 from marlkit.algos.base import ConfigError
 from marlkit.bench import add_bench_parser
+from marlkit.bench.cli import add_eval_mode_options
 from marlkit.bench.grid import GridError
 from marlkit.checkpoint import CheckpointError
 from marlkit.data.build import build_dataset, dataset_card
@@ -150,7 +151,7 @@ def _train(args, extra: list[str]) -> int:
                         seed=0 if args.seed is None else args.seed, device=args.device, threads=args.threads,
                         progress=not args.json and not args.quiet, out=args.out,
                         checkpoint_every=args.checkpoint_every, resume=args.resume, compile=args.compile,
-                        overwrite=args.overwrite)
+                        overwrite=args.overwrite, deterministic_eval=args.deterministic_eval)
     many = args.seeds is not None or args.alphas is not None or args.vectorize
     try:
         if many:
@@ -178,7 +179,7 @@ def _print_record(record: dict, args) -> None:
         print(json.dumps(record))
     else:
         keys = ["algo", "env", "dataset", "seed", "steps", "return", "greedy_action", "win_rate", "normalized_score",
-                "updates_per_s", "wall_time_s"]
+                "deterministic_eval", "updates_per_s", "wall_time_s"]
         for k in keys:
             if k in record:
                 print(f"{k:>16}: {record[k]}")
@@ -314,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, default=None, help="CPU threads (default: measured)")
     t.add_argument("--eval-every", type=int, default=0, help="evaluate every N updates (0: at the end)")
     t.add_argument("--eval-episodes", type=int, default=32)
+    add_eval_mode_options(t)
     t.add_argument("--dataset-size", type=int, default=None, help="transitions for sampled datasets")
     t.add_argument("--out", default=None, help="directory for metrics.csv, evals.jsonl, result.json")
     t.add_argument("--checkpoint-every", type=int, default=0,

@@ -65,7 +65,10 @@ class RunConfig:
         steps: gradient updates (> 0); None takes the env's ``default_steps``.
         eval_every: evaluate every this many updates (0: only at the end).
         eval_episodes: episodes per evaluation for rollout envs (omiga.md uses 32).
-        deterministic_eval: greedy actions in rollouts (matrix games always report the exact stochastic return).
+        deterministic_eval: greedy (True) or sampled (False) actions in rollouts; None takes the env's default
+            (``EnvSpec.deterministic_eval``: the mode of the paper that used the env, e.g. sampled on Bridge).
+            Matrix games always report the exact expected return of the learned stochastic policy: the mode does
+            not apply there and records carry ``"deterministic_eval": null``.
         log_every: metrics are synced, checked for NaN/inf and logged every this many updates.
         seed: one seed for torch, NumPy, Python, dataset sampling and evaluation.
         device: ``"auto"``, ``"cpu"`` or ``"cuda[:k]"``.
@@ -86,7 +89,7 @@ class RunConfig:
     steps: int | None = None
     eval_every: int = 0
     eval_episodes: int = 32
-    deterministic_eval: bool = True
+    deterministic_eval: bool | None = None
     log_every: int = 100
     seed: int = 0
     device: str = "auto"
@@ -125,6 +128,8 @@ class RunConfig:
             raise ConfigError(f"checkpoint_every must be a non-negative integer, got {self.checkpoint_every!r}")
         if self.checkpoint_every and not self.out:
             raise ConfigError("checkpoint_every needs an output directory (out)")
+        if self.deterministic_eval is not None and not isinstance(self.deterministic_eval, bool):
+            raise ConfigError(f"deterministic_eval must be true/false or None, got {self.deterministic_eval!r}")
         if not isinstance(self.compile, bool):
             raise ConfigError(f"compile must be true/false, got {self.compile!r}")
         if not isinstance(self.compile_backend, str) or not self.compile_backend:
@@ -132,6 +137,15 @@ class RunConfig:
         if not isinstance(self.overwrite, bool):
             raise ConfigError(f"overwrite must be true/false, got {self.overwrite!r}")
         resolve_device(self.device)
+
+
+def eval_mode(run_cfg: RunConfig, env) -> bool | None:
+    """The evaluation mode a run uses on ``env``: ``run_cfg.deterministic_eval``, or the env's default
+    (``env.spec.deterministic_eval``) when that is None; None on envs evaluated exactly (matrix games), where
+    neither applies."""
+    if env.spec.deterministic_eval is None:
+        return None
+    return env.spec.deterministic_eval if run_cfg.deterministic_eval is None else run_cfg.deterministic_eval
 
 
 RUN_FILES = ("checkpoint.pt", "result.json", "metrics.csv", "evals.jsonl")
@@ -309,7 +323,8 @@ def _train(runs: _Lockstep, env, run_cfg: RunConfig, seeds: Sequence[int], outs:
             single run only; None: never).
 
     Yields:
-        At every evaluation, K records: ``step``, the evaluation (``return``, ...), the latest averaged training
+        At every evaluation, K records: ``step``, the evaluation (``return``, ...), ``deterministic_eval`` (the
+        mode used, :func:`eval_mode`), the latest averaged training
         ``metrics``, ``updates_per_s`` (of each run) and ``wall_time_s`` since the loop started.
 
     Raises:
@@ -322,12 +337,14 @@ def _train(runs: _Lockstep, env, run_cfg: RunConfig, seeds: Sequence[int], outs:
     last: list[dict[str, float]] = [{} for _ in range(K)]
     count, train_time, t_start = 0, 0.0, time.perf_counter()
 
+    mode = eval_mode(run_cfg, env)
+
     def evaluations(step: int, rate: float) -> list[dict[str, Any]]:
         records = []
         for m, model in enumerate(runs.models()):
-            ev = evaluate(model, env, run_cfg.eval_episodes, run_cfg.deterministic_eval, seed=seeds[m])
-            records.append({"step": step, **ev, "metrics": dict(last[m]), "updates_per_s": rate,
-                            "wall_time_s": time.perf_counter() - t_start})
+            ev = evaluate(model, env, run_cfg.eval_episodes, mode is not False, seed=seeds[m])
+            records.append({"step": step, **ev, "deterministic_eval": mode, "metrics": dict(last[m]),
+                            "updates_per_s": rate, "wall_time_s": time.perf_counter() - t_start})
         return records
 
     try:
@@ -393,7 +410,7 @@ def iterate(algo: Algorithm, dataset: MultiAgentDataset, env, run_cfg: RunConfig
     """
     run_cfg.validate()
     if run_cfg.steps is None:
-        run_cfg = replace(run_cfg, steps=env.spec.default_steps)
+        run_cfg = replace(run_cfg, steps=env.spec.steps_for(algo.name))
     _check_algo_env(algo, env)
     dataset.check_compatible(env.spec)
     prepare_out(run_cfg.out, run_cfg.resume, run_cfg.overwrite)
@@ -477,6 +494,9 @@ def _member(environment, dataset: str, algo: str, overrides: dict[str, Any] | No
 def build_algo(algo: str, spec, overrides: dict[str, Any] | None = None, device="cpu") -> Algorithm:
     """Instantiate a registered algorithm with config overrides.
 
+    The spec's defaults for the algorithm (``spec.defaults_for(algo).hyperparameters``: what reproduces the
+    env's paper, see the env's docstring) come first and ``overrides`` on top, so the user's values win.
+
     Raises:
         UnknownNameError: for an unknown algorithm.
         ConfigError: for unknown keys or invalid values (``hidden=64`` where a tuple such as ``(64, 64)`` is
@@ -484,7 +504,9 @@ def build_algo(algo: str, spec, overrides: dict[str, Any] | None = None, device=
         ResourceError: if the networks do not fit in memory.
     """
     cls = get_algo(algo)
-    overrides = dict(overrides or {})
+    env_defaults = getattr(spec, "defaults_for", None)
+    env_hp = dict(env_defaults(algo).hyperparameters) if env_defaults else {}
+    overrides = {**env_hp, **dict(overrides or {})}
     defaults = {f.name: f.default for f in dataclasses.fields(cls.Config)}
     for key, value in overrides.items():
         if isinstance(defaults.get(key), tuple) and not isinstance(value, (tuple, list)):
@@ -520,7 +542,7 @@ def run(env: str, dataset: str, algo: str, overrides: dict[str, Any] | None = No
     seed_everything(run_cfg.seed)
     environment = make_env(env)
     if run_cfg.steps is None:
-        run_cfg = replace(run_cfg, steps=environment.spec.default_steps)
+        run_cfg = replace(run_cfg, steps=environment.spec.steps_for(get_algo(algo).name))
     device = resolve_device(run_cfg.device)
     model, data = _member(environment, dataset, algo, overrides, run_cfg.seed, dataset_size, device)
     t0 = time.perf_counter()
@@ -589,7 +611,7 @@ def run_many(env: str, dataset: str, algo: str, overrides: dict[str, Any] | None
         raise ConfigError(f"algorithm {algo!r} does not support vectorized populations; drop --vectorize")
     environment = make_env(env)
     if run_cfg.steps is None:
-        run_cfg = replace(run_cfg, steps=environment.spec.default_steps)
+        run_cfg = replace(run_cfg, steps=environment.spec.steps_for(get_algo(algo).name))
         member_cfgs = [replace(cfg, steps=run_cfg.steps) for cfg in member_cfgs]
     device = resolve_device(run_cfg.device)
     for cfg in member_cfgs:

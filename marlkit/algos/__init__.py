@@ -24,6 +24,7 @@ ALGOS: dict[str, str] = {
     "td3bc-dec": "marlkit.algos.matd3bc:TD3BCDec",
     "bcq-ma": "marlkit.algos.bcq_ma:BCQMA",
     "comadice": "marlkit.algos.comadice:ComaDICE",
+    "cfcql": "marlkit.algos.cfcql:CFCQL",
     "cql-ma": "marlkit.algos.cql_ma:CQLMA",
     "icq": "marlkit.algos.icq:ICQ",
     "inspo": "marlkit.algos.inspo:InSPO",

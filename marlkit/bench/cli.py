@@ -12,7 +12,18 @@ from marlkit.bench.records import FAILED, NOTEBOOK, RECORD, REPORT
 from marlkit.bench.report import run_report, summarize
 from marlkit.bench.runner import BACKENDS, run_sweep
 
-__all__ = ["add_bench_parser", "bench_main", "grid_from_args"]
+__all__ = ["add_bench_parser", "add_eval_mode_options", "bench_main", "grid_from_args"]
+
+
+def add_eval_mode_options(parser) -> None:
+    """``--stochastic-eval`` / ``--deterministic-eval`` (mutually exclusive) → ``args.deterministic_eval``:
+    False / True, None when neither is given (the env's default mode, ``EnvSpec.deterministic_eval``)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--stochastic-eval", dest="deterministic_eval", action="store_const", const=False,
+                       default=None, help="evaluate rollouts with sampled actions (default: the env's mode, "
+                                          "the one its paper used; matrix games are evaluated exactly)")
+    group.add_argument("--deterministic-eval", dest="deterministic_eval", action="store_const", const=True,
+                       help="evaluate rollouts with greedy actions (default: the env's mode)")
 
 
 def add_bench_parser(sub) -> None:
@@ -34,6 +45,7 @@ def add_bench_parser(sub) -> None:
     b.add_argument("--eval-every", type=int, default=None, help="evaluate every N updates (0: only at the end)")
     b.add_argument("--eval-episodes", type=int, default=None, help="evaluation episodes (sequential envs)")
     b.add_argument("--dataset-size", type=int, default=None, help="transitions for sampled datasets")
+    add_eval_mode_options(b)
     b.add_argument("--device", default=None, help="auto, cpu or cuda[:k] (default cpu)")
     b.add_argument("--out", default=None, help="sweep directory (default results/<preset or 'bench'>)")
     b.add_argument("--backend", choices=list(BACKENDS), default="local", help="process pool or Ray")
@@ -94,8 +106,8 @@ def grid_from_args(args) -> Grid:
         if not isinstance(hp, dict):
             raise GridError(f"--hp must be a JSON object, got {args.hp!r}")
         grid.hyperparameters.update(hp)
-    for name in ("steps", "eval_every", "eval_episodes", "dataset_size", "device"):
-        if getattr(args, name) is not None:
+    for name in ("steps", "eval_every", "eval_episodes", "dataset_size", "device", "deterministic_eval"):
+        if getattr(args, name, None) is not None:
             setattr(grid, name, getattr(args, name))
             # the command line sets every cell's value, a preset's per-task values included
             grid.task_settings = {k: {n: v for n, v in t.items() if n != name} for k, t in grid.task_settings.items()}

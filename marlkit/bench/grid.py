@@ -93,6 +93,7 @@ class Cell:
         swept: the swept hyperparameters of this cell as sorted ``(name, value)`` pairs (``alpha`` among them).
         hyperparameters: fixed hyperparameter overrides (sorted pairs) applied to this algorithm.
         steps, eval_every, eval_episodes, dataset_size, device: run settings.
+        deterministic_eval: greedy (True) or sampled (False) evaluation actions; None: the env's default mode.
     """
 
     env: str
@@ -106,6 +107,7 @@ class Cell:
     eval_episodes: int = 32
     dataset_size: int | None = None
     device: str = "cpu"
+    deterministic_eval: bool | None = None
 
     @property
     def label(self) -> str:
@@ -130,7 +132,8 @@ class Cell:
         return {"env": self.env, "dataset": self.dataset, "algo": self.algo, "hyperparameters": hp,
                 "alpha": alpha, "seed": self.seed, "steps": self.steps, "eval_every": self.eval_every,
                 "eval_episodes": self.eval_episodes, "dataset_size": self.dataset_size, "device": self.device,
-                "threads": threads, "out_dir": str(Path(out_dir).resolve()), "figures_dir": None}
+                "threads": threads, "out_dir": str(Path(out_dir).resolve()), "figures_dir": None,
+                "deterministic_eval": self.deterministic_eval}
 
 
 def _config_fields(algo: str) -> set[str]:
@@ -155,6 +158,8 @@ class Grid:
             (fixed overrides on this task, over the grid's), e.g.
             ``{"smax:2s3z/good": {"steps": 50000, "eval_every": 5000, "hyperparameters": {"lr": 5e-4}}}``.
         steps, eval_every, eval_episodes, dataset_size, device: run settings shared by all cells.
+        deterministic_eval: evaluation mode of every cell: greedy (True), sampled (False) or None, the env's
+            default (the mode of the paper that used it).
     """
 
     tasks: list[tuple[str, str]]
@@ -169,6 +174,7 @@ class Grid:
     eval_episodes: int = 32
     dataset_size: int | None = None
     device: str = "cpu"
+    deterministic_eval: bool | None = None
 
     def validate(self) -> None:
         """Check names and types before anything runs.
@@ -210,6 +216,9 @@ class Grid:
                 continue
             if isinstance(v, bool) or not isinstance(v, int) or v < lowest:
                 raise GridError(f"{name} must be an integer >= {lowest}, got {v!r}")
+        if self.deterministic_eval is not None and not isinstance(self.deterministic_eval, bool):
+            raise GridError(f"deterministic_eval must be true, false or null (the env's mode), "
+                            f"got {self.deterministic_eval!r}")
 
     def _validate_task_settings(self) -> None:
         keys = {f"{env}/{dataset}" for env, dataset in self.tasks}
@@ -256,7 +265,7 @@ class Grid:
             swept = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in zip(names, values))
             for seed in self.seeds:
                 out.append(Cell(env, dataset, algo, seed, swept, fixed_t, steps, eval_every,
-                                self.eval_episodes, self.dataset_size, self.device))
+                                self.eval_episodes, self.dataset_size, self.device, self.deterministic_eval))
         return out
 
     @classmethod
@@ -273,6 +282,7 @@ class Grid:
             algo_hyperparameters: {omiga: {tau: 0.01}}
             steps: 1000
             eval_every: 100
+            deterministic_eval: false   # sampled evaluation actions (omit: the env's mode)
 
         With several ``envs`` and named ``datasets``, each env is paired only with the datasets it has.
 
@@ -282,8 +292,8 @@ class Grid:
         if not isinstance(spec, dict):
             raise GridError(f"a grid must be a mapping, got {type(spec).__name__}")
         known = {"env", "envs", "dataset", "datasets", "tasks", "algo", "algos", "seeds", "alphas", "sweep",
-                 "hyperparameters", "algo_hyperparameters", "task_settings", "steps", "eval_every", "eval_episodes", "dataset_size",
-                 "device"}
+                 "hyperparameters", "algo_hyperparameters", "task_settings", "steps", "eval_every", "eval_episodes",
+                 "dataset_size", "device", "deterministic_eval"}
         unknown = sorted(set(spec) - known)
         if unknown:
             raise GridError(f"unknown grid key(s) {unknown}; valid: {', '.join(sorted(known))}")
@@ -312,7 +322,7 @@ class Grid:
                    task_settings=dict(spec.get("task_settings") or {}),
                    steps=spec.get("steps"), eval_every=spec.get("eval_every", 0),
                    eval_episodes=spec.get("eval_episodes", 32), dataset_size=spec.get("dataset_size"),
-                   device=str(spec.get("device", "cpu")))
+                   device=str(spec.get("device", "cpu")), deterministic_eval=spec.get("deterministic_eval"))
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> Grid:

@@ -10,7 +10,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["NOTEBOOK_PARAMETERS", "ParameterError", "validate_parameters"]
+__all__ = ["NOTEBOOK_PARAMETERS", "OPTIONAL_PARAMETERS", "ParameterError", "validate_parameters"]
 
 
 class ParameterError(TypeError):
@@ -33,12 +33,19 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[tuple[type, ...], bool, str]] = {
     "threads": ((int,), True, "CPU threads (None: MARLKIT_NUM_THREADS, else measured)"),
     "out_dir": ((str,), False, "directory of the record (record.json, record.csv, learning_curve.png)"),
     "figures_dir": ((str,), True, "also save the learning curve there as 10_learning_curve.png ('' or None: no)"),
+    "deterministic_eval": ((bool,), True, "greedy (True) or sampled (False) evaluation actions (None: the env's "
+                                          "mode, the one its paper used; matrix games are evaluated exactly)"),
 }
+
+OPTIONAL_PARAMETERS = ("deterministic_eval",)
+"""Parameters a notebook may leave out of :func:`validate_parameters`' argument (they then count as None)."""
 
 
 def _type_name(types: tuple[type, ...], optional: bool) -> str:
     if dict in types:
         out = "a dict or a JSON object string"
+    elif bool in types:
+        out = "True or False"
     elif float in types:
         out = "a number"
     else:
@@ -50,7 +57,8 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
     """Check the benchmark notebook's parameters; return them normalised (``hyperparameters`` parsed to a dict).
 
     Args:
-        params: every name of :data:`NOTEBOOK_PARAMETERS` (missing ones raise).
+        params: every name of :data:`NOTEBOOK_PARAMETERS` (missing ones raise, except
+            :data:`OPTIONAL_PARAMETERS`, which count as None).
 
     Returns:
         A new dict with the same keys; ``hyperparameters`` is a dict (``{}`` for None) and ``alpha`` a float or None.
@@ -60,6 +68,7 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
             ``-p steps ten`` or ``-p alpha high``), a JSON string that is not an object, or a value out of range.
     """
     out: dict[str, Any] = {}
+    params = {**{k: None for k in OPTIONAL_PARAMETERS}, **params}
     missing = [k for k in NOTEBOOK_PARAMETERS if k not in params]
     if missing:
         raise ParameterError(f"missing benchmark parameter(s): {', '.join(missing)}")
@@ -71,7 +80,7 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
         if value is None and optional:
             out[name] = None
             continue
-        wrong = isinstance(value, bool) or not isinstance(value, types)
+        wrong = (isinstance(value, bool) and bool not in types) or not isinstance(value, types)
         if wrong:
             raise ParameterError(
                 f"benchmark parameter {name!r} must be {_type_name(types, optional)}, got {type(value).__name__} "

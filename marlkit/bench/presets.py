@@ -7,9 +7,10 @@ from typing import Any
 from marlkit.algos import ALGOS, get_algo
 from marlkit.bench.grid import Grid, GridError
 
-__all__ = ["MAMUJOCO_TABLE1_DATASETS", "MAMUJOCO_TABLE1_ENVS", "PAPER_LITE_ALGOS", "PAPER_LITE_BUDGET_CPU_H",
-           "PAPER_LITE_TASKS", "PRESETS", "SEED_PAPER_ALGOS", "SMAX_PAPER_DATASETS", "SMAX_PAPER_MAPS",
-           "SMAX_PAPER_STEPS", "UPDATE_MS", "estimated_cpu_s", "paper_lite_plan", "preset"]
+__all__ = ["INSPO_BRIDGE_TASKS", "INSPO_MATRIX_TASKS", "INSPO_TABLE_ALGOS", "MAMUJOCO_TABLE1_DATASETS",
+           "MAMUJOCO_TABLE1_ENVS", "PAPER_LITE_ALGOS", "PAPER_LITE_BUDGET_CPU_H", "PAPER_LITE_TASKS", "PRESETS",
+           "SEED_PAPER_ALGOS", "SMAX_PAPER_DATASETS", "SMAX_PAPER_MAPS", "SMAX_PAPER_STEPS", "UPDATE_MS",
+           "estimated_cpu_s", "paper_lite_plan", "preset"]
 
 #: omiga.md Table 1, multi-agent MuJoCo block: tasks and dataset qualities (names of marlkit's MaMuJoCo family).
 MAMUJOCO_TABLE1_ENVS = ["mamujoco:Hopper-3x1", "mamujoco:Ant-2x4", "mamujoco:HalfCheetah-6x1"]
@@ -33,6 +34,19 @@ def _seed_paper_algos() -> list[str]:
     return [a for a in SEED_PAPER_ALGOS if a in ALGOS]
 
 
+INSPO_TABLE_ALGOS = ("bc", "omar", "alberdice", "cfcql", "omiga", "inspo")
+"""The columns of inspo.md Tables 1–3, in the paper's order (those not registered are left out when a preset is
+built)."""
+#: inspo.md Tables 1–2: XOR datasets (a), (b), (c) and M-NE balanced / imbalanced.
+INSPO_MATRIX_TASKS = [("xor", "a"), ("xor", "b"), ("xor", "c"), ("mne", "balanced"), ("mne", "imbalanced")]
+#: inspo.md Table 3: Bridge's optimal and mixed datasets.
+INSPO_BRIDGE_TASKS = [("bridge", "optimal"), ("bridge", "mixed")]
+
+
+def _inspo_table_algos() -> list[str]:
+    return [a for a in INSPO_TABLE_ALGOS if a in ALGOS]
+
+
 PRESETS: dict[str, str] = {
     "tiny": "CI smoke test: BC and OMIGA × xor/b × seed 0, 100 updates (< 1 min)",
     "quick": "the main job: BC, OMIGA, ComaDICE, InSPO × xor/b and mne/imbalanced (inspo.md Tables 1-2) × seeds "
@@ -48,6 +62,12 @@ PRESETS: dict[str, str] = {
                   "ComaDICE, InSPO, ICQ (+ BCQ-MA, CQL-MA, OMAR on the two medium-replay MaMuJoCo tasks) × the "
                   "tasks of PAPER_LITE_TASKS that fit PAPER_LITE_BUDGET_CPU_H × seeds 0-2, updates chosen from "
                   "measured learning curves, 32 evaluation episodes; --list prints the budget",
+    "inspo-matrix": "inspo.md Tables 1-2: BC, OMAR, AlberDICE, CFCQL, OMIGA, InSPO (those registered) × XOR (a), (b), "
+                    "(c) and M-NE balanced, imbalanced × seeds 0-4, each algorithm at the games' defaults (its "
+                    "hyperparameters and update count, see marlkit.envs.matrix); exact evaluation",
+    "inspo-bridge": "inspo.md Table 3: BC, OMAR, AlberDICE, CFCQL, OMIGA, InSPO (those registered) × Bridge optimal, "
+                    "mixed × seeds 0-4, each algorithm at Bridge's defaults (marlkit.envs.bridge), stochastic "
+                    "evaluation (sampled actions, as the paper), 32 episodes",
 }
 
 #: smax-paper preset: the seed papers' SMAC maps that SMAX has (omiga.md Table 1: 5m_vs_6m, 6h_vs_8z; inspo.md
@@ -189,5 +209,13 @@ def preset(name: str) -> Grid:
                     algo_hyperparameters=per_algo)
     if name == "paper-lite":
         return paper_lite_plan()[0]
+    if name == "inspo-matrix":
+        # steps and hyperparameters stay None / empty: every cell takes its algorithm's defaults on the game
+        # (EnvSpec.algo_defaults), the settings that reproduce inspo.md's outcomes
+        return Grid(tasks=list(INSPO_MATRIX_TASKS), algos=_inspo_table_algos(), seeds=[0, 1, 2, 3, 4], steps=None,
+                    eval_every=0)
+    if name == "inspo-bridge":
+        return Grid(tasks=list(INSPO_BRIDGE_TASKS), algos=_inspo_table_algos(), seeds=[0, 1, 2, 3, 4], steps=None,
+                    eval_every=0, eval_episodes=32, deterministic_eval=False)
     raise GridError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
 

@@ -118,7 +118,8 @@ def make_record(params: dict[str, Any], evals: list[dict[str, Any]], algo, env, 
     Returns:
         A JSON-able dict: every parameter (also under ``parameters``), the full algorithm ``config``, ``alpha``
         (the config's α or None), ``return`` and ``normalized_score`` of the final evaluation (None without
-        reference returns), ``evals`` (step, return, normalized score, wall time of each evaluation), ``wall_time_s``,
+        reference returns), ``deterministic_eval`` (the evaluation mode used: true greedy, false sampled, null on
+        matrix games, which are evaluated exactly), ``evals`` (step, return, normalized score, wall time of each evaluation), ``wall_time_s``,
         ``updates_per_s`` (training updates per second of training time), ``marlkit_version``, ``git_commit``,
         ``git_dirty``, library versions and a UTC timestamp.
 
@@ -143,6 +144,7 @@ def make_record(params: dict[str, Any], evals: list[dict[str, Any]], algo, env, 
         "normalized_score": (float(final["normalized_score"]) if final.get("normalized_score") is not None
                              else _normalized(float(final["return"]), ref)),
         "reference_returns": ref,
+        "deterministic_eval": final.get("deterministic_eval"),
         "evals": [{"step": int(r["step"]), "return": float(r["return"]),
                    "normalized_score": (float(r["normalized_score"]) if r.get("normalized_score") is not None
                                         else _normalized(float(r["return"]), ref)),

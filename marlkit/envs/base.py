@@ -7,17 +7,38 @@ with all agents acting at once):
 - ``step(actions) -> StepResult`` with ``actions`` of shape ``[E, N]`` (int) or ``[E, N, act_dim]`` in [-1, 1].
 
 ``EnvSpec`` describes the shapes; datasets are checked against it with
-:meth:`~marlkit.data.dataset.MultiAgentDataset.check_compatible`.
+:meth:`~marlkit.data.dataset.MultiAgentDataset.check_compatible`. It also carries two run defaults an environment
+takes from the paper that used it: ``deterministic_eval`` (greedy or stochastic rollouts) and ``algo_defaults``
+(per-algorithm hyperparameters and update counts, :class:`AlgoDefaults`), both applied before a user's options.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["EnvSpec", "StepResult", "MultiAgentEnv"]
+__all__ = ["AlgoDefaults", "EnvSpec", "StepResult", "MultiAgentEnv"]
+
+
+@dataclass(frozen=True)
+class AlgoDefaults:
+    """An environment's defaults for one algorithm: what reproduces its paper's result at a bare command line.
+
+    Applied before the user's options (``build_algo`` merges ``hyperparameters`` under the user's overrides;
+    a run without ``steps`` takes ``steps``), so the user still wins.
+
+    Attributes:
+        hyperparameters: config field → value (e.g. ``{"threshold": 0.2, "hidden": (32, 32)}``).
+        steps: gradient updates (None: the env's ``default_steps``).
+        source: where the values come from (paper and section), for the env's docstring and ``marlkit algos``.
+    """
+
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    steps: int | None = None
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -35,6 +56,10 @@ class EnvSpec:
         gamma: discount the task is usually evaluated with.
         obs_mask: optional ``[N, obs_dim]`` bool mask of real (unpadded) observation entries.
         default_steps: training updates a run uses when none are given.
+        deterministic_eval: the evaluation mode of the paper that used the env: greedy (True) or sampled (False)
+            actions in rollouts; None where it does not apply (matrix games are evaluated exactly). A run's
+            ``RunConfig.deterministic_eval=None`` takes it.
+        algo_defaults: algorithm name → :class:`AlgoDefaults` (see :meth:`defaults_for`).
     """
 
     name: str
@@ -47,10 +72,22 @@ class EnvSpec:
     gamma: float = 0.99
     obs_mask: Any = field(default=None, compare=False)
     default_steps: int = 100_000
+    deterministic_eval: bool | None = True
+    algo_defaults: Mapping[str, AlgoDefaults] = field(default_factory=dict, compare=False)
 
     @property
     def discrete(self) -> bool:
         return self.n_actions > 0
+
+    def defaults_for(self, algo: str) -> AlgoDefaults:
+        """The env's defaults for algorithm ``algo`` (empty :class:`AlgoDefaults` when it has none)."""
+        return self.algo_defaults.get(algo, AlgoDefaults())
+
+    def steps_for(self, algo: str) -> int:
+        """Gradient updates of a run of ``algo`` that names none: the algorithm's env default, else
+        ``default_steps``."""
+        steps = self.defaults_for(algo).steps
+        return self.default_steps if steps is None else steps
 
 
 @dataclass

@@ -20,6 +20,8 @@ Design choices (the paper does not print them):
   comparable with Table 9, only the ordering of methods is. ``DifferentialGame(episode_limit=...)`` changes it.
 - Full observation (``differential``): each agent observes ``[x_1, x_2]``. Partial observation
   (``differential-partial``): agent i observes ``[x_i]``. The state is always ``[x_1, x_2]``.
+- Evaluation mode (``EnvSpec.deterministic_eval``): greedy. The paper does not say how Table 9 evaluates its
+  policies (MATD3+BC's actors are deterministic anyway); greedy is the default where a paper says nothing.
 - Dataset ``random``: uniform random actions of both agents (the paper's "uniform random policies"), in whole
   episodes, ``size`` transitions (paper: 1e6; the default here is 1e5 to keep it quick on a CPU).
 """

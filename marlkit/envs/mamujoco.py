@@ -22,6 +22,10 @@ split among the agents by the MaMuJoCo partition; their shipped weights define t
 ``random``, ``medium``, ``expert``, ``medium-expert`` and ``medium-replay``. MuJoCo writes ``MUJOCO_LOG.TXT``
 into the working directory on warnings (git-ignored).
 
+Evaluation mode (``EnvSpec.deterministic_eval``): greedy (the policy's mean action). omiga.md (Sec. 5.3: 32
+episodes, 5 seeds) does not say whether actions are sampled; greedy is the default where a paper says nothing
+explicit.
+
 Requires the optional extra ``marlkit[mujoco]``.
 """
 

@@ -15,6 +15,21 @@ The games printed in the seed papers:
   (E_μ[R] = -85/9 ≈ -9.44 balanced and -3.30 imbalanced; the paper reports -9.79 ± 0.41 and -3.47 ± 0.17).
 - ``jiang-lu`` (offline decentralized MARL, Table 1): ``R = [[1, 5], [6, 1]]``; dataset ``behavior`` with
   agent 1 ~ [0.8, 0.2] and agent 2 ~ [0.4, 0.6] independently.
+
+Per-algorithm defaults (``EnvSpec.algo_defaults``, applied under the user's options; a bare ``marlkit train
+--env GAME --dataset D --algo A`` reproduces the paper's outcome with them). None of the papers prints network
+sizes or update counts for its matrix games, so those are the smallest settings measured to reach the papers'
+fixed points (``tests/test_env_defaults.py`` checks the outcomes; the algorithm tests use the same settings):
+
+- ``xor`` and ``mne`` (inspo.md Tables 1–2): OMIGA 32-unit MLPs, batch 1024, lr 3e-3, τ 0.05, 300 updates, with
+  α = 10 on XOR (omiga.md App. C's α, the paper's XOR column) and α = 0.1 on M-NE (the paper's 20.00 / 5.00 need a
+  near-greedy policy on the decomposed Q; at α = 10 the balanced policy keeps mass off (C, C)); OMAR 16-unit
+  MLPs, lr 1e-2, batch 64, 300 updates; CFCQL 32-unit MLPs, 1000 updates. BC (which learns the behavior marginals)
+  and InSPO (its defaults reproduce the tables, docs/benchmarks.md) have no game defaults.
+- ``jiang-lu`` (offline-decentralized-marl.md Sec. 5.1, Tables 2–4): MABCQ and BCQ-dec with BCQ threshold
+  τ = 0.2 (agent 1's a2 has behavior ratio 0.2 / 0.8 = 0.25, which App. B Table 12's τ = 0.6 forbids, while the
+  paper's analysis keeps it), discrete lr 3e-3, 32-unit MLPs, 1200 updates: bcq-dec → (a1, a2) (Table 2),
+  mabcq → (a2, a1) (Table 4), mabcq ``--no-tn`` → (a2, a2) (Table 3).
 """
 
 from __future__ import annotations
@@ -24,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from marlkit.data.dataset import MultiAgentDataset
-from marlkit.envs.base import EnvSpec, MultiAgentEnv, StepResult
+from marlkit.envs.base import AlgoDefaults, EnvSpec, MultiAgentEnv, StepResult
 
 __all__ = ["MatrixGame", "MatrixDataset", "GAMES", "make_game", "sample_dataset", "expected_return",
            "joint_from_product"]
@@ -71,14 +86,15 @@ class MatrixGame(MultiAgentEnv):
     """A cooperative N-agent matrix game with payoff tensor ``payoff [A_1, ..., A_N]``.
 
     All agents must have the same number of actions (the batched networks need one head size); the observation
-    and state are the constant ``[1.0]``.
+    and state are the constant ``[1.0]``. The game is evaluated exactly (``spec.deterministic_eval = None``: no
+    evaluation mode applies); ``algo_defaults`` are the per-algorithm defaults of its paper (``EnvSpec``).
 
     Raises:
         ValueError: if the payoff is not finite or agents have different action counts.
     """
 
     def __init__(self, name: str, payoff, datasets: dict[str, MatrixDataset] | None = None,
-                 action_names: list[str] | None = None):
+                 action_names: list[str] | None = None, algo_defaults: dict[str, AlgoDefaults] | None = None):
         payoff = np.asarray(payoff, dtype=float)
         if payoff.ndim < 1 or not np.isfinite(payoff).all():
             raise ValueError(f"payoff must be a finite tensor with one axis per agent, got shape {payoff.shape}")
@@ -92,7 +108,8 @@ class MatrixGame(MultiAgentEnv):
         n_actions = payoff.shape[0]
         self.action_names = action_names or [chr(ord("A") + k) for k in range(n_actions)]
         self.spec = EnvSpec(name=name, n_agents=payoff.ndim, obs_dim=1, state_dim=1, n_actions=n_actions,
-                            episode_limit=1, gamma=0.99, default_steps=3000)
+                            episode_limit=1, gamma=0.99, default_steps=3000, deterministic_eval=None,
+                            algo_defaults=dict(algo_defaults or {}))
         self._n_envs = 1
 
     @property
@@ -163,6 +180,14 @@ def expected_return(payoff: np.ndarray, policies: list[np.ndarray] | np.ndarray)
     return float((joint_from_product(list(policies)) * payoff).sum())
 
 
+_INSPO_TABLES = "inspo.md Tables 1-2"
+_XOR_MNE_DEFAULTS = {
+    "omar": AlgoDefaults({"hidden": (16, 16), "lr": 1e-2, "batch_size": 64}, 300, _INSPO_TABLES),
+    "cfcql": AlgoDefaults({"hidden": (32, 32)}, 1000, _INSPO_TABLES),
+}
+_OMIGA_FAST = {"hidden": (32,), "batch_size": 1024, "lr": 3e-3, "tau": 0.05}
+
+
 def _xor() -> MatrixGame:
     R = np.array([[0.0, 1.0], [1.0, -2.0]])
     shape = R.shape
@@ -170,7 +195,8 @@ def _xor() -> MatrixGame:
         "a": MatrixDataset.uniform_over("a", [(0, 1), (1, 0)], shape),
         "b": MatrixDataset.uniform_over("b", [(0, 0), (0, 1), (1, 0)], shape),
         "c": MatrixDataset.uniform_over("c", [(0, 0), (0, 1), (1, 0), (1, 1)], shape),
-    })
+    }, algo_defaults={**_XOR_MNE_DEFAULTS,
+                      "omiga": AlgoDefaults({**_OMIGA_FAST, "alpha": 10.0}, 300, _INSPO_TABLES)})
 
 
 def _mne() -> MatrixGame:
@@ -180,14 +206,18 @@ def _mne() -> MatrixGame:
     return MatrixGame("mne", R, {
         "balanced": MatrixDataset.product("balanced", [u, u]),
         "imbalanced": MatrixDataset.product("imbalanced", [imb, imb]),
-    })
+    }, algo_defaults={**_XOR_MNE_DEFAULTS,
+                      "omiga": AlgoDefaults({**_OMIGA_FAST, "alpha": 0.1}, 300, _INSPO_TABLES)})
 
 
 def _jiang_lu() -> MatrixGame:
     R = np.array([[1.0, 5.0], [6.0, 1.0]])
     return MatrixGame("jiang-lu", R, {
         "behavior": MatrixDataset.product("behavior", [np.array([0.8, 0.2]), np.array([0.4, 0.6])]),
-    }, action_names=["a1", "a2"])
+    }, action_names=["a1", "a2"], algo_defaults={
+        name: AlgoDefaults({"threshold": 0.2, "discrete_lr": 3e-3, "hidden": (32, 32)}, 1200,
+                           "offline-decentralized-marl.md Sec. 5.1, Tables 2-4")
+        for name in ("mabcq", "bcq-dec")})
 
 
 GAMES = {"xor": _xor, "mne": _mne, "jiang-lu": _jiang_lu}

@@ -18,6 +18,9 @@ is set by ``noise``: with that probability per agent and step the action is unif
 ``random`` (noise 1), ``medium`` and ``expert`` (noise 0), ``medium-expert`` (equal mix) by
 :func:`marlkit.data.build.build_dataset`.
 
+Evaluation mode (``EnvSpec.deterministic_eval``): greedy. offline-decentralized-marl.md does not say how it
+evaluates its policies; greedy is the default where a paper says nothing explicit.
+
 Requires the optional extra ``marlkit[mpe]``.
 """
 

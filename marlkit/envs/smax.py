@@ -39,6 +39,9 @@ Names follow omiga.md Table 4 (good / medium / poor) and inspo.md Table 4 (exper
 StarCraft II maps that SMAX does not reimplement (``2c_vs_64zg``, ``corridor``) are not available; SMAX's
 SMACv2-style scenarios (``smacv2_5_units``, ``smacv2_10_units``, ``smacv2_20_units``: random unit types and
 surrounded/reflected start positions) are.
+
+Evaluation mode (``EnvSpec.deterministic_eval``): greedy. Neither omiga.md (32 episodes) nor inspo.md (Table 4)
+says whether actions are sampled in SMAC evaluation; greedy is the default where a paper says nothing explicit.
 """
 
 from __future__ import annotations
