@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from marlkit.course.feedback import Feedback, Question, Quiz, check_number
+from marlkit.course.sequential import quiz_sheet
 from marlkit.exact.decentralized import decentralized_tables, greedy_joint
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "check_epsilon_switch",
     "check_vd_region",
     "epsilon_switch",
+    "grade_quiz",
     "plot_vd_region",
     "recovers_optimum",
     "seed_summary",
@@ -204,6 +206,11 @@ QUIZ = Quiz([
              ["(a2, a1), payoff 6", "(a1, a2), payoff 5", "(a2, a2), payoff 1"], 2,
              "agent 1 switches to a2, but agent 2's data, skewed by agent 1's behavior, still favours a2"),
 ])
+
+
+def grade_quiz(choices) -> str:
+    """:func:`marlkit.course.sequential.quiz_sheet` of this notebook's :data:`QUIZ`."""
+    return quiz_sheet(QUIZ, choices)
 
 
 def plot_vd_region(fn: Callable | None = None, ax=None):

@@ -32,9 +32,11 @@ __all__ = [
     "check_beta_threshold",
     "check_policy_update",
     "check_resampled_table",
+    "grade_quiz",
     "inspo_case_view",
     "inspo_explorer",
     "plot_row_scaled_returns",
+    "quiz_sheet",
     "stays_at_local_optimum",
 ]
 
@@ -290,6 +292,29 @@ QUIZ = Quiz([
               "moves to the OOD (B, B)"], 1,
              "both actions have local Q 1, so the update keeps π = μ; only an asymmetry in the data tips it"),
 ])
+
+
+
+
+def quiz_sheet(quiz: Quiz, choices) -> str:
+    """Printable sheet of a quiz: every question with its numbered options and the verdict on ``choices``
+    (one option index or ``None`` per question), then the score; readable where the quiz widget is not.
+
+    Raises:
+        ValueError: if the number of choices differs from the number of questions.
+    """
+    lines = []
+    for i, (q, c, f) in enumerate(zip(quiz.questions, choices, quiz.check(choices)), 1):
+        lines.append(f"{i}. {q.text}")
+        lines += [f"     {k}: {o}" for k, o in enumerate(q.options)]
+        lines.append("   → not answered yet" if c is None else f"   → {f}".replace("\n", "\n   "))
+    lines.append(f"score: {quiz.score(choices)} / {len(quiz.questions)}")
+    return "\n".join(lines)
+
+
+def grade_quiz(choices) -> str:
+    """:func:`quiz_sheet` of this notebook's :data:`QUIZ`."""
+    return quiz_sheet(QUIZ, choices)
 
 
 # ---------------------------------------------------------------------------------------------- widget and figures
