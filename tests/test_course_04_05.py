@@ -169,3 +169,15 @@ def test_seed_summary():
     df = pd.DataFrame({"env": ["e"] * 3, "algo": ["a"] * 3, "return": [1.0, 2.0, 3.0]})
     s = dec.seed_summary(df)
     assert s.loc[("e", "a"), "mean"] == 2.0 and s.loc[("e", "a"), "std"] == 1.0 and s.loc[("e", "a"), "count"] == 3
+
+
+@pytest.mark.parametrize("module", [seq, dec], ids=["04", "05"])
+def test_quiz_sheet_lists_options_and_score(module):
+    n = len(module.QUIZ.questions)
+    blank = module.grade_quiz([None] * n)
+    assert blank.count("not answered yet") == n and blank.endswith(f"score: 0 / {n}")
+    assert all(f"     0: {q.options[0]}" in blank for q in module.QUIZ.questions)
+    right = module.grade_quiz([q.answer for q in module.QUIZ.questions])
+    assert right.endswith(f"score: {n} / {n}")
+    with pytest.raises(ValueError):
+        module.grade_quiz([None])
