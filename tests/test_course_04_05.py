@@ -2,6 +2,10 @@
 solution, and wrong with a reason for a plausible wrong answer and for a missing one; the widgets and figures
 those notebooks use build for every setting they offer."""
 
+import ast
+import json
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -181,3 +185,30 @@ def test_quiz_sheet_lists_options_and_score(module):
     assert right.endswith(f"score: {n} / {n}")
     with pytest.raises(ValueError):
         module.grade_quiz([None])
+
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+@pytest.mark.parametrize("name,module", [("04_sequential_updates.ipynb", seq), ("05_decentralized.ipynb", dec)],
+                         ids=["04", "05"])
+def test_notebook_solutions_pass_their_checkers(name, module, monkeypatch):
+    """The reference solutions written in the notebooks' answer cells are right by their own checkers, and the
+    filled-in quiz choices score fully (nbval only runs these cells; it does not look at the verdicts)."""
+    monkeypatch.setenv("MARLKIT_COURSE_SOLUTIONS", "1")
+    cells = ["".join(c["source"]) for c in json.loads((NOTEBOOKS / name).read_text())["cells"]
+             if c["cell_type"] == "code"]
+    scope: dict = {}
+    for src in cells[:2]:  # the parameters and the imports
+        exec(compile(src, name, "exec"), scope)
+    verdicts = []
+    for src in cells:
+        if "course.check_" in src:
+            *body, last = ast.parse(src).body
+            exec(compile(ast.Module(body, []), name, "exec"), scope)
+            verdicts.append(eval(compile(ast.Expression(last.value), name, "eval"), scope))
+        elif "grade_quiz" in src:
+            exec(compile(src, name, "exec"), scope)
+            assert module.QUIZ.score(scope["my_choices"]) == len(module.QUIZ.questions)
+    plt.close("all")
+    assert 2 <= len(verdicts) <= 4 and all(verdicts), verdicts
