@@ -5,12 +5,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from marlkit.course import dice, matrix_games, value_decomposition  # noqa: E402
-from marlkit.envs import make_env  # noqa: E402
-from marlkit.exact import regularized_optimum  # noqa: E402
+from marlkit.course import dice, matrix_games, value_decomposition
+from marlkit.envs import make_env
+from marlkit.exact import regularized_optimum
 
 
 def _pi_star(payoff, mu, alpha):  # reference solution of notebook 01, exercise 3
@@ -27,11 +27,11 @@ def _v_star(q, mu, w, alpha):  # reference solution of notebook 02, exercise 3
 
 CASES = [
     # checker, reference solution, plausible wrong answer, a word the why must contain
-    (matrix_games.check_bc_return, 2 / 9, 2 / 3, "product"),
+    (matrix_games.check_bc_ood_mass, 0.5, 0.0, "independently"),
     (matrix_games.check_aa_threshold, 1 / np.log(9.5), 1.0, "toward μ"),
     (matrix_games.check_regularized_optimum, _pi_star,
      lambda r, mu, a: np.exp(r / a) / np.exp(r / a).sum(), "in-sample"),
-    (value_decomposition.check_extrapolated_value, 2.0, -2.0, "true payoff"),
+    (value_decomposition.check_fitted_value, 1.0, 0.0, "true payoff"),
     (value_decomposition.check_ood_alpha, 1 / np.log(2 ** 0.5 / (1 - 2 ** -0.5)), 1.0, "smaller α"),
     (value_decomposition.check_local_value, _v_star, lambda q, mu, w, a: float(mu @ q), "α → ∞"),
     (dice.check_chi2_ratio, lambda adv, a: np.maximum(0.0, adv / a + 1.0), lambda adv, a: adv / a + 1.0,
@@ -65,8 +65,8 @@ def test_function_checkers_report_errors_and_non_functions(checker):
     assert not checker(3.0).correct
 
 
-@pytest.mark.parametrize("checker", [matrix_games.check_bc_return, matrix_games.check_aa_threshold,
-                                     value_decomposition.check_extrapolated_value,
+@pytest.mark.parametrize("checker", [matrix_games.check_bc_ood_mass, matrix_games.check_aa_threshold,
+                                     value_decomposition.check_fitted_value,
                                      value_decomposition.check_ood_alpha, dice.check_chi2_drop_alpha])
 def test_number_checkers_reject_non_numbers(checker):
     assert not checker("half").correct
@@ -94,6 +94,7 @@ def test_quiz_keys(module, key):
     feedback = quiz.check(wrong)
     assert not any(feedback) and all(f.why for f in feedback)
     quiz.show()  # the widget builds without a browser
+    matrix_games.print_quiz(quiz)
 
 
 def test_cases_and_widget():
@@ -114,7 +115,7 @@ def test_plots_of_notebooks_01_03():
     from marlkit.eval.plots import plot_return_comparison, regularized_policy_view
 
     xor = make_env("xor")
-    fig, ret, ood = regularized_policy_view(xor, "b", 1.0)
+    fig, _, ood = regularized_policy_view(xor, "b", 1.0)
     labels = [line.get_label() for line in fig.axes[1].get_lines()]
     assert any(lab.startswith("BC") for lab in labels) and ood == 0.0
     rows = [{"game": g, "dataset": d, "method": m, "return": r} for g, d, m, r in

@@ -15,10 +15,12 @@ import numpy as np
 
 from marlkit.algos.fdiv import get_fdiv
 from marlkit.course.feedback import Feedback, Question, Quiz, check_number
+from marlkit.course.matrix_games import CASES, alpha_case_widget, case_game, print_quiz
 from marlkit.envs import make_env
 from marlkit.exact.dice import comadice_solution, dice_optimum, local_wbc_policies
 
-__all__ = ["chi2_drop_alpha", "check_chi2_ratio", "check_chi2_drop_alpha", "check_local_wbc", "quiz"]
+__all__ = ["CASES", "alpha_case_widget", "case_game", "check_chi2_drop_alpha", "check_chi2_ratio",
+           "check_local_wbc", "chi2_drop_alpha", "print_quiz", "quiz"]
 
 
 def _raised(exc: Exception, case: str) -> Feedback:
@@ -49,7 +51,7 @@ def check_chi2_ratio(fn: Callable | None) -> Feedback:
             want = sol["w"][supp]
             try:
                 got = np.asarray(fn(adv.copy(), alpha), dtype=float)
-            except Exception as exc:  # the learner's code: report, never raise
+            except Exception as exc:  # noqa: BLE001 (the learner's code: report, never raise)
                 return _raised(exc, case)
             if got.shape != want.shape:
                 return Feedback(False, f"{case}: got shape {got.shape} for {want.shape} advantages",
@@ -132,7 +134,7 @@ def check_local_wbc(fn: Callable | None) -> Feedback:
             want = local_wbc_policies(rho)
             try:
                 got = [np.asarray(p, dtype=float) for p in fn(rho.copy())]
-            except Exception as exc:  # the learner's code: report, never raise
+            except Exception as exc:  # noqa: BLE001 (the learner's code: report, never raise)
                 return _raised(exc, case)
             if len(got) != len(want) or any(g.shape != w.shape for g, w in zip(got, want)):
                 return Feedback(False, f"{case}: expected {len(want)} policies of {want[0].shape[0]} actions",

@@ -19,11 +19,11 @@ from scipy.optimize import brentq
 
 from marlkit.course.feedback import Feedback, Question, Quiz, check_number
 from marlkit.envs import make_env
-from marlkit.envs.matrix import MatrixGame, expected_return
+from marlkit.envs.matrix import MatrixGame, expected_return, joint_from_product
 from marlkit.exact.matrix import marginals, ood_mass, regularized_optimum
 
-__all__ = ["CASES", "case_game", "alpha_case_widget", "bc_product_return", "aa_threshold_alpha",
-           "check_bc_return", "check_aa_threshold", "check_regularized_optimum", "quiz"]
+__all__ = ["CASES", "aa_threshold_alpha", "alpha_case_widget", "bc_product_return", "case_game",
+           "check_aa_threshold", "check_bc_ood_mass", "check_regularized_optimum", "print_quiz", "quiz"]
 
 #: Widget cases: label → (game, dataset). One dropdown picks both, so no combination is invalid.
 CASES: dict[str, tuple[str, str]] = {
@@ -85,7 +85,7 @@ def aa_threshold_alpha(game: MatrixGame | None = None, dataset: str = "b", level
         ValueError: if π*(action) does not cross ``level`` on that range.
     """
     game = game or make_env("xor")
-    g = lambda log_a: _pi(game, dataset, 10.0 ** log_a, action) - level  # noqa: E731
+    g = lambda log_a: _pi(game, dataset, 10.0 ** log_a, action) - level
     lo, hi = -3.0, 3.0
     if np.sign(g(lo)) == np.sign(g(hi)):
         raise ValueError(f"π*{action} does not cross {level} for α in [1e-3, 1e3]")
@@ -93,23 +93,26 @@ def aa_threshold_alpha(game: MatrixGame | None = None, dataset: str = "b", level
 
 
 # ------------------------------------------------------------------------------------------------ exercises
-def check_bc_return(answer) -> Feedback:
-    """Exercise 1: the exact expected return of BC's product policy ⊗ μ^i on XOR (b)."""
+def check_bc_ood_mass(answer) -> Feedback:
+    """Exercise 1: the OOD mass of BC's product policy ⊗ μ^i on XOR (a) — its probability on joint actions the
+    dataset never contains (:func:`marlkit.exact.ood_mass` of the product of the data's marginals)."""
     xor = make_env("xor")
-    expected = bc_product_return(xor, "b")
-    data_return = float((xor.datasets["b"].joint * xor.payoff).sum())
-    fb = check_number(answer, expected, name="the return of BC's product policy on XOR (b)", atol=5e-3, rtol=0)
+    mu = xor.datasets["a"].joint
+    product = joint_from_product(marginals(mu))
+    expected = ood_mass(product, mu)
+    fb = check_number(answer, expected, name="the OOD mass of BC's product policy on XOR (a)", atol=5e-3, rtol=0)
     if fb.correct or answer is None or "expected a number" in fb.message or "finite" in fb.message:
         return fb
     value = float(answer)
-    if abs(value - data_return) < 5e-3:
-        why = (f"{data_return:.3f} is E_μ[r], the return of the data's *joint* distribution. BC's agents act "
-               "independently: the product of the marginals μ^1 ⊗ μ^2 also plays (B,B), which μ never shows.")
-    elif abs(value) < 5e-3:
-        why = "0 is the return of the joint action (A,A) alone; average r over μ^1(a_1)·μ^2(a_2) for all four cells."
+    cells = [product[a] for a in map(tuple, np.argwhere(mu <= 0))]
+    if abs(value) < 5e-3:
+        why = ("BC's agents each imitate their own marginal μ^i = (½, ½) and act independently, so the product "
+               "μ^1 ⊗ μ^2 also plays joint actions the data never shows.")
+    elif any(abs(value - c) < 5e-3 for c in cells):
+        why = (f"that is one OOD joint action; the data {{(A,B), (B,A)}} misses {len(cells)} of them — add the "
+               "product's mass on each.")
     else:
-        why = ("compute μ^i from the marginals of the dataset table, then Σ_a μ^1(a_1) μ^2(a_2) r(a) over all four "
-               "joint actions, including the OOD (B,B) with r = −2.")
+        why = "compute μ^1 ⊗ μ^2 from the marginals of the dataset table and sum it where the dataset is zero."
     return Feedback(False, fb.message, why)
 
 
@@ -151,7 +154,7 @@ def check_regularized_optimum(fn: Callable | None) -> Feedback:
             want = regularized_optimum(game.payoff, mu, alpha)
             try:
                 got = np.asarray(fn(game.payoff.copy(), mu.copy(), alpha), dtype=float)
-            except Exception as exc:  # the learner's code: report, never raise
+            except Exception as exc:  # noqa: BLE001 (the learner's code: report, never raise)
                 return Feedback(False, f"your function raised {type(exc).__name__}: {exc} on {case}")
             if got.shape != want.shape:
                 return Feedback(False, f"{case}: got shape {got.shape}, expected {want.shape}",
@@ -172,6 +175,15 @@ def check_regularized_optimum(fn: Callable | None) -> Feedback:
             return Feedback(False, f"{case}: your π* differs from the exact optimum", why)
     return Feedback(True, "π* ∝ μ·exp(r/α) matches the exact optimum on XOR (b), XOR (c) and M-NE (imbalanced) "
                           "at α = 0.1, 1, 10")
+
+
+def print_quiz(quiz: Quiz) -> None:
+    """Print a quiz's questions with their numbered options: the static view of :meth:`Quiz.show` (which needs a
+    running kernel), and the numbers to write into the grading cell."""
+    for i, q in enumerate(quiz.questions, 1):
+        print(f"{i}. {q.text}")
+        for k, option in enumerate(q.options):
+            print(f"     {k}: {option}")
 
 
 def quiz() -> Quiz:

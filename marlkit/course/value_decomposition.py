@@ -15,13 +15,14 @@ import numpy as np
 from scipy.optimize import brentq
 
 from marlkit.course.feedback import Feedback, Question, Quiz, check_number
+from marlkit.course.matrix_games import CASES, alpha_case_widget, case_game, print_quiz
 from marlkit.envs import make_env
 from marlkit.envs.matrix import MatrixGame
 from marlkit.exact.matrix import ood_mass
 from marlkit.exact.omiga import local_value, omiga_solution
 
-__all__ = ["omiga_ood_mass", "ood_threshold_alpha", "check_extrapolated_value", "check_ood_alpha",
-           "check_local_value", "quiz"]
+__all__ = ["CASES", "alpha_case_widget", "case_game", "check_fitted_value", "check_local_value",
+           "check_ood_alpha", "omiga_ood_mass", "ood_threshold_alpha", "print_quiz", "quiz"]
 
 
 def omiga_ood_mass(game: MatrixGame, dataset: str, alpha: float) -> float:
@@ -38,7 +39,7 @@ def ood_threshold_alpha(game: MatrixGame | None = None, dataset: str = "b", leve
         ValueError: if the OOD mass does not cross ``level`` on that range.
     """
     game = game or make_env("xor")
-    g = lambda log_a: omiga_ood_mass(game, dataset, 10.0 ** log_a) - level  # noqa: E731
+    g = lambda log_a: omiga_ood_mass(game, dataset, 10.0 ** log_a) - level
     lo, hi = -2.0, 2.0
     if np.sign(g(lo)) == np.sign(g(hi)):
         raise ValueError(f"OMIGA's OOD mass does not cross {level} for α in [1e-2, 1e2]")
@@ -49,23 +50,23 @@ def _number_failed(fb: Feedback, answer) -> bool:
     return not fb.correct and (answer is None or "expected a number" in fb.message or "finite" in fb.message)
 
 
-def check_extrapolated_value(answer) -> Feedback:
-    """Exercise 1: the fitted Q_tot(B, B) = Σ_i w_i Q_i(B) + b of OMIGA's decomposition on XOR (b) — a joint action
-    the data never contains."""
+def check_fitted_value(answer) -> Feedback:
+    """Exercise 1: the fitted Q_tot(A, A) = Σ_i w_i Q_i(A) + b of OMIGA's decomposition on XOR (c), where the data
+    holds all four joint actions uniformly and the payoff is not additive."""
     xor = make_env("xor")
-    sol = omiga_solution(xor.payoff, xor.datasets["b"].joint, 1.0)
-    expected = float(sol.q_tot[1, 1])
-    fb = check_number(answer, expected, name="the fitted Q_tot(B,B) on XOR (b)", atol=1e-3, rtol=0)
+    sol = omiga_solution(xor.payoff, xor.datasets["c"].joint, 1.0)
+    expected = float(sol.q_tot[0, 0])
+    fb = check_number(answer, expected, name="the fitted Q_tot(A,A) on XOR (c)", atol=1e-3, rtol=0)
     if fb.correct or _number_failed(fb, answer):
         return fb
     value = float(answer)
-    true = float(xor.payoff[1, 1])
+    true = float(xor.payoff[0, 0])
     if abs(value - true) < 1e-3:
-        why = (f"{true:g} is the true payoff r(B,B); the fit never sees (B,B) and extrapolates additively: "
-               "b + w_1Q_1(B) + w_2Q_2(B), each term fitted on (A,A), (A,B), (B,A).")
+        why = (f"{true:g} is the true payoff r(A,A). XOR is not additive, so the least-squares fit cannot match all "
+               "four cells: Q_tot(A,A) = b + w_1Q_1(A) + w_2Q_2(A), read off the fitted terms printed above.")
     else:
-        why = ("fit b + g_1(a_1) + g_2(a_2) exactly on the three in-sample joint actions: (A,A) gives b + g_1(A) + "
-               "g_2(A) = 0, (A,B) and (B,A) give 1; then add the B-terms.")
+        why = ("add the fitted terms: b + w_1Q_1(A) + w_2Q_2(A) (the table above prints w_1Q_1 and b per dataset; "
+               "agent 2's terms equal agent 1's by symmetry).")
     return Feedback(False, fb.message, why)
 
 
@@ -110,7 +111,7 @@ def check_local_value(fn: Callable | None) -> Feedback:
                 want = local_value(qw, mu, w, alpha)
                 try:
                     got = float(fn(qw.copy(), mu.copy(), w, alpha))
-                except Exception as exc:  # the learner's code: report, never raise
+                except Exception as exc:  # noqa: BLE001 (the learner's code: report, never raise)
                     return Feedback(False, f"your function raised {type(exc).__name__}: {exc} on {case}")
                 if abs(got - want) <= 1e-6 * max(1.0, abs(want)):
                     continue
