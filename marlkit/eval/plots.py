@@ -500,8 +500,9 @@ def plot_return_comparison(rows, x: str = "task", hue: str = "method", y: str = 
                                  gridspec_kw={"width_ratios": widths})
         axes = np.atleast_1d(axes)
         order = list(dict.fromkeys(df[hue]))
+        palette = dict(zip(order, sns.color_palette("tab20" if len(order) > 10 else "tab10", len(order))))
         for a, g in zip(axes, groups):
-            sns.barplot(df[df[panel] == g], x=x, y=y, hue=hue, hue_order=order, ax=a)
+            sns.barplot(df[df[panel] == g], x=x, y=y, hue=hue, hue_order=order, palette=palette, ax=a)
             a.axhline(0, color="black", lw=0.5)
             a.set_title(str(g))
             a.set_xlabel("")
