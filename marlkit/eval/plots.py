@@ -17,7 +17,7 @@ from marlkit.envs.matrix import MatrixGame, joint_from_product
 from marlkit.exact.decentralized import decentralized_tables, greedy_joint
 from marlkit.exact.dice import comadice_solution, dice_dual, dice_optimum
 from marlkit.exact.inspo import exact_inspo
-from marlkit.exact.matrix import ood_mass, regularized_optimum, regularized_return
+from marlkit.exact.matrix import marginals, ood_mass, regularized_optimum, regularized_return
 from marlkit.exact.omiga import local_value, local_value_objective, omiga_solution
 
 __all__ = [
@@ -94,7 +94,9 @@ def plot_game(game: MatrixGame, datasets: list[str] | None = None):
 
 
 def regularized_policy_view(game: MatrixGame, dataset: str, alpha: float, alphas=None):
-    """The behavior-regularized optimum π* ∝ μ exp(r/α) (omiga.md Eq. 7) at one α, and its return over α.
+    """The behavior-regularized optimum π* ∝ μ exp(r/α) (OMIGA, Wang et al. 2023, Eq. 7) at one α, and its return
+    over α next to two references: the data's return E_μ[r] and the return of behavior cloning's product policy
+    ⊗_i μ^i (the marginals of μ), which can play joint actions μ never shows.
 
     Returns:
         ``(fig, return_at_alpha, ood_mass)``; the in-sample optimum never has OOD mass.
@@ -104,10 +106,12 @@ def regularized_policy_view(game: MatrixGame, dataset: str, alpha: float, alphas
     alphas = np.logspace(-2, 2, 60) if alphas is None else np.asarray(alphas)
     curve = regularized_return(game.payoff, mu, alphas)
     ret = float((pi * game.payoff).sum())
+    bc = float((joint_from_product(marginals(mu)) * game.payoff).sum())
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7.5, 3))
     plot_table(pi, game.action_names, f"π* at α = {alpha:.3g}", ax1, vmin=0, vmax=1)
     ax2.semilogx(alphas, curve, label="E_π*[r]")
     ax2.axhline(float((mu * game.payoff).sum()), color="grey", ls=":", label="E_μ[r] (data)")
+    ax2.axhline(bc, color="C1", ls="--", lw=1, label=f"BC: ⊗ μ^i ({bc:.2f})")
     ax2.scatter([alpha], [ret], color="C3", zorder=3)
     ax2.set_xlabel("α")
     ax2.set_ylabel("expected return")
@@ -304,7 +308,7 @@ def plot_policy_bars(policies, action_names, title: str = "", ax=None, reference
 
 
 def plot_decomposition(game: MatrixGame, dataset: str, sol=None):
-    """The linear decomposition Q_tot = Σ_i w_i Q_i + b fitted in-sample (omiga.md Eq. 8/13, exact least squares)
+    """The linear decomposition Q_tot = Σ_i w_i Q_i + b fitted in-sample (OMIGA, Wang et al. 2023, Eq. 8/13; exact least squares)
     next to the payoff r and the data d; the fitted table extrapolates to joint actions outside the data.
 
     Returns:
@@ -328,18 +332,25 @@ def plot_decomposition(game: MatrixGame, dataset: str, sol=None):
 
 def plot_v_objective(q, mu, w: float, alphas, ax=None):
     """Eq. 11/12 ``f(V) = E_μ[exp(w(Q − V)/α)] + wV/α`` minus its minimum, as a function of V for each α, with the
-    closed-form minimizer V* (Eq. 10) dotted. (With ``u = w(V − V*)/α``, ``f − f* = e^{−u} + u − 1 ≥ 0``.)"""
+    closed-form minimizer V* (Eq. 10) dotted. (With ``u = w(V − V*)/α``, ``f − f* = e^{−u} + u − 1 ≥ 0``.)
+
+    The x-range is centred on the minimizers (their spread, at least 0.25 on each side) so that the different V*
+    are told apart; the y-range fits the steepest curve in that window."""
     ax = ax or plt.gca()
     q = np.asarray(q, float)
     stars = [local_value(q, mu, w, a) for a in alphas]
-    lo = min(v - 3 * a / w for v, a in zip(stars, alphas))
-    hi = max(v + 3 * a / w for v, a in zip(stars, alphas))
+    span = max(3 * (max(stars) - min(stars)), 0.25)
+    lo, hi = min(stars) - span, max(stars) + span
     grid = np.linspace(lo, hi, 500)
+    top = 0.0
     for k, (alpha, v_star) in enumerate(zip(alphas, stars)):
         f = local_value_objective(grid, q, mu, w, alpha) - float(local_value_objective(v_star, q, mu, w, alpha))
+        top = max(top, float(f.max()))
         ax.plot(grid, f, color=f"C{k}", label=f"α = {alpha:g}: V* = {v_star:.3f}")
         ax.axvline(v_star, color=f"C{k}", ls=":", lw=1)
-    ax.set_ylim(-0.05, 1.5)
+        ax.scatter([v_star], [0.0], color=f"C{k}", zorder=3, s=18)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(-0.03 * top, 1.05 * top)
     ax.set_xlabel("V_i")
     ax.set_ylabel("objective − minimum")
     ax.set_title("Eq. 12 is convex in V_i; dotted: Eq. 10 minimizer")
@@ -472,11 +483,35 @@ def local_wbc_view(game: MatrixGame, dataset: str, alpha: float, f: str = "soft-
                  "policies": sol["policies"]}
 
 
-def plot_return_comparison(rows, x: str = "task", hue: str = "method", y: str = "return", ax=None, title: str = ""):
-    """Grouped bar chart of returns: ``rows`` is a list of dicts (or a DataFrame) with columns x, hue, y."""
+def plot_return_comparison(rows, x: str = "task", hue: str = "method", y: str = "return", ax=None, title: str = "",
+                           panel: str | None = None):
+    """Grouped bar chart of returns: ``rows`` is a list of dicts (or a DataFrame) with columns x, hue, y.
+
+    With ``panel`` (a column name, e.g. the game), one panel per value of that column, each with its own y-axis —
+    games whose payoffs differ in scale (XOR's 0…1 against M-NE's −20…20) stay readable — and one shared legend.
+    """
     import pandas as pd
 
     df = pd.DataFrame(rows)
+    if panel is not None:
+        groups = list(dict.fromkeys(df[panel]))
+        widths = [max(2.2, 1.2 * df[df[panel] == g][x].nunique()) for g in groups]
+        fig, axes = plt.subplots(1, len(groups), figsize=(sum(widths) + 1.5, 3.4),
+                                 gridspec_kw={"width_ratios": widths})
+        axes = np.atleast_1d(axes)
+        order = list(dict.fromkeys(df[hue]))
+        palette = dict(zip(order, sns.color_palette("tab20" if len(order) > 10 else "tab10", len(order))))
+        for a, g in zip(axes, groups):
+            sns.barplot(df[df[panel] == g], x=x, y=y, hue=hue, hue_order=order, palette=palette, ax=a)
+            a.axhline(0, color="black", lw=0.5)
+            a.set_title(str(g))
+            a.set_xlabel("")
+            a.get_legend().remove()
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+        return fig
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(max(6, 1.3 * df[x].nunique()), 3.3))
     sns.barplot(df, x=x, y=y, hue=hue, ax=ax)
     ax.axhline(0, color="black", lw=0.5)
