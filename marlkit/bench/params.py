@@ -10,7 +10,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["NOTEBOOK_PARAMETERS", "ParameterError", "validate_parameters"]
+__all__ = ["NOTEBOOK_PARAMETERS", "OPTIONAL_PARAMETERS", "ParameterError", "validate_parameters"]
 
 
 class ParameterError(TypeError):
@@ -28,17 +28,28 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[tuple[type, ...], bool, str]] = {
     "steps": ((int,), True, "gradient updates (None: the env's default)"),
     "eval_every": ((int,), False, "evaluate every this many updates (0: only at the end)"),
     "eval_episodes": ((int,), False, "evaluation episodes for sequential envs"),
+    "deterministic_eval": ((bool,), True, "greedy (True) or sampled (False) actions in evaluation rollouts "
+                                          "(None: the env's default)"),
     "dataset_size": ((int,), True, "transitions for sampled datasets (None: the env's default)"),
     "device": ((str,), False, "auto, cpu or cuda[:k]"),
     "threads": ((int,), True, "CPU threads (None: MARLKIT_NUM_THREADS, else measured)"),
-    "out_dir": ((str,), False, "directory of the record (record.json, record.csv, learning_curve.png)"),
-    "figures_dir": ((str,), True, "also save the learning curve there as 10_learning_curve.png ('' or None: no)"),
+    "out_dir": ((str,), True, "directory of the record (record.json, record.csv, learning_curve.png); None: "
+                              "results/10_benchmark ($MARLKIT_RESULTS/10_benchmark); relative: from the notebook's "
+                              "folder"),
+    "figures_dir": ((str,), True, "also save the learning curve there as 10_learning_curve.png (None: the course "
+                                  "figures folder, $MARLKIT_FIGURES or figures/; '': no)"),
 }
+
+
+#: parameters a caller may leave out (they were added after records of older runs were written): name -> value.
+OPTIONAL_PARAMETERS: dict[str, Any] = {"deterministic_eval": None}
 
 
 def _type_name(types: tuple[type, ...], optional: bool) -> str:
     if dict in types:
         out = "a dict or a JSON object string"
+    elif bool in types:
+        out = "True or False"
     elif float in types:
         out = "a number"
     else:
@@ -50,7 +61,8 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
     """Check the benchmark notebook's parameters; return them normalised (``hyperparameters`` parsed to a dict).
 
     Args:
-        params: every name of :data:`NOTEBOOK_PARAMETERS` (missing ones raise).
+        params: every name of :data:`NOTEBOOK_PARAMETERS` (missing ones raise, except those of
+            :data:`OPTIONAL_PARAMETERS`, which take their value there).
 
     Returns:
         A new dict with the same keys; ``hyperparameters`` is a dict (``{}`` for None) and ``alpha`` a float or None.
@@ -60,6 +72,7 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
             ``-p steps ten`` or ``-p alpha high``), a JSON string that is not an object, or a value out of range.
     """
     out: dict[str, Any] = {}
+    params = {**OPTIONAL_PARAMETERS, **params}
     missing = [k for k in NOTEBOOK_PARAMETERS if k not in params]
     if missing:
         raise ParameterError(f"missing benchmark parameter(s): {', '.join(missing)}")
@@ -71,14 +84,14 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
         if value is None and optional:
             out[name] = None
             continue
-        wrong = isinstance(value, bool) or not isinstance(value, types)
+        wrong = (isinstance(value, bool) and bool not in types) or not isinstance(value, types)
         if wrong:
             raise ParameterError(
                 f"benchmark parameter {name!r} must be {_type_name(types, optional)}, got {type(value).__name__} "
                 f"{value!r} (papermill: -p {name} <value>, e.g. in the parameters cell)")
         out[name] = value
     for name in ("env", "dataset", "algo", "device", "out_dir"):
-        if not out[name].strip():
+        if out[name] is not None and not out[name].strip():
             raise ParameterError(f"benchmark parameter {name!r} must be a non-empty string")
     hp = out["hyperparameters"]
     if hp is None:
