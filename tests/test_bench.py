@@ -180,6 +180,21 @@ def test_quick_preset_settings_and_command_line_overrides(capsys):
     assert "xor/b/omiga alpha=0.1 seed=0" in out and out.strip().endswith(f"{len(cells)} runs")
 
 
+def test_recorded_grid_without_the_per_algorithm_fields_still_matches(tmp_path):
+    """A grid.json written before Grid had algo_steps/algo_sweep holds the same settings when this grid leaves
+    them empty; a per-algorithm step count is a different setting, per-algorithm sweep values are new cells."""
+    from marlkit.bench.cli import check_recorded_grid
+
+    grid = Grid(tasks=[("xor", "b")], algos=["bc", "omiga"], seeds=[0], steps=10)
+    old = dataclasses.asdict(grid)
+    del old["algo_steps"], old["algo_sweep"]
+    (tmp_path / "grid.json").write_text(json.dumps({"grid": old}, default=str))
+    assert check_recorded_grid(grid, tmp_path) == []
+    with pytest.raises(GridError, match="differs in algo_steps"):
+        check_recorded_grid(dataclasses.replace(grid, algo_steps={"omiga": 20}), tmp_path)
+    assert check_recorded_grid(dataclasses.replace(grid, algo_sweep={"omiga": {"alpha": [1.0]}}), tmp_path) == []
+
+
 def test_grid_from_yaml_and_errors(tmp_path):
     f = tmp_path / "grid.yaml"
     f.write_text("envs: [xor, mne]\ndatasets: [b, imbalanced]\nalgos: bc\nseeds: 0-2\nsteps: 5\n"

@@ -44,12 +44,12 @@ if not (CHROMIUM and CHROMEDRIVER):
 pytest.importorskip("voila", reason="needs Voilà (pip install 'marlkit[dev]')")
 pytest.importorskip("selenium", reason="needs selenium (pip install 'marlkit[dev]')")
 
-from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
 
 #: notebook → parameters that shrink its training runs (names a notebook does not have are harmless)
 NOTEBOOKS = {
@@ -92,7 +92,7 @@ def voila_url(tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "OMP_NUM_THREADS": "1", "MARLKIT_NUM_THREADS": "1", "MPLBACKEND": "Agg",
            "JUPYTER_RUNTIME_DIR": str(folder / ".runtime")}
-    log = open(folder / "voila.log", "w")
+    log = open(folder / "voila.log", "w")  # noqa: SIM115 - open for the server's lifetime, closed below
     proc = subprocess.Popen([sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
                              "--Voila.ip=127.0.0.1", "--show_tracebacks=True", str(folder)],
                             cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)

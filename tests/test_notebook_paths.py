@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from marlkit.bench import REPORT, NOTEBOOK, figures_folder, notebook_folder, notebook_path, results_root
+from marlkit.bench import NOTEBOOK, REPORT, figures_folder, notebook_folder, notebook_path, results_root
 from marlkit.eval.plots import figures_dir
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,9 +23,11 @@ Errors: :class:`ParameterError` for a notebook parameter of the wrong type or ra
 a bad grid description.
 """
 
+from marlkit.bench.cells import find_notebook, is_finished, run_cell
 from marlkit.bench.cli import add_bench_parser, bench_main, grid_from_args
 from marlkit.bench.grid import Cell, Grid, GridError, pair_tasks, parse_list, parse_seeds
 from marlkit.bench.params import NOTEBOOK_PARAMETERS, ParameterError, validate_parameters
+from marlkit.bench.paths import display_path, figures_folder, notebook_folder, notebook_path, results_root
 from marlkit.bench.presets import PRESETS, preset
 from marlkit.bench.records import (
                                    FAILED,
@@ -42,8 +44,6 @@ from marlkit.bench.records import (
                                    write_record,
 )
 from marlkit.bench.report import run_report, summarize
-from marlkit.bench.cells import find_notebook, is_finished, run_cell
-from marlkit.bench.paths import display_path, figures_folder, notebook_folder, notebook_path, results_root
 from marlkit.bench.runner import init_ray, run_sweep
 
 __all__ = [

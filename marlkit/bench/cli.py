@@ -101,7 +101,7 @@ def grid_from_args(args) -> Grid:
     return grid
 
 
-CELL_KEYS = ("tasks", "algos", "seeds", "sweep")
+CELL_KEYS = ("tasks", "algos", "seeds", "sweep", "algo_sweep")
 """Grid settings that a cell's directory names: a grid that differs only in them adds or skips cells."""
 
 
@@ -134,8 +134,10 @@ def check_recorded_grid(grid: Grid, out: Path, overwrite: bool = False) -> list[
         if overwrite:
             return ["grid.json"]
         raise GridError(f"--out {out}: {path} holds no grid; choose a new --out or pass --overwrite")
+    # a setting a grid.json predates (written before the Grid had the field) was the field's default
+    defaults = json.loads(json.dumps(dataclasses.asdict(Grid(tasks=[], algos=[], seeds=[0])), default=str))
     differ = sorted(k for k in set(current) | set(recorded)
-                    if k not in CELL_KEYS and current.get(k) != recorded.get(k))
+                    if k not in CELL_KEYS and current.get(k) != recorded.get(k, defaults.get(k)))
     if differ and not overwrite:
         raise GridError(f"--out {out} holds a sweep run with other settings (differs in {', '.join(differ)}); "
                         f"rerun with those settings, choose a new --out, or pass --overwrite")

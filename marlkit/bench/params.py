@@ -28,16 +28,16 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[tuple[type, ...], bool, str]] = {
     "steps": ((int,), True, "gradient updates (None: the env's default)"),
     "eval_every": ((int,), False, "evaluate every this many updates (0: only at the end)"),
     "eval_episodes": ((int,), False, "evaluation episodes for sequential envs"),
-    "deterministic_eval": ((bool,), True, "greedy (True) or sampled (False) actions in evaluation rollouts "
-                                          "(None: the env's default)"),
+    "deterministic_eval": ((bool,), True, ("greedy (True) or sampled (False) actions in evaluation rollouts "
+                                           "(None: the env's default)")),
     "dataset_size": ((int,), True, "transitions for sampled datasets (None: the env's default)"),
     "device": ((str,), False, "auto, cpu or cuda[:k]"),
     "threads": ((int,), True, "CPU threads (None: MARLKIT_NUM_THREADS, else measured)"),
-    "out_dir": ((str,), True, "directory of the record (record.json, record.csv, learning_curve.png); None: "
-                              "results/10_benchmark ($MARLKIT_RESULTS/10_benchmark); relative: from the notebook's "
-                              "folder"),
-    "figures_dir": ((str,), True, "also save the learning curve there as 10_learning_curve.png (None: the course "
-                                  "figures folder, $MARLKIT_FIGURES or figures/; '': no)"),
+    "out_dir": ((str,), True, ("directory of the record (record.json, record.csv, learning_curve.png); None: "
+                               "results/10_benchmark ($MARLKIT_RESULTS/10_benchmark); relative: from the notebook's "
+                               "folder")),
+    "figures_dir": ((str,), True, ("also save the learning curve there as 10_learning_curve.png (None: the course "
+                                   "figures folder, $MARLKIT_FIGURES or figures/; '': no)")),
 }
 
 
