@@ -464,3 +464,34 @@ def test_ray_backend_local(tmp_path):
     assert summary["ok"] == 2 and not summary["failed"], summary
     records = agg.load_records(tmp_path)
     assert sorted(records["seed"]) == [0, 1] and (records["steps"] == 20).all()
+
+
+def test_run_title_learning_curve_limits_and_closing_summary():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from marlkit.bench import describe_record, plot_learning_curve, reference_returns, run_title
+    from marlkit.envs import make_env
+
+    params = {**GOOD, "algo": "omiga", "hyperparameters": {"hidden": [64, 64], "lr": 1e-3}, "alpha": 0.1}
+    assert run_title(params, {"alpha": 0.1}) == "omiga · xor/b · α = 0.1 · hidden 64x64, lr 0.001"
+    assert run_title({**GOOD, "hyperparameters": {}}) == "bc · xor/b"
+    xor = make_env("xor")
+    ref = reference_returns(xor)
+    evals = [{"step": 10, "return": 0.2}, {"step": 20, "return": 0.3}]
+    fig = plot_learning_curve(evals, reference=ref)
+    lo, hi = fig.axes[0].get_ylim()
+    assert lo < ref["random"] < 0.2 and 0.3 < ref["expert"] < hi  # the references set the scale
+    plt.close(fig)
+    fig = plot_learning_curve([{"step": 10, "return": -2.0}], reference=ref)
+    assert fig.axes[0].get_ylim()[0] < -2.0  # widened to a curve below the random reference
+    plt.close(fig)
+    record = {"algo": "bc", "env": "xor", "dataset": "b", "steps": 20, "return": 0.2, "normalized_score": 20.0,
+              "reference_returns": ref, "evals": [{"step": 10, "return": 0.5}, {"step": 20, "return": 0.2}],
+              "greedy_action": ["A", "A"], "greedy_return": 0.0,
+              "joint_policy": [[4 / 9, 2 / 9], [2 / 9, 1 / 9]]}
+    text = describe_record(record, xor)
+    assert "return 0.200, normalized score 20" in text and "best evaluation was 0.500 at update 10" in text
+    assert "Greedy joint action: (A, A)" in text and "outside the dataset: 0.111" in text

@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import subprocess
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -248,7 +249,7 @@ def plot_learning_curve(evals: list[dict[str, Any]], title: str = "", ax=None, n
         ax.legend(loc="best", fontsize=8)
     ax.set_xlabel("gradient updates")
     ax.set_ylabel("normalized score" if normalized else "evaluation return")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 64), fontsize=9)  # long hyperparameter lists wrap instead of clipping
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
