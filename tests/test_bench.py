@@ -101,6 +101,100 @@ def test_grid_alpha_sweep_collapses_for_algorithms_without_alpha(monkeypatch):
         Grid(tasks=[("xor", "b")], algos=["bc"], seeds=[0], sweep={"alpha": [1.0]}).cells()
 
 
+def test_validate_parameters_deterministic_eval_and_default_paths():
+    assert validate_parameters(GOOD)["deterministic_eval"] is None  # left out: the env's default
+    for value in (True, False, None):
+        assert validate_parameters({**GOOD, "deterministic_eval": value})["deterministic_eval"] is value
+    with pytest.raises(ParameterError, match=r"'deterministic_eval' must be True or False or None, got str"):
+        validate_parameters({**GOOD, "deterministic_eval": "yes"})
+    with pytest.raises(ParameterError, match=r"'deterministic_eval' must be True or False or None, got int"):
+        validate_parameters({**GOOD, "deterministic_eval": 1})
+    assert validate_parameters({**GOOD, "out_dir": None, "figures_dir": None})["out_dir"] is None
+    with pytest.raises(ParameterError, match="'out_dir' must be a non-empty string"):
+        validate_parameters({**GOOD, "out_dir": " "})
+
+
+def test_grid_per_algorithm_steps_and_sweeps(monkeypatch, tmp_path):
+    from marlkit.algos import ALGOS
+
+    monkeypatch.setitem(ALGOS, "alpha-bc", f"{__name__}:AlphaBC")
+    grid = Grid(tasks=[("xor", "b")], algos=["bc", "alpha-bc"], seeds=[0], steps=100, sweep={"lr": [1e-3]},
+                algo_steps={"alpha-bc": 300}, algo_sweep={"alpha-bc": {"alpha": [0.1, 1.0], "lr": [5e-4]}})
+    cells = grid.cells()
+    assert [(c.algo, c.steps, dict(c.swept)) for c in cells] == [
+        ("bc", 100, {"lr": 1e-3}),
+        ("alpha-bc", 300, {"alpha": 0.1, "lr": 5e-4}), ("alpha-bc", 300, {"alpha": 1.0, "lr": 5e-4})]
+    # the per-algorithm count reaches the notebook's parameters, hence the record
+    assert {c.parameters("o")["steps"] for c in cells if c.algo == "alpha-bc"} == {300}
+    assert (grid.steps_of("bc"), grid.steps_of("alpha-bc")) == (100, 300)
+    for bad, match in [({"algo_steps": {"omiga": 10}}, "algo_steps given for 'omiga'"),
+                       ({"algo_steps": {"bc": 0}}, r"algo_steps\['bc'\] must be an integer >= 1"),
+                       ({"algo_steps": {"bc": 1.5}}, r"algo_steps\['bc'\] must be an integer"),
+                       ({"algo_sweep": {"bc": {"alpha": [1.0]}}}, "unknown hyperparameter.*in algo_sweep for 'bc'"),
+                       ({"algo_sweep": {"alpha-bc": {"alpha": []}}}, "needs a non-empty list"),
+                       ({"algo_sweep": {"omiga": {"alpha": [1.0]}}}, "algo_sweep given for 'omiga'")]:
+        with pytest.raises(GridError, match=match):
+            Grid(tasks=[("xor", "b")], algos=["bc", "alpha-bc"], seeds=[0], **bad).cells()
+    f = tmp_path / "grid.yaml"
+    f.write_text("envs: [xor]\ndatasets: [b]\nalgos: [bc, alpha-bc]\nsteps: 50\nalgo_steps: {alpha-bc: 70}\n"
+                 "algo_sweep: {alpha-bc: {alpha: [1, 10]}}\n")
+    assert sorted((c.algo, c.steps) for c in Grid.from_yaml(f).cells()) == [
+        ("alpha-bc", 70), ("alpha-bc", 70), ("bc", 50)]
+    f.write_text("envs: [xor]\ndatasets: [b]\nalgos: [bc]\nalgo_steps: 100\n")
+    with pytest.raises(GridError, match="algo_steps must be a mapping"):
+        Grid.from_yaml(f)
+
+
+def test_quick_preset_settings_and_command_line_overrides(capsys):
+    """quick: InSPO at tests/test_inspo.py's small-network settings for 1500 updates, the others 1000, OMIGA at
+    α = 0.1, 1, 10; --steps applies to every run, --alphas replaces the preset's α values, --algos keeps the
+    per-algorithm settings of the algorithms kept."""
+    import argparse
+
+    from marlkit.bench.cli import add_bench_parser, grid_from_args
+    from marlkit.cli import main
+
+    grid = preset("quick")
+    cells = grid.cells()
+    steps = {c.algo: c.steps for c in cells}
+    assert steps == {"bc": 1000, "omiga": 1000, "comadice": 1000, "inspo": 1500}
+    assert sorted({c.parameters("o")["alpha"] for c in cells if c.algo == "omiga"}) == [0.1, 1.0, 10.0]
+    assert {c.parameters("o")["alpha"] for c in cells if c.algo != "omiga"} == {None}  # their own defaults
+    assert len(cells) == 2 * 2 * (1 + 3 + 1 + 1)
+    inspo = validate_parameters(next(c for c in cells if c.algo == "inspo").parameters("o"))
+    assert inspo["hyperparameters"] == {"hidden": [64, 64], "lr": 1e-3, "beta_decay_steps": 1000, "bc_steps": 200,
+                                        "q_warmup_steps": 200}
+
+    parser = argparse.ArgumentParser()
+    add_bench_parser(parser.add_subparsers())
+
+    def grid_of(*argv):
+        return grid_from_args(parser.parse_args(["bench", "--preset", "quick", *argv]))
+
+    assert {c.steps for c in grid_of("--steps", "20").cells()} == {20}
+    assert {c.parameters("o")["alpha"] for c in grid_of("--alphas", "3").cells() if c.algo == "omiga"} == {3.0}
+    kept = grid_of("--algos", "bc,inspo")
+    assert kept.algo_steps == {"inspo": 1500} and not kept.algo_sweep
+    assert main(["bench", "--preset", "quick", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "xor/b/omiga alpha=0.1 seed=0" in out and out.strip().endswith(f"{len(cells)} runs")
+
+
+def test_recorded_grid_without_the_per_algorithm_fields_still_matches(tmp_path):
+    """A grid.json written before Grid had algo_steps/algo_sweep holds the same settings when this grid leaves
+    them empty; a per-algorithm step count is a different setting, per-algorithm sweep values are new cells."""
+    from marlkit.bench.cli import check_recorded_grid
+
+    grid = Grid(tasks=[("xor", "b")], algos=["bc", "omiga"], seeds=[0], steps=10)
+    old = dataclasses.asdict(grid)
+    del old["algo_steps"], old["algo_sweep"]
+    (tmp_path / "grid.json").write_text(json.dumps({"grid": old}, default=str))
+    assert check_recorded_grid(grid, tmp_path) == []
+    with pytest.raises(GridError, match="differs in algo_steps"):
+        check_recorded_grid(dataclasses.replace(grid, algo_steps={"omiga": 20}), tmp_path)
+    assert check_recorded_grid(dataclasses.replace(grid, algo_sweep={"omiga": {"alpha": [1.0]}}), tmp_path) == []
+
+
 def test_grid_from_yaml_and_errors(tmp_path):
     f = tmp_path / "grid.yaml"
     f.write_text("envs: [xor, mne]\ndatasets: [b, imbalanced]\nalgos: bc\nseeds: 0-2\nsteps: 5\n"
@@ -420,3 +514,34 @@ def test_ray_backend_local(tmp_path):
     assert summary["ok"] == 2 and not summary["failed"], summary
     records = agg.load_records(tmp_path)
     assert sorted(records["seed"]) == [0, 1] and (records["steps"] == 20).all()
+
+
+def test_run_title_learning_curve_limits_and_closing_summary():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from marlkit.bench import describe_record, plot_learning_curve, reference_returns, run_title
+    from marlkit.envs import make_env
+
+    params = {**GOOD, "algo": "omiga", "hyperparameters": {"hidden": [64, 64], "lr": 1e-3}, "alpha": 0.1}
+    assert run_title(params, {"alpha": 0.1}) == "omiga · xor/b · α = 0.1 · hidden 64x64, lr 0.001"
+    assert run_title({**GOOD, "hyperparameters": {}}) == "bc · xor/b"
+    xor = make_env("xor")
+    ref = reference_returns(xor)
+    evals = [{"step": 10, "return": 0.2}, {"step": 20, "return": 0.3}]
+    fig = plot_learning_curve(evals, reference=ref)
+    lo, hi = fig.axes[0].get_ylim()
+    assert lo < ref["random"] < 0.2 and 0.3 < ref["expert"] < hi  # the references set the scale
+    plt.close(fig)
+    fig = plot_learning_curve([{"step": 10, "return": -2.0}], reference=ref)
+    assert fig.axes[0].get_ylim()[0] < -2.0  # widened to a curve below the random reference
+    plt.close(fig)
+    record = {"algo": "bc", "env": "xor", "dataset": "b", "steps": 20, "return": 0.2, "normalized_score": 20.0,
+              "reference_returns": ref, "evals": [{"step": 10, "return": 0.5}, {"step": 20, "return": 0.2}],
+              "greedy_action": ["A", "A"], "greedy_return": 0.0,
+              "joint_policy": [[4 / 9, 2 / 9], [2 / 9, 1 / 9]]}
+    text = describe_record(record, xor)
+    assert "return 0.200, normalized score 20" in text and "best evaluation was 0.500 at update 10" in text
+    assert "Greedy joint action: (A, A)" in text and "outside the dataset: 0.111" in text

@@ -13,6 +13,8 @@ One module per job:
 - :mod:`~marlkit.bench.presets`: the named grids (:data:`PRESETS`);
 - :mod:`~marlkit.bench.runner`: :func:`run_sweep`, one papermill execution per cell on a backend (a local
   process pool or Ray), resumable (finished cells are skipped; failed ones leave ``failed.json``);
+- :mod:`~marlkit.bench.paths`: where the notebooks read and write (relative to their own folder;
+  ``$MARLKIT_RESULTS`` and ``$MARLKIT_FIGURES``);
 - :mod:`~marlkit.bench.report`: :func:`summarize` (the papers' table in Markdown and LaTeX, ``results.csv``,
   figures) and the results notebook;
 - :mod:`~marlkit.bench.cli`: ``marlkit bench``.
@@ -21,9 +23,11 @@ Errors: :class:`ParameterError` for a notebook parameter of the wrong type or ra
 a bad grid description.
 """
 
+from marlkit.bench.cells import find_notebook, is_finished, run_cell
 from marlkit.bench.cli import add_bench_parser, bench_main, grid_from_args
 from marlkit.bench.grid import Cell, Grid, GridError, pair_tasks, parse_list, parse_seeds
 from marlkit.bench.params import NOTEBOOK_PARAMETERS, ParameterError, validate_parameters
+from marlkit.bench.paths import display_path, figures_folder, notebook_folder, notebook_path, results_root
 from marlkit.bench.presets import PRESETS, preset
 from marlkit.bench.records import (
                                    FAILED,
@@ -31,14 +35,15 @@ from marlkit.bench.records import (
                                    RECORD,
                                    REPORT,
                                    SCHEMA_VERSION,
+                                   describe_record,
                                    git_commit,
                                    make_record,
                                    plot_learning_curve,
                                    reference_returns,
+                                   run_title,
                                    write_record,
 )
 from marlkit.bench.report import run_report, summarize
-from marlkit.bench.cells import find_notebook, is_finished, run_cell
 from marlkit.bench.runner import init_ray, run_sweep
 
 __all__ = [
@@ -55,21 +60,28 @@ __all__ = [
     "ParameterError",
     "add_bench_parser",
     "bench_main",
+    "describe_record",
+    "display_path",
+    "figures_folder",
     "find_notebook",
     "git_commit",
     "grid_from_args",
     "init_ray",
     "is_finished",
     "make_record",
+    "notebook_folder",
+    "notebook_path",
     "pair_tasks",
     "parse_list",
     "parse_seeds",
     "plot_learning_curve",
     "preset",
     "reference_returns",
+    "results_root",
     "run_cell",
     "run_report",
     "run_sweep",
+    "run_title",
     "summarize",
     "validate_parameters",
     "write_record",

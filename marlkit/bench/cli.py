@@ -39,9 +39,11 @@ def add_bench_parser(sub) -> None:
     b.add_argument("--dataset", "--datasets", dest="datasets", help="dataset name(s), comma-separated")
     b.add_argument("--algo", "--algos", dest="algos", help="algorithm name(s), comma-separated")
     b.add_argument("--seeds", help="seeds, e.g. 0-4 or 0,1,2 (default 0)")
-    b.add_argument("--alphas", help="α values to sweep, e.g. 1,10 (algorithms without α run once)")
+    b.add_argument("--alphas", help="α values to sweep, e.g. 1,10 (algorithms without α run once; replaces a "
+                                    "preset's per-algorithm α values)")
     b.add_argument("--hp", default=None, help='fixed hyperparameters as JSON, e.g. \'{"hidden": [64, 64]}\'')
-    b.add_argument("--steps", type=int, default=None, help="gradient updates per run (default: preset/env)")
+    b.add_argument("--steps", type=int, default=None,
+                   help="gradient updates of every run (default: the preset's, per algorithm, else the env's)")
     b.add_argument("--eval-every", type=int, default=None, help="evaluate every N updates (0: only at the end)")
     b.add_argument("--eval-episodes", type=int, default=None, help="evaluation episodes (sequential envs)")
     b.add_argument("--dataset-size", type=int, default=None, help="transitions for sampled datasets")
@@ -94,10 +96,14 @@ def grid_from_args(args) -> Grid:
         grid.algos = [a for a in chosen if a not in extra]
         # a preset's per-algorithm settings apply to the algorithms kept; those dropped take theirs along
         grid.algo_hyperparameters = {a: hp for a, hp in grid.algo_hyperparameters.items() if a in chosen}
+        grid.algo_sweep = {a: sw for a, sw in grid.algo_sweep.items() if a in chosen}
+        grid.algo_steps = {a: n for a, n in grid.algo_steps.items() if a in chosen}
     if args.seeds is not None:
         grid.seeds = parse_seeds(args.seeds)
-    if args.alphas is not None:
+    if args.alphas is not None:  # the α values of every algorithm with α, a preset's per-algorithm ones included
         grid.sweep["alpha"] = parse_list(args.alphas, float)
+        grid.algo_sweep = {a: {k: v for k, v in sw.items() if k != "alpha"} for a, sw in grid.algo_sweep.items()}
+        grid.algo_sweep = {a: sw for a, sw in grid.algo_sweep.items() if sw}
     if args.hp:
         try:
             hp = json.loads(args.hp)
@@ -111,10 +117,12 @@ def grid_from_args(args) -> Grid:
             setattr(grid, name, getattr(args, name))
             # the command line sets every cell's value, a preset's per-task values included
             grid.task_settings = {k: {n: v for n, v in t.items() if n != name} for k, t in grid.task_settings.items()}
+    if args.steps is not None:  # --steps is every run's count, a preset's per-algorithm counts included
+        grid.algo_steps = {}
     return grid
 
 
-CELL_KEYS = ("tasks", "algos", "seeds", "sweep")
+CELL_KEYS = ("tasks", "algos", "seeds", "sweep", "algo_sweep")
 """Grid settings that a cell's directory names: a grid that differs only in them adds or skips cells."""
 
 
@@ -147,8 +155,10 @@ def check_recorded_grid(grid: Grid, out: Path, overwrite: bool = False) -> list[
         if overwrite:
             return ["grid.json"]
         raise GridError(f"--out {out}: {path} holds no grid; choose a new --out or pass --overwrite")
+    # a setting a grid.json predates (written before the Grid had the field) was the field's default
+    defaults = json.loads(json.dumps(dataclasses.asdict(Grid(tasks=[], algos=[], seeds=[0])), default=str))
     differ = sorted(k for k in set(current) | set(recorded)
-                    if k not in CELL_KEYS and current.get(k) != recorded.get(k))
+                    if k not in CELL_KEYS and current.get(k) != recorded.get(k, defaults.get(k)))
     if differ and not overwrite:
         raise GridError(f"--out {out} holds a sweep run with other settings (differs in {', '.join(differ)}); "
                         f"rerun with those settings, choose a new --out, or pass --overwrite")
@@ -211,9 +221,9 @@ def bench_main(args, extra: list[str] | None = None) -> int:
         for c in cells:
             for name in (RECORD, "record.csv"):
                 (c.directory(out) / name).unlink(missing_ok=True)
+    swept = sorted(set(grid.sweep).union(*grid.algo_sweep.values()))
     print(f"marlkit bench: {len(cells)} runs ({len(grid.tasks)} tasks × {len(grid.algos)} algos × "
-          f"{len(grid.seeds)} seeds{' × swept ' + ', '.join(grid.sweep) if grid.sweep else ''}) -> {out}",
-          flush=True)
+          f"{len(grid.seeds)} seeds{' × swept ' + ', '.join(swept) if swept else ''}) -> {out}", flush=True)
     summary = run_sweep(grid, out, backend=args.backend, workers=args.workers, threads=args.threads,
                         notebook=args.notebook, ray_address=args.ray_address, timeout=args.timeout,
                         progress=not args.quiet, retry_failed=not args.no_retry_failed)

@@ -132,7 +132,7 @@ class Cell:
         return {"env": self.env, "dataset": self.dataset, "algo": self.algo, "hyperparameters": hp,
                 "alpha": alpha, "seed": self.seed, "steps": self.steps, "eval_every": self.eval_every,
                 "eval_episodes": self.eval_episodes, "dataset_size": self.dataset_size, "device": self.device,
-                "threads": threads, "out_dir": str(Path(out_dir).resolve()), "figures_dir": None,
+                "threads": threads, "out_dir": str(Path(out_dir).resolve()), "figures_dir": "",
                 "deterministic_eval": self.deterministic_eval}
 
 
@@ -153,11 +153,17 @@ class Grid:
             does not run BC twice). ``alpha`` is omiga.md's α (Fig. 1(b)).
         hyperparameters: fixed overrides for every algorithm that has the field.
         algo_hyperparameters: per-algorithm fixed overrides (``{"omiga": {"tau": 0.01}}``).
+        algo_sweep: per-algorithm sweeps (``{"omiga": {"alpha": [0.1, 1, 10]}}``): the algorithm runs every
+            combination of these values; a name here replaces that name of ``sweep`` for this algorithm (so α can
+            be swept on OMIGA's scale without running InSPO, whose α lives on another scale, at those values).
         task_settings: per-task settings keyed ``"env/dataset"``, each a mapping with any of ``algos`` (columns
             run on this task only, besides ``algos``), ``steps``, ``eval_every`` and ``hyperparameters``
             (fixed overrides on this task, over the grid's), e.g.
             ``{"smax:2s3z/good": {"steps": 50000, "eval_every": 5000, "hyperparameters": {"lr": 5e-4}}}``.
         steps, eval_every, eval_episodes, dataset_size, device: run settings shared by all cells.
+        algo_steps: per-algorithm gradient updates (``{"inspo": 1500}``), replacing ``steps`` (and a task's
+            ``steps``) for that algorithm (algorithms converge at different speeds); the cell's ``steps``
+            parameter, and so its record, carries the value used.
         deterministic_eval: evaluation mode of every cell: greedy (True), sampled (False) or None, the env's
             default (the mode of the paper that used it).
     """
@@ -175,13 +181,27 @@ class Grid:
     dataset_size: int | None = None
     device: str = "cpu"
     deterministic_eval: bool | None = None
+    algo_sweep: dict[str, dict[str, list]] = dataclasses.field(default_factory=dict)
+    algo_steps: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def steps_of(self, algo: str, task: dict[str, Any] | None = None) -> int | None:
+        """Gradient updates of ``algo``'s runs: ``algo_steps[algo]`` when given, else the task's ``steps``
+        (``task_settings``), else ``steps``."""
+        return self.algo_steps.get(algo, (task or {}).get("steps", self.steps))
+
+    def sweep_of(self, algo: str) -> dict[str, list]:
+        """The swept hyperparameters of ``algo``'s runs: ``sweep`` restricted to its config's fields, updated
+        with ``algo_sweep[algo]``."""
+        fields = _config_fields(algo)
+        return {**{k: v for k, v in self.sweep.items() if k in fields}, **self.algo_sweep.get(algo, {})}
 
     def validate(self) -> None:
         """Check names and types before anything runs.
 
         Raises:
-            GridError: empty dimensions, unknown algorithms, hyperparameters no algorithm of the grid has, or
-                run settings of the wrong type.
+            GridError: empty dimensions, unknown algorithms, hyperparameters no algorithm of the grid has,
+                per-algorithm settings (``algo_hyperparameters``, ``algo_sweep``, ``algo_steps``) for an algorithm
+                not in the grid or naming a field its config lacks, or run settings of the wrong type.
         """
         if not self.tasks:
             raise GridError("the grid has no task: give --env and --datasets (or tasks: in the YAML file)")
@@ -209,6 +229,28 @@ class Grid:
             if bad:
                 raise GridError(f"unknown hyperparameter(s) {sorted(bad)} for {algo!r}; "
                                 f"valid: {', '.join(sorted(_config_fields(algo)))}")
+        if not isinstance(self.algo_sweep, dict):
+            raise GridError(f"algo_sweep must be a mapping algo -> {{name: [values]}}, got {self.algo_sweep!r}")
+        for algo, sw in self.algo_sweep.items():
+            if algo not in every:
+                raise GridError(f"algo_sweep given for {algo!r}, which is not in the grid {every}")
+            if not isinstance(sw, dict):
+                raise GridError(f"algo_sweep[{algo!r}] must be a mapping name -> list of values, got {sw!r}")
+            bad = set(sw) - _config_fields(algo)
+            if bad:
+                raise GridError(f"unknown hyperparameter(s) {sorted(bad)} in algo_sweep for {algo!r}; "
+                                f"valid: {', '.join(sorted(_config_fields(algo)))}")
+            for name, values in sw.items():
+                if not isinstance(values, (list, tuple)) or not values:
+                    raise GridError(f"algo_sweep[{algo!r}][{name!r}] needs a non-empty list of values, "
+                                    f"got {values!r}")
+        if not isinstance(self.algo_steps, dict):
+            raise GridError(f"algo_steps must be a mapping algo -> updates, got {self.algo_steps!r}")
+        for algo, v in self.algo_steps.items():
+            if algo not in every:
+                raise GridError(f"algo_steps given for {algo!r}, which is not in the grid {every}")
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise GridError(f"algo_steps[{algo!r}] must be an integer >= 1, got {v!r}")
         for name, lowest, optional in (("steps", 1, True), ("eval_every", 0, False), ("eval_episodes", 1, False),
                                        ("dataset_size", 1, True)):
             v = getattr(self, name)
@@ -254,14 +296,15 @@ class Grid:
 
     def _cells(self, env: str, dataset: str, algo: str, task: dict[str, Any]) -> list[Cell]:
         out: list[Cell] = []
-        steps, eval_every = task.get("steps", self.steps), task.get("eval_every", self.eval_every)
+        steps, eval_every = self.steps_of(algo, task), task.get("eval_every", self.eval_every)
         fields = _config_fields(algo)
-        names = [k for k in sorted(self.sweep) if k in fields]
+        sweep = self.sweep_of(algo)
+        names = sorted(sweep)
         fixed = {k: v for k, v in {**self.hyperparameters, **task.get("hyperparameters", {})}.items()
                  if k in fields}
         fixed.update(self.algo_hyperparameters.get(algo, {}))
         fixed_t = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in fixed.items()))
-        for values in itertools.product(*(self.sweep[k] for k in names)):
+        for values in itertools.product(*(sweep[k] for k in names)):
             swept = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in zip(names, values))
             for seed in self.seeds:
                 out.append(Cell(env, dataset, algo, seed, swept, fixed_t, steps, eval_every,
@@ -280,7 +323,9 @@ class Grid:
             sweep: {lr: [0.001, 0.0005]}
             hyperparameters: {hidden: [64, 64]}
             algo_hyperparameters: {omiga: {tau: 0.01}}
+            algo_sweep: {omiga: {alpha: [0.1, 1, 10]}}
             steps: 1000
+            algo_steps: {inspo: 1500}   # per-algorithm updates, replacing steps
             eval_every: 100
             deterministic_eval: false   # sampled evaluation actions (omit: the env's mode)
 
@@ -292,8 +337,8 @@ class Grid:
         if not isinstance(spec, dict):
             raise GridError(f"a grid must be a mapping, got {type(spec).__name__}")
         known = {"env", "envs", "dataset", "datasets", "tasks", "algo", "algos", "seeds", "alphas", "sweep",
-                 "hyperparameters", "algo_hyperparameters", "task_settings", "steps", "eval_every", "eval_episodes",
-                 "dataset_size", "device", "deterministic_eval"}
+                 "hyperparameters", "algo_hyperparameters", "algo_sweep", "task_settings", "steps", "algo_steps",
+                 "eval_every", "eval_episodes", "dataset_size", "device", "deterministic_eval"}
         unknown = sorted(set(spec) - known)
         if unknown:
             raise GridError(f"unknown grid key(s) {unknown}; valid: {', '.join(sorted(known))}")
@@ -319,7 +364,8 @@ class Grid:
         return cls(tasks=tasks, algos=algos, seeds=parse_seeds(spec.get("seeds", 0)), sweep=sweep,
                    hyperparameters=dict(spec.get("hyperparameters") or {}),
                    algo_hyperparameters=dict(spec.get("algo_hyperparameters") or {}),
-                   task_settings=dict(spec.get("task_settings") or {}),
+                   algo_sweep=_mapping(spec, "algo_sweep"), algo_steps=_mapping(spec, "algo_steps"),
+                   task_settings=_mapping(spec, "task_settings"),
                    steps=spec.get("steps"), eval_every=spec.get("eval_every", 0),
                    eval_episodes=spec.get("eval_episodes", 32), dataset_size=spec.get("dataset_size"),
                    device=str(spec.get("device", "cpu")), deterministic_eval=spec.get("deterministic_eval"))
@@ -343,6 +389,13 @@ class Grid:
         except yaml.YAMLError as exc:
             raise GridError(f"{path} is not valid YAML: {exc}") from None
         return cls.from_dict(spec or {})
+
+
+def _mapping(spec: dict[str, Any], key: str) -> dict:
+    value = spec.get(key) or {}
+    if not isinstance(value, dict):
+        raise GridError(f"{key} must be a mapping keyed by algorithm, got {value!r}")
+    return dict(value)
 
 
 def pair_tasks(envs: list[str], datasets: list[str]) -> list[tuple[str, str]]:

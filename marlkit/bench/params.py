@@ -31,14 +31,17 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[tuple[type, ...], bool, str]] = {
     "dataset_size": ((int,), True, "transitions for sampled datasets (None: the env's default)"),
     "device": ((str,), False, "auto, cpu or cuda[:k]"),
     "threads": ((int,), True, "CPU threads (None: MARLKIT_NUM_THREADS, else measured)"),
-    "out_dir": ((str,), False, "directory of the record (record.json, record.csv, learning_curve.png)"),
-    "figures_dir": ((str,), True, "also save the learning curve there as 10_learning_curve.png ('' or None: no)"),
+    "out_dir": ((str,), True, ("directory of the record (record.json, record.csv, learning_curve.png); None: "
+                               "results/10_benchmark ($MARLKIT_RESULTS/10_benchmark); relative: from the notebook's "
+                               "folder")),
+    "figures_dir": ((str,), True, ("also save the learning curve there as 10_learning_curve.png (None: the course "
+                                   "figures folder, $MARLKIT_FIGURES or figures/; '': no)")),
     "deterministic_eval": ((bool,), True, "greedy (True) or sampled (False) evaluation actions (None: the env's "
                                           "mode, the one its paper used; matrix games are evaluated exactly)"),
 }
 
-OPTIONAL_PARAMETERS = ("deterministic_eval",)
-"""Parameters a notebook may leave out of :func:`validate_parameters`' argument (they then count as None)."""
+#: parameters a caller may leave out (they were added after records of older runs were written): name -> value.
+OPTIONAL_PARAMETERS: dict[str, Any] = {"deterministic_eval": None}
 
 
 def _type_name(types: tuple[type, ...], optional: bool) -> str:
@@ -57,8 +60,8 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
     """Check the benchmark notebook's parameters; return them normalised (``hyperparameters`` parsed to a dict).
 
     Args:
-        params: every name of :data:`NOTEBOOK_PARAMETERS` (missing ones raise, except
-            :data:`OPTIONAL_PARAMETERS`, which count as None).
+        params: every name of :data:`NOTEBOOK_PARAMETERS` (missing ones raise, except those of
+            :data:`OPTIONAL_PARAMETERS`, which take their value there).
 
     Returns:
         A new dict with the same keys; ``hyperparameters`` is a dict (``{}`` for None) and ``alpha`` a float or None.
@@ -68,7 +71,7 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
             ``-p steps ten`` or ``-p alpha high``), a JSON string that is not an object, or a value out of range.
     """
     out: dict[str, Any] = {}
-    params = {**{k: None for k in OPTIONAL_PARAMETERS}, **params}
+    params = {**OPTIONAL_PARAMETERS, **params}
     missing = [k for k in NOTEBOOK_PARAMETERS if k not in params]
     if missing:
         raise ParameterError(f"missing benchmark parameter(s): {', '.join(missing)}")
@@ -87,7 +90,7 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
                 f"{value!r} (papermill: -p {name} <value>, e.g. in the parameters cell)")
         out[name] = value
     for name in ("env", "dataset", "algo", "device", "out_dir"):
-        if not out[name].strip():
+        if out[name] is not None and not out[name].strip():
             raise ParameterError(f"benchmark parameter {name!r} must be a non-empty string")
     hp = out["hyperparameters"]
     if hp is None:

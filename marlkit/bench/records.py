@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import subprocess
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,12 @@ __all__ = [
     "REPORT",
     "SCHEMA_VERSION",
     "atomic_write",
+    "describe_record",
     "git_commit",
     "make_record",
     "plot_learning_curve",
     "reference_returns",
+    "run_title",
     "utc_now",
     "write_record",
 ]
@@ -193,8 +196,39 @@ def write_record(record: dict[str, Any], out_dir: str | os.PathLike) -> dict[str
     return paths
 
 
-def plot_learning_curve(evals: list[dict[str, Any]], title: str = "", ax=None, normalized: bool = False):
-    """Plot evaluation return (or normalised score) against gradient updates; returns the matplotlib figure."""
+def run_title(params: dict[str, Any], config: dict[str, Any] | None = None) -> str:
+    """A one-line title of a run: algorithm, task, α and the hyperparameters set away from the defaults, e.g.
+    ``inspo · xor/b · α = 0.01 · hidden 64x64, lr 0.001``.
+
+    Args:
+        params: validated notebook parameters (:func:`~marlkit.bench.params.validate_parameters`).
+        config: the algorithm's full config (``algo.config.to_dict()``), for the α actually used (None: only
+            ``params["alpha"]``).
+    """
+    alpha = (config or {}).get("alpha", params.get("alpha"))
+    parts = [params["algo"], f"{params['env']}/{Path(str(params['dataset'])).name}"]
+    if alpha is not None:
+        parts.append(f"α = {alpha:g}")
+    hp = {k: v for k, v in params.get("hyperparameters", {}).items() if k != "alpha"}
+    if hp:
+        parts.append(", ".join(f"{k} {'x'.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+                               for k, v in sorted(hp.items())))
+    return " · ".join(parts)
+
+
+def plot_learning_curve(evals: list[dict[str, Any]], title: str = "", ax=None, normalized: bool = False,
+                        reference: dict[str, float] | None = None):
+    """Plot evaluation return (or normalised score) against gradient updates; returns the matplotlib figure.
+
+    Args:
+        evals: evaluation records (``step`` and ``return`` / ``normalized_score`` each).
+        title: axes title (see :func:`run_title`).
+        ax: axes to draw into (cleared first); None: a new figure.
+        normalized: plot the normalised score (0 = random, 100 = expert) instead of the return.
+        reference: ``{"random": R0, "expert": R1}`` (:func:`reference_returns`): both drawn as dashed lines and
+            the y-limits set from them (widened to the curve when it leaves that band), so curves of different
+            runs on a task share one scale.
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -206,10 +240,58 @@ def plot_learning_curve(evals: list[dict[str, Any]], title: str = "", ax=None, n
     steps = [r["step"] for r in evals]
     values = [r.get(key) for r in evals]
     ax.plot(steps, values, marker="o", ms=3)
+    if reference:
+        lo, hi = (0.0, 100.0) if normalized else (reference["random"], reference["expert"])
+        ax.axhline(hi, ls="--", lw=1, color="tab:green", label=f"best / expert ({hi:g})")
+        ax.axhline(lo, ls="--", lw=1, color="tab:gray", label=f"random ({lo:g})")
+        finite = [v for v in values if v is not None and np.isfinite(v)]
+        bottom, top = min([lo, *finite]), max([hi, *finite])
+        pad = 0.05 * (top - bottom)
+        ax.set_ylim(bottom - pad, top + pad)
+        ax.legend(loc="best", fontsize=8)
     ax.set_xlabel("gradient updates")
     ax.set_ylabel("normalized score" if normalized else "evaluation return")
-    ax.set_title(title)
+    ax.set_title(textwrap.fill(title, 64), fontsize=9)  # long hyperparameter lists wrap instead of clipping
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
+
+def describe_record(record: dict[str, Any], env=None) -> str:
+    """The closing summary of a run, computed from its record: final return and normalized score against the
+    references, the best evaluation on the way, and on matrix games the greedy joint action and the probability
+    the learned joint policy puts on joint actions outside the dataset (out-of-distribution, OOD).
+
+    Args:
+        record: a record of :func:`make_record`.
+        env: the run's environment (for the dataset's support on matrix games; None: no OOD line).
+    """
+    lines = []
+    ref = record.get("reference_returns")
+    ns = record.get("normalized_score")
+    head = f"{record['algo']} on {record['env']}/{Path(str(record['dataset'])).name} after {record['steps']} " \
+           f"updates: return {record['return']:.3f}"
+    if ns is not None and ref:
+        head += f", normalized score {ns:.0f} (0 = random {ref['random']:.3g}, 100 = best {ref['expert']:.3g})"
+    lines.append(head + ".")
+    evals = record.get("evals") or []
+    if len(evals) > 1:
+        best = max(evals, key=lambda e: e["return"])
+        # a drop counts when it exceeds 1 % of the reference range (of the best return without references)
+        tol = 0.01 * ((ref["expert"] - ref["random"]) if ref else max(abs(best["return"]), 1e-9))
+        if best["step"] != evals[-1]["step"] and best["return"] > record["return"] + tol:
+            lines.append(f"Its best evaluation was {best['return']:.3f} at update {best['step']}: the run ended "
+                         f"{best['return'] - record['return']:.3f} below it.")
+        else:
+            lines.append(f"It ended at its best evaluation, within 1 % of the reference range (first evaluation: "
+                         f"{evals[0]['return']:.3f} at update {evals[0]['step']}).")
+    if "greedy_action" in record:
+        lines.append(f"Greedy joint action: ({', '.join(map(str, record['greedy_action']))}), "
+                     f"return {record.get('greedy_return', float('nan')):.3f}.")
+    datasets = getattr(env, "datasets", None) or {}
+    if "joint_policy" in record and record["dataset"] in datasets and isinstance(env, MatrixGame):
+        from marlkit.exact.matrix import ood_mass
+
+        ood = ood_mass(np.asarray(record["joint_policy"]), datasets[record["dataset"]].joint)
+        lines.append(f"Probability of joint actions outside the dataset: {ood:.3f}.")
+    return "\n".join(lines)
