@@ -178,10 +178,13 @@ def print_list(cells, out: Path, preset_name: str | None = None) -> None:
         unknown += cost is None
         est = "-" if cost is None else f"{cost / 3600:.2f} CPU-h"
         print(f"{c.label:<60} {str(c.steps or 'env default'):>11} updates  {est:>11}  {c.directory(out)}")
-    known = f"≈ {total / 3600:.1f} CPU-hours estimated"
-    if unknown:
-        known += f" for the {len(cells) - unknown} runs the cost model covers ({unknown} not estimated)"
-    print(f"{len(cells)} runs, {known} (one thread per run; wall time ≈ that / --workers)")
+    if unknown == len(cells):  # no cost figures for these tasks (e.g. matrix games: seconds each)
+        print(f"{len(cells)} runs")
+    else:
+        known = f"≈ {total / 3600:.1f} CPU-hours estimated"
+        if unknown:
+            known += f" for the {len(cells) - unknown} runs the cost model covers ({unknown} not estimated)"
+        print(f"{len(cells)} runs, {known} (one thread per run; wall time ≈ that / --workers)")
     if preset_name == "paper-lite":
         _, dropped = paper_lite_plan()
         print(f"budget: {PAPER_LITE_BUDGET_CPU_H:g} CPU-hours; tasks dropped to fit it (from the end of the "
