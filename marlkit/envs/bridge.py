@@ -29,9 +29,9 @@ The yielding agent steps back and aside into the row of the *other* agent's goal
 original data (≈ −1.26); stepping aside towards its own goal row instead (``side="near"``) is the exact
 optimum, −1.2355 (:func:`optimal_value`, by value iteration).
 
-Evaluation mode (``EnvSpec.deterministic_eval = False``): sampled actions of the learned stochastic policies, as
-the numbers of inspo.md Table 3 (taken over from AlberDICE's evaluation of stochastic policies) are; a greedy
-evaluation (``--deterministic-eval``) can differ a lot on this game (ties between the two yielding roles).
+Evaluation mode (``EnvSpec.deterministic_eval = False``): sampled actions of the learned stochastic policies, the
+evaluation of inspo.md Table 3; a greedy evaluation (``--deterministic-eval``) can differ a lot on this game (a
+policy split between the two yielding roles is a coin flip when sampled, a fixed choice when greedy).
 Bridge has no per-algorithm defaults: every algorithm trains ``default_steps`` = 20,000 updates at its own
 hyperparameters (the ``inspo-bridge`` preset); docs/benchmarks.md's Bridge table used fewer updates, stated there.
 """
