@@ -29,9 +29,11 @@ The yielding agent steps back and aside into the row of the *other* agent's goal
 original data (≈ −1.26); stepping aside towards its own goal row instead (``side="near"``) is the exact
 optimum, −1.2355 (:func:`optimal_value`, by value iteration).
 
-Evaluation mode (``EnvSpec.deterministic_eval = False``): sampled actions of the learned stochastic policies, as
-the numbers of inspo.md Table 3 (taken over from AlberDICE's evaluation of stochastic policies) are; a greedy
-evaluation (``--deterministic-eval``) can differ a lot on this game (ties between the two yielding roles).
+Evaluation mode (``EnvSpec.deterministic_eval = False``): sampled actions of the learned stochastic policies, the
+evaluation of inspo.md Table 3; a greedy evaluation (``--deterministic-eval``) can differ a lot on this game (a
+policy split between the two yielding roles is a coin flip when sampled, a fixed choice when greedy).
+Bridge has no per-algorithm defaults: every algorithm trains ``default_steps`` = 20,000 updates at its own
+hyperparameters (the ``inspo-bridge`` preset); docs/benchmarks.md's Bridge table used fewer updates, stated there.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import numpy as np
 from marlkit.data.dataset import MultiAgentDataset
 from marlkit.data.rollout import collect
 from marlkit.data.views import concat
-from marlkit.envs.base import AlgoDefaults, EnvSpec, MultiAgentEnv, StepResult
+from marlkit.envs.base import EnvSpec, MultiAgentEnv, StepResult
 
 __all__ = ["BridgeEnv", "YieldPolicy", "UniformPolicy", "optimal_value", "MAP", "STARTS", "GOALS"]
 
@@ -126,7 +128,7 @@ class BridgeEnv(MultiAgentEnv):
             raise ValueError(f"episode_limit must be positive, got {episode_limit}")
         self.spec = EnvSpec(name="bridge", n_agents=2, obs_dim=8, state_dim=8, n_actions=5,
                             episode_limit=episode_limit, gamma=0.99, default_steps=20_000,
-                            deterministic_eval=False, algo_defaults=BRIDGE_ALGO_DEFAULTS)
+                            deterministic_eval=False)
         self._pos = np.zeros((0, 2, 2), np.int64)
         self._done = np.zeros((0, 2), bool)
         self._t = 0
@@ -301,6 +303,3 @@ def optimal_value(episode_limit: int = 50) -> float:
 # (uniform random: 1000 episodes, seed 0).
 OPTIMAL_DATA_RETURN = -1.2591
 RANDOM_RETURN = -17.8932
-
-BRIDGE_ALGO_DEFAULTS: dict[str, AlgoDefaults] = {}
-"""Per-algorithm defaults on Bridge (see the module docstring)."""
