@@ -57,8 +57,8 @@ import torch
 from torch import nn
 
 from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage, ranged
-from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.algos.common import importance_resample
+from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.nets.critics import LocalQ
 from marlkit.nets.policies import make_policy
 
