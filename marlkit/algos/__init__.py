@@ -15,6 +15,7 @@ from marlkit.envs.registry import UnknownNameError
 __all__ = ["ALGOS", "get_algo", "list_algos", "Algorithm", "AlgoConfig", "ConfigError"]
 
 ALGOS: dict[str, str] = {
+    "alberdice": "marlkit.algos.alberdice:AlberDICE",
     "bc": "marlkit.algos.bc:BC",
     "mabcq": "marlkit.algos.mabcq:MABCQ",
     "bcq-dec": "marlkit.algos.mabcq:BCQDec",
@@ -30,6 +31,7 @@ ALGOS: dict[str, str] = {
     "inspo": "marlkit.algos.inspo:InSPO",
     "omar": "marlkit.algos.omar:OMAR",
     "omiga": "marlkit.algos.omiga:OMIGA",
+    "optidice": "marlkit.algos.optidice:OptiDICE",
 }
 
 

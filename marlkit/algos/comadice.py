@@ -49,7 +49,9 @@ from dataclasses import dataclass
 import torch
 
 from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage, ranged
-from marlkit.algos.fdiv import F_DIVERGENCES, FDivergence, get_fdiv
+from marlkit.algos.common import weighted_bc_loss
+from marlkit.algos.fdiv import F_DIVERGENCES, get_fdiv, occupancy_ratio
+from marlkit.algos.fdiv import dual_loss as eq11_loss  # Eq. 11 is the DICE dual with mixed ν_tot, A_tot
 from marlkit.data.dataset import DatasetError
 from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.nets.critics import LocalQ, LocalV
@@ -97,30 +99,6 @@ class ComaDICEConfig(AlgoConfig):
             raise ConfigError(f"f must be one of {list(F_DIVERGENCES)}, got {self.f!r}")
         if self.mixer not in ("linear", "monotonic"):
             raise ConfigError(f"mixer must be 'linear' or 'monotonic', got {self.mixer!r}")
-
-
-def eq11_loss(nu_tot0: torch.Tensor, a_tot: torch.Tensor, alpha: float, f: FDivergence,
-              gamma: float) -> torch.Tensor:
-    """ComaDICE's value loss, comadice.md Eq. 11 (the dual L̃ of Prop. 4.1 with factorised ν_tot, A_tot).
-
-    ``(1 − γ) E_{s₀}[ν_tot(s₀)] + E_D[α f*(A_tot(s, a) / α)]``
-
-    Args:
-        nu_tot0: ν_tot at initial states, ``[B0]``.
-        a_tot: A_tot on dataset transitions, ``[B]``.
-        alpha: α > 0.
-        f: the divergence (uses its conjugate f*).
-        gamma: discount γ.
-
-    Returns:
-        scalar loss.
-    """
-    return (1.0 - gamma) * nu_tot0.mean() + (alpha * f.f_star(a_tot / alpha)).mean()
-
-
-def occupancy_ratio(a_tot: torch.Tensor, alpha: float, f: FDivergence) -> torch.Tensor:
-    """``w*(s, a) = max(0, (f')⁻¹(A_tot / α))`` (Prop. 4.1, Sec. 4.3), same shape as ``a_tot``, ≥ 0."""
-    return f.ratio(a_tot / alpha)
 
 
 class ComaDICE(Algorithm):
@@ -235,12 +213,8 @@ class ComaDICE(Algorithm):
         return eq11_loss(nu_tot0, a_tot, c.alpha, self.fdiv, c.gamma), a_tot.detach()
 
     def weighted_bc_loss(self, batch: Batch, w: torch.Tensor) -> torch.Tensor:
-        """Local weighted BC, Eq. 12: ``−E_D[w* Σ_i log π_i(a_i|o_i)] / N`` (÷ mean w* if ``normalize_weights``)."""
-        logp = self.policy.log_prob(batch["observations"], batch["actions"], batch.get("avail_actions"))
-        loss = -(w.unsqueeze(-1) * logp).mean()
-        if self.config.normalize_weights:
-            loss = loss / w.mean().clamp_min(1e-8)
-        return loss
+        """Local weighted BC, Eq. 12 (:func:`~marlkit.algos.common.weighted_bc_loss`)."""
+        return weighted_bc_loss(self.policy, batch, w, self.config.normalize_weights)
 
     def q_stage_loss(self, batch: Batch, carry: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Stage 1: the q-fitting loss (ν_i(o_i) without gradient: this stage does not train ν)."""

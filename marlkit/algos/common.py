@@ -21,6 +21,10 @@ Contents:
   CQL's proposals, OMAR's CEM samples).
 - :func:`categorical_inverse_cdf`: categorical samples from pre-drawn uniforms (InSPO's resampling, OMAR's
   discrete CEM), so losses stay free of random draws.
+- :func:`importance_resample`: importance resampling of a minibatch ∝ per-agent ratios (inspo.md Eq. 15;
+  AlberDICE's resampling by the teammates' policy ratio), from pre-drawn uniforms.
+- :func:`weighted_bc_loss`: weighted behavior cloning of the agents' product policy, ``−E_D[w Σ_i log π_i]``
+  (ComaDICE Eq. 12; OptiDICE's weighted-BC policy extraction).
 - :func:`batch_softmax_weights`: ICQ's implicit-constraint weights ``exp(x/α)/Z`` with ``Z`` estimated on the
   minibatch (Yang et al. 2021, Eq. 8 and 11).
 - :func:`attach_next_actions`: the dataset's next action ``a'`` for in-sample (SARSA-style) targets.
@@ -158,6 +162,43 @@ def categorical_inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tenso
     cdf = (cdf / cdf[..., -1:]).double()
     idx = (cdf.unsqueeze(-2) < u.unsqueeze(-1)).sum(-1)
     return idx.clamp(max=probs.shape[-1] - 1)
+
+
+def importance_resample(log_rho: torch.Tensor, u: torch.Tensor | None = None,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    """Importance resampling (Schlegel et al. 2019; inspo.md Eq. 15): row indices drawn ∝ ρ, per agent.
+
+    Args:
+        log_rho: ``[B, N]`` log importance ratios of every row for every agent.
+        u: float64 uniforms ``[N, B]`` (one per draw); drawn from ``generator`` when None. The draws are the
+            inverse CDF of ρ at ``u`` (:func:`categorical_inverse_cdf`: the samples ``torch.multinomial`` gives for
+            the same uniforms), so the function is pure given ``u``.
+
+    Returns:
+        ``[B, N]`` int64: column i holds B indices drawn with replacement with probabilities ∝ ρ^i.
+    """
+    probs = torch.softmax(log_rho.transpose(0, 1), dim=-1)  # [N, B]
+    if u is None:
+        u = torch.rand(probs.shape, dtype=torch.float64, device=probs.device, generator=generator)
+    return categorical_inverse_cdf(probs, u).transpose(0, 1)
+
+
+def weighted_bc_loss(policy: nn.Module, batch: dict, w: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """Weighted BC of the product policy: ``−E_D[w Σ_i log π_i(a_i|o_i)] / N`` (comadice.md Eq. 12; OptiDICE's
+    weighted-BC extraction, Lee et al. 2021 Sec. 4.2, with the joint ratio shared by all agents).
+
+    Args:
+        policy: a marlkit policy head (``log_prob(obs, actions, avail) -> [B, N]``).
+        batch: the minibatch (``observations``, ``actions``, optional ``avail_actions``).
+        w: occupancy ratios ``[B]`` (detached, ≥ 0).
+        normalize: divide by the minibatch mean of w (same minimiser; step size independent of E[w]).
+
+    Returns:
+        scalar loss.
+    """
+    logp = policy.log_prob(batch["observations"], batch["actions"], batch.get("avail_actions"))
+    loss = -(w.unsqueeze(-1) * logp).mean()
+    return loss / w.mean().clamp_min(1e-8) if normalize else loss
 
 
 def bcq_allowed_actions(behavior_probs: torch.Tensor, threshold: float,

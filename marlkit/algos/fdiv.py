@@ -34,7 +34,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-__all__ = ["FDivergence", "ChiSquare", "KL", "SoftChiSquare", "F_DIVERGENCES", "get_fdiv"]
+__all__ = ["FDivergence", "ChiSquare", "KL", "SoftChiSquare", "F_DIVERGENCES", "get_fdiv", "dual_loss",
+           "occupancy_ratio"]
 
 
 def _dual(fn: Callable[[torch.Tensor], torch.Tensor]):
@@ -74,6 +75,12 @@ class FDivergence:
     def ratio(self, y):
         """Optimal occupancy ratio ``w*(y) = max(0, (f')⁻¹(y)) = f*'(y)`` (comadice.md Prop. 4.1), ≥ 0."""
         return self.f_prime_inv(y).clamp_min(0.0)
+
+    @_dual
+    def log_ratio(self, y):
+        """``log w*(y)``, elementwise, finite: ``log max(w*(y), 1e-10)`` (subclasses give exact closed forms where
+        w* may underflow; OptiDICE's I-projection needs it, Lee et al. 2021 Sec. 4.2)."""
+        return torch.log(self.ratio(y).clamp_min(1e-10))
 
     def divergence(self, rho, d) -> float:
         """``D_f(ρ‖d) = Σ_a d(a) f(ρ(a)/d(a))`` of two tables (NumPy; entries with d = 0 must have ρ = 0).
@@ -126,6 +133,10 @@ class KL(FDivergence):
     def f_prime_inv(self, y):
         return torch.exp(y - 1.0)
 
+    @_dual
+    def log_ratio(self, y):
+        return y - 1.0
+
 
 class SoftChiSquare(FDivergence):
     """soft-χ²: KL-shaped ``x log x − x + 1`` for x < 1, χ² ``½(x−1)²`` for x ≥ 1 (official ComaDICE default).
@@ -150,6 +161,10 @@ class SoftChiSquare(FDivergence):
         neg = y.clamp_max(0.0)
         return torch.where(y < 0.0, torch.exp(neg), y + 1.0)
 
+    @_dual
+    def log_ratio(self, y):
+        return torch.where(y < 0.0, y, torch.log1p(y.clamp_min(0.0)))
+
 
 F_DIVERGENCES: dict[str, type[FDivergence]] = {"chi2": ChiSquare, "kl": KL, "soft-chi2": SoftChiSquare}
 """Divergences by the name the ``f`` config field takes (``--f soft-chi2`` on the CLI)."""
@@ -166,3 +181,27 @@ def get_fdiv(name: str | FDivergence) -> FDivergence:
     if name not in F_DIVERGENCES:
         raise ValueError(f"unknown f-divergence {name!r}; valid: {', '.join(F_DIVERGENCES)}")
     return F_DIVERGENCES[name]()
+
+
+def dual_loss(nu0: torch.Tensor, e: torch.Tensor, alpha, f: FDivergence, gamma: float) -> torch.Tensor:
+    """The DICE dual in the multiplier ν (OptiDICE, Lee et al. 2021, Eq. 8; comadice.md Prop. 4.1 and Eq. 11):
+
+    ``(1 − γ) E_{s₀}[ν(s₀)] + E_D[α f*(e / α)]``, with ``e = r + γ ν(s') − ν(s)`` (the advantage ``e_ν``;
+    ComaDICE's mixed ``A_tot``; OptiDICE's ``e_ν − λ`` when normalised).
+
+    Args:
+        nu0: ν at initial states, ``[B0]`` (any shape; averaged).
+        e: advantages on dataset transitions, ``[B]`` (any shape; averaged).
+        alpha: α > 0 (float or scalar tensor).
+        f: the divergence (uses its conjugate f*).
+        gamma: discount γ.
+
+    Returns:
+        scalar loss.
+    """
+    return (1.0 - gamma) * nu0.mean() + (alpha * f.f_star(e / alpha)).mean()
+
+
+def occupancy_ratio(e: torch.Tensor, alpha, f: FDivergence) -> torch.Tensor:
+    """``w*(s, a) = max(0, (f')⁻¹(e / α))`` (OptiDICE Eq. 9; comadice.md Prop. 4.1), same shape as ``e``, ≥ 0."""
+    return f.ratio(e / alpha)

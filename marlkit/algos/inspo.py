@@ -57,8 +57,8 @@ import torch
 from torch import nn
 
 from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage, ranged
+from marlkit.algos.common import importance_resample
 from marlkit.data.sampler import Batch, DeviceSampler
-from marlkit.algos.common import categorical_inverse_cdf
 from marlkit.nets.critics import LocalQ
 from marlkit.nets.policies import make_policy
 
@@ -143,25 +143,6 @@ class InSPOConfig(AlgoConfig):
         if self.share_params and self.sequential:
             raise ConfigError("share_params=True is incompatible with sequential=True: a per-agent update of a "
                               "shared network would move every agent's policy")
-
-
-def importance_resample(log_rho: torch.Tensor, u: torch.Tensor | None = None,
-                        generator: torch.Generator | None = None) -> torch.Tensor:
-    """Importance resampling (Schlegel et al. 2019; inspo.md Eq. 15): row indices drawn ∝ ρ, per agent.
-
-    Args:
-        log_rho: ``[B, N]`` log importance ratios of every row for every agent.
-        u: float64 uniforms ``[N, B]`` (one per draw); drawn from ``generator`` when None. The draws are the
-            inverse CDF of ρ at ``u`` (:func:`~marlkit.algos.common.categorical_inverse_cdf`: the samples
-            ``torch.multinomial`` gives for the same uniforms), so the function is pure given ``u``.
-
-    Returns:
-        ``[B, N]`` int64: column i holds B indices drawn with replacement with probabilities ∝ ρ^i.
-    """
-    probs = torch.softmax(log_rho.transpose(0, 1), dim=-1)  # [N, B]
-    if u is None:
-        u = torch.rand(probs.shape, dtype=torch.float64, device=probs.device, generator=generator)
-    return categorical_inverse_cdf(probs, u).transpose(0, 1)
 
 
 class InSPO(Algorithm):
