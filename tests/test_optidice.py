@@ -58,6 +58,7 @@ def test_neural_matches_the_oracle(game, dataset, alpha):
     table = np.zeros(env.payoff.shape)
     np.add.at(table, tuple(actions.T), 1.0)
     sol = optidice_solution(env.payoff, table / table.sum(), alpha, "soft-chi2", gamma=0.99)
+    seed_everything(1)  # the networks' initialisation, drawn when the algorithm is built
     rec = fit(build_algo("optidice", env.spec, {**FAST, "alpha": alpha}), data, env,
               RunConfig(steps=600, seed=0, progress=False, threads=1))
     np.testing.assert_allclose(np.array(rec["per_agent_policy"]), np.array(sol["policies"]), atol=0.04)
