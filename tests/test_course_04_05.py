@@ -104,7 +104,7 @@ def test_explorer_controls():
     assert list(controls["case"].options) == list(seq.CASES)
     assert not controls["α"].continuous_update and not controls["β (start)"].continuous_update
     plt.close("all")
-    with pytest.raises(KeyError, match="choose one of"):
+    with pytest.raises(ValueError, match="choose one of"):
         seq.case_game("XOR imbalanced")
 
 

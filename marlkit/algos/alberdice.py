@@ -51,8 +51,7 @@ from dataclasses import dataclass
 import torch
 
 from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage, ranged
-from marlkit.algos.common import importance_resample
-from marlkit.data.dataset import DatasetError
+from marlkit.algos.common import importance_resample, require_initial_states
 from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.nets.critics import LocalQ, LocalV
 from marlkit.nets.mlp import MultiAgentMLP
@@ -210,9 +209,7 @@ class AlberDICE(Algorithm):
         Raises:
             DatasetError: if ``episode_starts`` is never True.
         """
-        if sampler.initial_index.numel() == 0:
-            raise DatasetError("episode_starts: AlberDICE needs initial states s0 (the (1-gamma) E[nu_i(s0)] term), "
-                               "but the dataset marks none")
+        require_initial_states(sampler, "AlberDICE", "(1-gamma) E[nu_i(s0)] term")
 
     def sample(self, sampler: DeviceSampler, step: int) -> Batch:
         """Transitions, initial states (``init/states``), the turn (``agent_mask [N]``), α (``alpha``) and the

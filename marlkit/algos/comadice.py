@@ -49,10 +49,9 @@ from dataclasses import dataclass
 import torch
 
 from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage, ranged
-from marlkit.algos.common import weighted_bc_loss
+from marlkit.algos.common import require_initial_states, weighted_bc_loss
 from marlkit.algos.fdiv import F_DIVERGENCES, get_fdiv, occupancy_ratio
 from marlkit.algos.fdiv import dual_loss as eq11_loss  # Eq. 11 is the DICE dual with mixed ν_tot, A_tot
-from marlkit.data.dataset import DatasetError
 from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.nets.critics import LocalQ, LocalV
 from marlkit.nets.mixers import LinearMixer, MonotonicMixer
@@ -133,9 +132,7 @@ class ComaDICE(Algorithm):
         Raises:
             DatasetError: if ``episode_starts`` is never True.
         """
-        if sampler.initial_index.numel() == 0:
-            raise DatasetError("episode_starts: ComaDICE needs initial states s0 (the (1-gamma) E[nu_tot(s0)] term "
-                               "of Eq. 11), but the dataset marks none")
+        require_initial_states(sampler, "ComaDICE", "(1-gamma) E[nu_tot(s0)] term of Eq. 11")
 
     def sample(self, sampler: DeviceSampler, step: int) -> Batch:
         """A minibatch of transitions plus one of initial states s₀ under ``init/`` keys (both ``batch_size``)."""

@@ -385,3 +385,17 @@ class MixedCriticLearner(Algorithm):
         """Polyak step ``θ̄ ← (1 − τ) θ̄ + τ θ`` of ``q_target`` and ``mixer_target``."""
         self.soft_update(self.q_target, self.q, self.config.tau)
         self.soft_update(self.mixer_target, self.mixer, self.config.tau)
+
+
+def require_initial_states(sampler: DeviceSampler, algo: str, term: str) -> None:
+    """Check that the dataset marks initial states s₀, which DICE objectives need for their (1 − γ) E[ν(s₀)] term.
+
+    Args:
+        algo: the algorithm's name, for the message; term: the term that needs s₀ (e.g. "E[nu_tot(s0)] of Eq. 11").
+
+    Raises:
+        DatasetError: if ``episode_starts`` is never True.
+    """
+    if sampler.initial_index.numel() == 0:
+        raise DatasetError(f"episode_starts: {algo} needs initial states s0 (the {term}), but the dataset "
+                           f"marks none")

@@ -43,9 +43,8 @@ from dataclasses import dataclass
 import torch
 
 from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage, ranged
-from marlkit.algos.common import weighted_bc_loss
+from marlkit.algos.common import require_initial_states, weighted_bc_loss
 from marlkit.algos.fdiv import F_DIVERGENCES, dual_loss, get_fdiv, occupancy_ratio
-from marlkit.data.dataset import DatasetError
 from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.nets.critics import LocalQ, LocalV
 from marlkit.nets.policies import make_policy
@@ -118,9 +117,7 @@ class OptiDICE(Algorithm):
         Raises:
             DatasetError: if ``episode_starts`` is never True.
         """
-        if sampler.initial_index.numel() == 0:
-            raise DatasetError("episode_starts: OptiDICE needs initial states s0 (the (1-gamma) E[nu(s0)] term), "
-                               "but the dataset marks none")
+        require_initial_states(sampler, "OptiDICE", "(1-gamma) E[nu(s0)] term")
 
     def sample(self, sampler: DeviceSampler, step: int) -> Batch:
         """Transitions, initial states (``init/states``) and, for the I-projection, the policy's standard-normal

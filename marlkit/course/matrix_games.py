@@ -36,15 +36,16 @@ CASES: dict[str, tuple[str, str]] = {
 }
 
 
-def case_game(case: str) -> tuple[MatrixGame, str]:
-    """``(game, dataset name)`` of a :data:`CASES` label (e.g. ``"XOR (b)"``).
+def case_game(case: str, cases: dict[str, tuple[str, str]] | None = None) -> tuple[MatrixGame, str]:
+    """``(game, dataset name)`` of a case label (e.g. ``"XOR (b)"``) of ``cases`` (default :data:`CASES`).
 
     Raises:
-        ValueError: for a label not in :data:`CASES` (the message lists them).
+        ValueError: for a label not in ``cases`` (the message lists them).
     """
-    if case not in CASES:
-        raise ValueError(f"unknown case {case!r}; choose one of {list(CASES)}")
-    env, dataset = CASES[case]
+    cases = CASES if cases is None else cases
+    if case not in cases:
+        raise ValueError(f"unknown case {case!r}; choose one of {list(cases)}")
+    env, dataset = cases[case]
     return make_env(env), dataset
 
 

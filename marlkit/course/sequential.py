@@ -20,6 +20,7 @@ from typing import Callable
 import matplotlib.pyplot as plt
 import numpy as np
 
+from marlkit.course import matrix_games
 from marlkit.course.feedback import Feedback, Question, Quiz
 from marlkit.envs.matrix import MatrixGame, make_game
 from marlkit.exact.inspo import exact_inspo, inspo_agent_update, resampled_table
@@ -40,26 +41,18 @@ __all__ = [
     "stays_at_local_optimum",
 ]
 
-#: The explorer's cases: a label → (game, dataset) pair; only pairs that exist, so no combination can fail.
-CASES: dict[str, tuple[str, str]] = {
-    "XOR (a)": ("xor", "a"),
-    "XOR (b)": ("xor", "b"),
-    "XOR (c)": ("xor", "c"),
-    "M-NE balanced": ("mne", "balanced"),
-    "M-NE imbalanced": ("mne", "imbalanced"),
-}
+#: The explorer's cases: the matrix-game cases with both agents' actions in {A, B, C} or {A, B} (every one but
+#: the Jiang-Lu game), each a label → (game, dataset) pair, so no combination can fail.
+CASES: dict[str, tuple[str, str]] = {k: v for k, v in matrix_games.CASES.items() if v[0] != "jiang-lu"}
 
 
 def case_game(case: str) -> tuple[MatrixGame, str]:
     """The game and dataset name of an explorer ``case`` (a key of :data:`CASES`).
 
     Raises:
-        KeyError: naming the valid cases.
+        ValueError: naming the valid cases.
     """
-    if case not in CASES:
-        raise KeyError(f"unknown case {case!r}; choose one of {list(CASES)}")
-    game, dataset = CASES[case]
-    return make_game(game), dataset
+    return matrix_games.case_game(case, CASES)
 
 
 # ---------------------------------------------------------------------------------------------- exercise 1
