@@ -169,13 +169,13 @@ def quiz() -> Quiz:
                   "a linear mixer", "it imitates the data's marginals"], 1,
                  f"the teammate's policy enters through the conditional data distribution; exact AlberDICE ends at "
                  f"{alber}."),
-        Question("On M-NE imbalanced, which methods end at the local optimum (A,A) = 5 (inspo.md Table 2)?",
+        Question("On M-NE imbalanced, which methods end at the local optimum (A,A) = 5 (InSPO, Table 2)?",
                  ["only BC", "AlberDICE, CFCQL, OMAR and OMIGA", "OptiDICE only", "none: all reach (C,C) = 20"], 1,
                  "they all stay near the data's mode A (AlberDICE: best responses to a teammate playing A); only "
                  "InSPO's entropy reaches 20 there — and the joint-action OptiDICE, whose ratio behaves like "
                  "exp(r/α)."),
-        Question(f"Exact OptiDICE's ratio w* on XOR (b) puts its mass on (A,B) and (B,A), yet its extracted policy "
-                 f"returns only {opti:.3f}. Why?",
+        Question(f"Exact OptiDICE's ρ* = μ·w* on XOR (b) puts most of its mass on the optimal (A,B) and (B,A), yet "
+                 f"its extracted policy returns only {opti:.3f}. Why?",
                  ["α is too small", "weighted BC of a product policy keeps only the marginals of ρ* = μ·w*, and the "
                   "two optimal joint actions average out", "the soft-χ² divergence is biased",
                   "the data has no (A,B)"], 1,
