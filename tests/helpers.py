@@ -90,3 +90,16 @@ def toy_continuous_dataset(T=200, seed=0):
     """``(data, env)``: ``T`` random transitions of a 5-step :class:`ToyContinuous` and the env."""
     env = ToyContinuous(episode_limit=5)
     return env.make_dataset("random", size=T, seed=seed), env
+
+
+def assert_checker(checker, solution, wrong, hint: str) -> None:
+    """A course checker says right for ``solution``, wrong with ``hint`` in its why for ``wrong``, and "no answer
+    yet" for None; its HTML view marks both."""
+    right = checker(solution)
+    assert right.correct and right, str(right)
+    bad = checker(wrong)
+    assert not bad.correct and not bad
+    assert hint in bad.why, str(bad)
+    missing = checker(None)
+    assert not missing.correct and "no answer yet" in missing.message
+    assert "✘" in missing._repr_html_() and "✔" in right._repr_html_()

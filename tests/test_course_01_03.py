@@ -11,6 +11,7 @@ import pytest
 from marlkit.course import dice, matrix_games, value_decomposition
 from marlkit.envs import make_env
 from marlkit.exact import regularized_optimum
+from tests.helpers import assert_checker
 
 
 def _pi_star(payoff, mu, alpha):  # reference solution of notebook 01, exercise 3
@@ -44,14 +45,7 @@ CASES = [
 
 @pytest.mark.parametrize("checker, solution, wrong, hint", CASES, ids=[c[0].__name__ for c in CASES])
 def test_checker_right_wrong_and_missing(checker, solution, wrong, hint):
-    right = checker(solution)
-    assert right.correct and right, str(right)
-    bad = checker(wrong)
-    assert not bad.correct and not bad
-    assert hint in bad.why, str(bad)
-    missing = checker(None)
-    assert not missing.correct and "no answer yet" in missing.message
-    assert "✘" in missing._repr_html_() and "✔" in right._repr_html_()
+    assert_checker(checker, solution, wrong, hint)
 
 
 @pytest.mark.parametrize("checker", [matrix_games.check_regularized_optimum, value_decomposition.check_local_value,

@@ -11,6 +11,7 @@ import pytest
 from marlkit.course import baselines, matrix_games
 from marlkit.envs import make_env
 from marlkit.exact import exact_alberdice, marginals, ood_mass, optidice_solution
+from tests.helpers import assert_checker
 
 
 def _best_response(payoff, d, pi1, alpha):  # reference solution of notebook 06, exercise 2
@@ -46,14 +47,7 @@ CASES = [
 
 @pytest.mark.parametrize("checker, solution, wrong, hint", CASES, ids=[c[0].__name__ for c in CASES])
 def test_checker_right_wrong_and_missing(checker, solution, wrong, hint):
-    right = checker(solution)
-    assert right.correct and right, str(right)
-    bad = checker(wrong)
-    assert not bad.correct and not bad
-    assert hint in bad.why, str(bad)
-    missing = checker(None)
-    assert not missing.correct and "no answer yet" in missing.message
-    assert "✘" in missing._repr_html_() and "✔" in right._repr_html_()
+    assert_checker(checker, solution, wrong, hint)
 
 
 def test_joint_action_answers_in_any_spelling():
