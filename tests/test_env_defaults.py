@@ -141,6 +141,15 @@ def test_bare_omar_xor_reproduces_table1(dataset, greedy):
     assert _bare("xor", dataset, "omar")["greedy_action"] == greedy
 
 
+@pytest.mark.parametrize("env,dataset,ret", [("xor", "a", 1.0), ("mne", "imbalanced", 5.0)])
+def test_bare_alberdice_reproduces_tables_1_2(env, dataset, ret):
+    """inspo.md Tables 1–2: AlberDICE 1.00 on XOR (a) (one of the in-data optima (A, B), (B, A)) and 5.00 on M-NE
+    imbalanced (it stops at the data's (A, A), as OMIGA does)."""
+    rec = _bare(env, dataset, "alberdice")
+    assert rec["steps"] == 1000 and rec["config"]["hidden"] == [64, 64]
+    assert abs(rec["return"] - ret) < 0.01
+
+
 # ------------------------------------------------------------------------------------------- presets
 def test_inspo_presets():
     matrix, bridge = preset("inspo-matrix"), preset("inspo-bridge")

@@ -71,9 +71,9 @@ class AlberDICEConfig(AlgoConfig):
 
     Attributes:
         lr: Adam learning rate of every network. 1e-3 (marlkit): the official 1e-4 is paired with about 10⁶
-            updates on the matrix games; marlkit's matrix-game runs have 3000. Measured at the command-line
-            defaults, seeds 0–4: XOR (b) 1.000 ± 0.000, XOR (a) 0.427 ± 0.523 (two seeds end at the OOD (A, A));
-            ``docs/benchmarks.md`` has a shortened schedule that reaches the seed tables on 24 of 25 runs.
+            updates on the matrix games. Measured at these defaults with 3000 updates, seeds 0–4: XOR (b)
+            1.000 ± 0.000, XOR (a) 0.427 ± 0.523 (two seeds end at the OOD (A, A)); the matrix games' own
+            AlberDICE defaults (``marlkit.envs.matrix``) reach inspo.md Tables 1–2 on all 25 runs.
         alpha: α at the first update (5.0, official ``alpha_start``).
         alpha_final: α after ``alpha_decay_steps`` (0.001, official ``alpha_end``), reached geometrically; None
             keeps α constant.
@@ -83,7 +83,7 @@ class AlberDICEConfig(AlgoConfig):
         cql_coeff: weight of the conservative penalty ``logsumexp_a e_ψ(s, a) − E_{μ_i}[e_ψ(s, ·)]`` of the e-network
             (0.1, official ``cql_coeff``).
         agent_steps: consecutive updates of one agent before the next one's turn (1, official
-            ``num_iter_inner_loop``).
+            ``num_iter_inner_loop``; XOR's game default is 50, docs/benchmarks.md says why).
 
     Not implemented: the official ν gradient penalty (``nu_grad_penalty_coeff``, 0.1), which regularises ν in
     continuous state spaces (it needs double back-propagation through ν), and the absorbing-state augmentation.

@@ -24,7 +24,12 @@ fixed points (``tests/test_env_defaults.py`` checks the outcomes; the algorithm 
 - ``xor`` and ``mne`` (inspo.md Tables 1–2): OMIGA 32-unit MLPs, batch 1024, lr 3e-3, τ 0.05, 300 updates, with
   α = 10 on XOR (omiga.md App. C's α, the paper's XOR column) and α = 0.1 on M-NE (the paper's 20.00 / 5.00 need a
   near-greedy policy on the decomposed Q; at α = 10 the balanced policy keeps mass off (C, C)); OMAR 16-unit
-  MLPs, lr 1e-2, batch 64, 300 updates; CFCQL 32-unit MLPs, 1000 updates. BC (which learns the behavior marginals)
+  MLPs, lr 1e-2, batch 64, 300 updates; CFCQL 32-unit MLPs, 1000 updates; AlberDICE 64-unit MLPs, lr 3e-3, α
+  annealed 5 → 0.001 over 800 of 1000 updates, and on XOR ``agent_steps`` = 50 (one agent keeps its turn for 50
+  updates: on XOR (a) both of an agent's actions have the same in-data value and only the teammate's committed
+  choice separates them; with turns of one update both agents can drift to A together, the OOD (A, A), as at the
+  command-line defaults on 2 of 5 seeds; on M-NE turns of 50 updates escape the imbalanced data's (A, A), which the
+  paper's AlberDICE keeps, so M-NE keeps turns of one update). BC (which learns the behavior marginals)
   and InSPO (its defaults reproduce the tables, docs/benchmarks.md) have no game defaults.
 - ``jiang-lu`` (offline-decentralized-marl.md Sec. 5.1, Tables 2–4): MABCQ and BCQ-dec with BCQ threshold
   τ = 0.2 (agent 1's a2 has behavior ratio 0.2 / 0.8 = 0.25, which App. B Table 12's τ = 0.6 forbids, while the
@@ -186,6 +191,9 @@ _XOR_MNE_DEFAULTS = {
     "cfcql": AlgoDefaults({"hidden": (32, 32)}, 1000, _INSPO_TABLES),
 }
 _OMIGA_FAST = {"hidden": (32,), "batch_size": 1024, "lr": 3e-3, "tau": 0.05}
+#: AlberDICE on the matrix games: the official α schedule (5 → 0.001) compressed into 800 of 1000 updates of
+#: 64-unit networks at lr 3e-3; on XOR each agent keeps its turn for 50 updates (the alternating best response).
+_ALBERDICE_FAST = {"hidden": (64, 64), "lr": 3e-3, "alpha_decay_steps": 800}
 
 
 def _xor() -> MatrixGame:
@@ -196,7 +204,8 @@ def _xor() -> MatrixGame:
         "b": MatrixDataset.uniform_over("b", [(0, 0), (0, 1), (1, 0)], shape),
         "c": MatrixDataset.uniform_over("c", [(0, 0), (0, 1), (1, 0), (1, 1)], shape),
     }, algo_defaults={**_XOR_MNE_DEFAULTS,
-                      "omiga": AlgoDefaults({**_OMIGA_FAST, "alpha": 10.0}, 300, _INSPO_TABLES)})
+                      "omiga": AlgoDefaults({**_OMIGA_FAST, "alpha": 10.0}, 300, _INSPO_TABLES),
+                      "alberdice": AlgoDefaults({**_ALBERDICE_FAST, "agent_steps": 50}, 1000, _INSPO_TABLES)})
 
 
 def _mne() -> MatrixGame:
@@ -207,7 +216,8 @@ def _mne() -> MatrixGame:
         "balanced": MatrixDataset.product("balanced", [u, u]),
         "imbalanced": MatrixDataset.product("imbalanced", [imb, imb]),
     }, algo_defaults={**_XOR_MNE_DEFAULTS,
-                      "omiga": AlgoDefaults({**_OMIGA_FAST, "alpha": 0.1}, 300, _INSPO_TABLES)})
+                      "omiga": AlgoDefaults({**_OMIGA_FAST, "alpha": 0.1}, 300, _INSPO_TABLES),
+                      "alberdice": AlgoDefaults(dict(_ALBERDICE_FAST), 1000, _INSPO_TABLES)})
 
 
 def _jiang_lu() -> MatrixGame:
