@@ -12,10 +12,14 @@ from marlkit.algos.base import ConfigError
 from marlkit.algos.cfcql import (
     CFCQL,
     CFCQLConfig,
+    counterfactual_joint_actions,
     counterfactual_penalty,
+    counterfactual_penalty_continuous,
     counterfactual_values,
     counterfactual_weights,
 )
+from marlkit.nets.critics import JointQ
+from marlkit.data.sampler import DeviceSampler
 from marlkit.envs.registry import make_env
 from marlkit.nets.mixers import MonotonicMixer
 from marlkit.train import RunConfig, run
@@ -82,13 +86,69 @@ def test_penalty_is_the_lambda_weighted_logsumexp_minus_data_value_and_respects_
                                - q_tot)
 
 
-def test_config_ranges_and_action_space():
+def test_config_ranges_and_per_action_space_defaults():
     with pytest.raises(ConfigError, match="alpha"):
         CFCQLConfig(alpha=-1.0).validate()
     with pytest.raises(ConfigError, match="temperature"):
         CFCQLConfig(temperature=-0.1).validate()
-    with pytest.raises(ConfigError, match="continuous"):
-        CFCQL(make_env("differential").spec)
+    discrete, continuous = CFCQL(make_env("xor").spec), CFCQL(make_env("differential").spec)
+    assert (discrete.config.alpha, discrete.config.temperature) == (50.0, 5.0)
+    assert (continuous.config.alpha, continuous.config.temperature) == (1.0, 0.0)
+    assert CFCQL(make_env("differential").spec, CFCQLConfig(alpha=0.4)).config.alpha == 0.4
+    with pytest.raises(ConfigError, match="temperature=0"):  # τ > 0 needs a behavior density model
+        CFCQL(make_env("differential").spec, CFCQLConfig(temperature=1.0))
+
+
+# ------------------------------------------------------------------------------- continuous actions
+def test_counterfactual_joint_actions_replace_one_agent_at_a_time():
+    torch.manual_seed(0)
+    B, N, d, M = 4, 3, 2, 5
+    actions, proposals = torch.rand(B, N, d) * 2 - 1, torch.rand(M, B, N, d) * 2 - 1
+    joint = counterfactual_joint_actions(actions, proposals)
+    assert joint.shape == (N, M, B, N, d)
+    for i, k in itertools.product(range(N), range(M)):
+        expected = actions.clone()
+        expected[:, i] = proposals[k, :, i]
+        torch.testing.assert_close(joint[i, k], expected, rtol=0, atol=0)
+
+
+def test_continuous_penalty_against_a_loop_over_agents_and_critics():
+    torch.manual_seed(1)
+    B, N, d, M, S = 6, 3, 2, 4, 5
+    critic = JointQ(S, N, d, (16,))
+    states, actions = torch.randn(B, S), torch.rand(B, N, d) * 2 - 1
+    proposals, logp = torch.rand(M, B, N, d) * 2 - 1, torch.randn(N, M, B)
+    q_cf = critic(states, counterfactual_joint_actions(actions, proposals))  # [2, N, M, B]
+    q_data = critic(states, actions)
+    lam = torch.tensor([0.2, 0.3, 0.5])
+    pen = counterfactual_penalty_continuous(q_cf, logp, q_data, lam)
+    assert pen.shape == (2, B)
+    for e in range(2):
+        expected = torch.zeros(B)
+        for i in range(N):
+            values = torch.stack([critic.member(e, states, counterfactual_joint_actions(actions, proposals)[i, k])
+                                  for k in range(M)])  # [M, B]
+            lse = torch.logsumexp(values - logp[i], 0) - torch.log(torch.tensor(float(M)))
+            expected += lam[i] * (lse - q_data[e])
+        torch.testing.assert_close(pen[e], expected)
+
+
+def test_continuous_update_steps_critics_every_update_and_actors_with_targets_every_policy_freq():
+    torch.manual_seed(0)
+    env = make_env("differential")
+    algo = CFCQL(env.spec, CFCQLConfig(hidden=(16,), batch_size=32, policy_freq=3))
+    sampler = DeviceSampler(env.make_dataset("random", size=300, seed=0), device="cpu")
+    algo.setup(sampler)
+    actor0, target0 = [p.clone() for p in algo.actor.parameters()], [p.clone() for p in algo.actor_target.parameters()]
+    for _ in range(2):
+        metrics = algo.train_step(sampler)
+    assert all(torch.equal(a, b) for a, b in zip(actor0, algo.actor.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(target0, algo.actor_target.parameters()))
+    assert {"critic_loss", "td_loss", "cql_penalty", "actor_loss"} <= set(metrics)
+    algo.train_step(sampler)
+    assert not all(torch.equal(a, b) for a, b in zip(actor0, algo.actor.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(target0, algo.actor_target.parameters()))
+    assert algo.act(torch.zeros(5, 2, 2)).abs().max() <= 1.0
 
 
 def _run(env: str, dataset: str, seed: int = 0) -> dict:

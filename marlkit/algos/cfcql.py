@@ -28,54 +28,91 @@ Polyak-averaged).
 The decentralised policy is ``π_i(o_i) = argmax_a Q_i(o_i, a)`` (greedy, also under sampled evaluation: a
 value-based method's learned policy is deterministic).
 
-Continuous actions: the paper's MaMuJoCo variant is a MATD3 learner with a centralised joint critic ``Q(s, a)`` and an
-importance-sampled counterfactual penalty; it is not implemented here (``supports_continuous = False``).
+Continuous actions (the paper's MPE and MaMuJoCo learner, Shao et al. 2023, App. B; the authors'
+``continuous/algorithms/maddpg_cc.py`` run as ``--cql --cf_cql --central_critic``): MATD3 with deterministic actors
+``π_i(o_i) = tanh(f_i(o_i))`` and twin centralised critics ``Q^e(s, a_1, ..., a_N)`` (:class:`~marlkit.nets.critics.
+JointQ`). Critic objective, for each critic e::
+
+    L(Q^e) = E_D[(Q^e(s, a) − y)²] + α E_D[ Σ_i λ_i log E_{a'_i ~ ρ_i}[exp Q^e(s, (a'_i, a_{−i})) / ρ_i(a'_i)]
+                                             − Q^e(s, a) ]
+
+the counterfactual CQL(H) penalty with the inner log-sum-exp estimated by importance sampling over K proposals
+of agent i's action from each of ρ_i = uniform on [−1, 1]^d, ``π_i(o_i) + N(0, σ²)`` and ``π_i(o'_i) + N(0, σ²)``
+(σ = 0.2; Kumar et al. 2020, App. F), the other agents at the data's actions. ``y = r + γ (1 − d) min_e
+Q̄^e(s', π̄(o') + ε)`` with TD3's target-policy noise ε. λ_i = 1/N: the authors' τ = 0 command (τ > 0 weights the
+agents by a pretrained VAE density of the behavior policy, not implemented). The actors follow the counterfactual
+policy gradient, ``max E_D[(1/N) Σ_i Q¹(s, (π_i(o_i), a_{−i}))] − 10⁻³ Σ_i E[π_i(o_i)²]``, every
+``policy_freq`` critic updates, and the targets follow after each actor step.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from marlkit.algos.base import AlgoConfig, Algorithm, Stage, ranged
-from marlkit.data.sampler import Batch
-from marlkit.nets.critics import LocalQ
+from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage, ranged
+from marlkit.algos.common import cql_logsumexp_continuous, gaussian_log_density
+from marlkit.data.sampler import Batch, DeviceSampler
+from marlkit.nets.critics import JointQ, LocalQ
+from marlkit.nets.mlp import MultiAgentMLP
 from marlkit.nets.mixers import MonotonicMixer
 from marlkit.nets.policies import CategoricalPolicy, masked_logits
 
-__all__ = ["CFCQL", "CFCQLConfig", "counterfactual_values", "counterfactual_weights", "counterfactual_penalty"]
+__all__ = ["CFCQL", "CFCQLConfig", "counterfactual_joint_actions", "counterfactual_penalty",
+           "counterfactual_penalty_continuous", "counterfactual_values", "counterfactual_weights"]
 
 
 @dataclass
 class CFCQLConfig(AlgoConfig):
-    """CFCQL hyperparameters.
+    """CFCQL hyperparameters (the authors' code: ``discrete/.../cql_qmix.yaml`` for discrete actions, the defaults
+    of ``continuous/main.py`` for continuous ones).
 
     Attributes:
-        lr: Adam learning rate of Q_i and the mixer (1e-3, the authors' ``cql_qmix.yaml``).
-        hidden: hidden sizes of the local Q_i and of β_i ((64, 64): the 64-unit agents of the authors' pymarl code,
-            as MLPs instead of their GRU).
-        alpha: α, the weight of the counterfactual CQL penalty against the ½-scaled TD loss (Eq. 5; 50, the
-            authors' ``global_cql_alpha`` for SMAC).
-        temperature: τ of the softmax over agents that gives λ_i (5, the authors' ``softmax_temp``); 0 gives the
-            uniform λ_i = 1/N.
-        tau: Polyak rate of the target Q_i and mixer (0.005, omiga.md Tables 5–6; the authors copy them every 200
-            episodes instead).
-        mixer_embed: width of the mixing layer (32, ``mixing_embed_dim``).
-        mixer_hidden: hidden sizes of the mixer's hypernetworks ((64,), ``hypernet_embed``).
-        behavior_lr: Adam learning rate of the behavior model β_i (1e-3, the authors' ``lr``).
+        lr: Adam learning rate of Q_i and the mixer, or of the critics and actors (1e-3, both of the authors'
+            codes; their MaMuJoCo runs use 3e-4 with 256-unit networks and batch 256).
+        hidden: hidden sizes of the local Q_i and of β_i, or of the actors and critics ((64, 64): the 64-unit
+            agents of the authors' pymarl code, as MLPs instead of their GRU; the continuous code's
+            ``hidden_dim``).
+        alpha: α, the weight of the counterfactual CQL penalty (Eq. 5). None: 50 for discrete actions (the
+            authors' ``global_cql_alpha`` for SMAC, against the ½-scaled TD loss), 1.0 for continuous ones (the
+            continuous code's ``cql_alpha``; its per-dataset HalfCheetah values are 0.1 random, 0.4 medium-replay,
+            1.0 medium, 1.7 expert).
+        temperature: τ of the softmax over agents that gives λ_i. None: 5 for discrete actions (the authors'
+            ``softmax_temp``), 0 (the uniform λ_i = 1/N) for continuous ones, which accept only 0.
+        tau: Polyak rate of the targets (0.005, omiga.md Tables 5–6 and the continuous code's MaMuJoCo value; the
+            discrete code copies them every 200 episodes instead).
+        mixer_embed: width of the mixing layer (32, ``mixing_embed_dim``; discrete).
+        mixer_hidden: hidden sizes of the mixer's hypernetworks ((64,), ``hypernet_embed``; discrete).
+        behavior_lr: Adam learning rate of the behavior model β_i (1e-3, the authors' ``lr``; discrete).
+        n_action_samples: K, proposals per distribution and agent for the continuous penalty (10,
+            ``num_sampled_actions``).
+        proposal_noise: σ of the Gaussian noise on the policy proposals (0.2, ``cql_sample_noise_level``).
+        target_noise: σ of TD3's target-policy noise (0.05, ``action_noise_scale``).
+        policy_freq: critic updates per actor update (5, ``ca_ratio``).
+        action_reg: weight of the actors' ``E[π_i(o_i)²]`` penalty (1e-3, the continuous code's action
+            regulariser).
+        grad_clip: gradient-norm clip of the critics and of the actors (0.5, the continuous code; 0 disables).
     """
 
     lr: float = 1e-3
     hidden: tuple[int, ...] = (64, 64)
-    alpha: float = ranged(50.0, "[0, inf)")
-    temperature: float = ranged(5.0, "[0, inf)")
+    alpha: float | None = ranged(None, "[0, inf)")
+    temperature: float | None = ranged(None, "[0, inf)")
     tau: float = ranged(0.005, "(0, 1]")
     mixer_embed: int = ranged(32, "[1, inf)")
     mixer_hidden: tuple[int, ...] = (64,)
     behavior_lr: float = ranged(1e-3, "(0, inf)")
+    n_action_samples: int = ranged(10, "[1, inf)")
+    proposal_noise: float = ranged(0.2, "(0, inf)")
+    target_noise: float = ranged(0.05, "[0, inf)")
+    policy_freq: int = ranged(5, "[1, inf)")
+    action_reg: float = ranged(1e-3, "[0, inf)")
+    grad_clip: float = ranged(0.5, "[0, inf)")
 
 
 def counterfactual_values(mixer: MonotonicMixer, params: tuple, q_all: torch.Tensor,
@@ -128,34 +165,87 @@ def counterfactual_penalty(cf_values: torch.Tensor, q_tot: torch.Tensor, weights
     return (weights * lse).sum(-1) - q_tot
 
 
-class CFCQL(Algorithm):
-    """CFCQL: counterfactual per-agent CQL penalties, λ-weighted, on a QMIX-mixed Q_tot (discrete actions).
+def counterfactual_joint_actions(actions: torch.Tensor, proposals: torch.Tensor) -> torch.Tensor:
+    """Joint actions with one agent's action replaced: entry ``[i, k, b]`` is the data's joint action of row b with
+    agent i's action replaced by its proposal k.
 
-    Stages: ``behavior`` (BC of β_i, for λ) then ``critic`` (TD + α × the counterfactual penalty); Polyak targets
-    after every update. Networks: ``q``, ``mixer``, ``q_target``, ``mixer_target``, ``behavior``.
+    Shapes: ``actions`` (the data's) ``[B, N, d]``, ``proposals [M, B, N, d]`` (entry ``[k, b, i]``: agent i's
+    proposal k) → ``[N, M, B, N, d]``.
+    """
+    N = actions.shape[1]
+    eye = torch.eye(N, dtype=actions.dtype, device=actions.device).view(N, 1, 1, N, 1)  # [N(i), 1, 1, N(j), 1]
+    return actions * (1 - eye) + proposals.unsqueeze(0) * eye
+
+
+def counterfactual_penalty_continuous(q_cf: torch.Tensor, log_density: torch.Tensor, q_data: torch.Tensor,
+                                      weights: torch.Tensor) -> torch.Tensor:
+    """The continuous counterfactual CQL(H) penalty per sample and critic: ``Σ_i λ_i (log-sum-exp over agent i's
+    importance-weighted proposals) − Q(s, a)`` (Shao et al. 2023, Eq. 5; the log-sum-exp of Kumar et al. 2020,
+    App. F, :func:`~marlkit.algos.common.cql_logsumexp_continuous`).
+
+    Shapes: ``q_cf [E, N, M, B]`` values of the counterfactual joint actions (:func:`counterfactual_joint_actions`),
+    ``log_density [N, M, B]`` each proposal's log-density, ``q_data [E, B]``, ``weights`` λ ``[N]`` or
+    ``[N, B]`` → ``[E, B]``.
+    """
+    lse = cql_logsumexp_continuous(q_cf.permute(2, 0, 1, 3), log_density.permute(1, 0, 2).unsqueeze(1),
+                                   q_data.unsqueeze(1))  # [E, N, B]: log E_ρ[exp Q / ρ] − Q(s, a) per agent
+    w = weights if weights.dim() == 2 else weights.unsqueeze(-1)  # [N, B] or [N, 1]
+    return (w * lse).sum(1)
+
+
+class CFCQL(Algorithm):
+    """CFCQL: counterfactual per-agent CQL penalties, λ-weighted, on a QMIX-mixed Q_tot (discrete actions) or on
+    twin centralised critics with MATD3 actors (continuous actions).
+
+    Discrete stages: ``behavior`` (BC of β_i, for λ) then ``critic`` (TD + α × the counterfactual penalty); Polyak
+    targets after every update. Networks: ``q``, ``mixer``, ``q_target``, ``mixer_target``, ``behavior``.
+    Continuous stages: ``critic`` every update, ``actor`` every ``policy_freq`` updates followed by the Polyak
+    targets. Networks: ``critic``, ``critic_target``, ``actor``, ``actor_target``.
     """
 
     name = "cfcql"
     Config = CFCQLConfig
-    supports_continuous = False
     population_fields = ("alpha",)
 
     def __init__(self, spec, config: CFCQLConfig | None = None, device="cpu"):
         super().__init__(spec, config, device)
         c, n = self.config, spec.n_agents
-        self.q = LocalQ.for_spec(spec, c.hidden, c.share_params)
-        self.mixer = MonotonicMixer(spec.state_dim, n, c.mixer_embed, c.mixer_hidden)
-        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
-        self.behavior = CategoricalPolicy(n, spec.obs_dim, spec.n_actions, c.hidden, c.share_params)
+        if c.alpha is None or c.temperature is None:  # the per-action-space defaults (CFCQLConfig)
+            self.config = c = dataclasses.replace(
+                c, alpha=c.alpha if c.alpha is not None else (50.0 if spec.discrete else 1.0),
+                temperature=c.temperature if c.temperature is not None else (5.0 if spec.discrete else 0.0))
+        if spec.discrete:
+            self.q = LocalQ.for_spec(spec, c.hidden, c.share_params)
+            self.mixer = MonotonicMixer(spec.state_dim, n, c.mixer_embed, c.mixer_hidden)
+            self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+            self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
+            self.behavior = CategoricalPolicy(n, spec.obs_dim, spec.n_actions, c.hidden, c.share_params)
+        else:
+            if c.temperature != 0:
+                raise ConfigError(f"cfcql on continuous actions supports only temperature=0 (uniform λ_i = 1/N), "
+                                  f"got {c.temperature}: τ > 0 needs a behavior density model")
+            self.critic = JointQ(spec.state_dim, n, spec.act_dim, c.hidden, ensemble=2)
+            self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+            self.actor = MultiAgentMLP(n, spec.obs_dim, spec.act_dim, c.hidden, c.share_params)
+            self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.to(self.device)
-        self.critic_opt = self.make_adam(self.q, self.mixer)
-        self.behavior_opt = self.make_adam(self.behavior, lr=c.behavior_lr)
+        if spec.discrete:
+            self.critic_opt = self.make_adam(self.q, self.mixer)
+            self.behavior_opt = self.make_adam(self.behavior, lr=c.behavior_lr)
+        else:
+            self.critic_opt = self.make_adam(self.critic)
+            self.actor_opt = self.make_adam(self.actor)
 
     def stages(self) -> list[Stage]:
-        """The behavior model β_i (BC), then the critic (Q_i and the mixer)."""
-        return [Stage("behavior", "behavior_loss", ("behavior_opt",)),
-                Stage("critic", "critic_loss", ("critic_opt",))]
+        """Discrete: the behavior model β_i (BC), then the critic (Q_i and the mixer). Continuous: the critics every
+        update, the actors (then the targets) every ``policy_freq`` updates."""
+        c = self.config
+        if self.spec.discrete:
+            return [Stage("behavior", "behavior_loss", ("behavior_opt",)),
+                    Stage("critic", "critic_loss", ("critic_opt",))]
+        return [Stage("critic", "continuous_critic_loss", ("critic_opt",), clip=(("critic",),), max_norm=c.grad_clip),
+                Stage("actor", "actor_loss", ("actor_opt",), clip=(("actor",),), max_norm=c.grad_clip,
+                      every=c.policy_freq, metrics=("actor_loss",), after="update_targets")]
 
     def behavior_loss(self, batch: Batch, carry: dict):
         """``−E_D[Σ_i log β_i(a_i | o_i)] / N``; passes ``log β_i(· | o_i)`` (detached) to the critic stage."""
@@ -190,16 +280,84 @@ class CFCQL(Algorithm):
                       "q_tot": q_tot.detach().mean(), "lambda_max": lam.amax(-1).mean()}
 
     def after_step(self) -> None:
-        self.soft_update(self.q_target, self.q, self.config.tau)
-        self.soft_update(self.mixer_target, self.mixer, self.config.tau)
+        if self.spec.discrete:
+            self.soft_update(self.q_target, self.q, self.config.tau)
+            self.soft_update(self.mixer_target, self.mixer, self.config.tau)
+
+    # ------------------------------------------------------------------ continuous actions
+    def pi(self, obs: torch.Tensor, target: bool = False) -> torch.Tensor:
+        """π_i(o_i) = tanh(f_i(o_i)) for all agents, ``[B, N, act_dim]``."""
+        return torch.tanh((self.actor_target if target else self.actor)(obs))
+
+    def sample(self, sampler: DeviceSampler, step: int) -> Batch:
+        """Uniform transitions; continuous actions add TD3's target noise (``noise/smoothing [B, N, d]``) and the
+        penalty's proposal draws (``noise/uniform``, ``noise/proposals`` at o, ``noise/next_proposals`` at o',
+        each ``[K, B, N, d]``)."""
+        batch = sampler.sample(self.config.batch_size)
+        if not self.spec.discrete:
+            one, many = batch["actions"].shape, (self.config.n_action_samples, *batch["actions"].shape)
+            self.draw(batch, smoothing=("normal", one), uniform=("uniform", many), proposals=("normal", many),
+                      next_proposals=("normal", many))
+        return batch
+
+    def proposals(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every agent's 3K proposal actions and their log-densities: K uniform on [−1, 1]^d, K of
+        ``π_i(o_i) + N(0, σ²)`` and K of ``π_i(o'_i) + N(0, σ²)``, clipped to [−1, 1] (the density is the unclipped
+        Gaussian's, as in the authors' code). Returns ``[3K, B, N, d]`` and ``[3K, B, N]`` (no gradient)."""
+        sigma = self.config.proposal_noise
+        with torch.no_grad():
+            rand = batch["noise/uniform"] * 2 - 1
+            rand_logp = torch.full(rand.shape[:-1], -rand.shape[-1] * math.log(2.0), device=rand.device)
+            eps_o, eps_n = sigma * batch["noise/proposals"], sigma * batch["noise/next_proposals"]
+            cur = (self.pi(batch["observations"]) + eps_o).clamp(-1.0, 1.0)
+            nxt = (self.pi(batch["next_observations"]) + eps_n).clamp(-1.0, 1.0)
+            logp = torch.cat([rand_logp, gaussian_log_density(eps_o, sigma), gaussian_log_density(eps_n, sigma)])
+            return torch.cat([rand, cur, nxt]), logp
+
+    def continuous_critic_loss(self, batch: Batch, carry: dict):
+        """Twin TD losses plus α × the counterfactual CQL(H) penalty with uniform λ_i (Eq. 5, continuous form)."""
+        c = self.config
+        states, actions = batch["states"], batch["actions"]
+        with torch.no_grad():  # y = r + γ (1 − d) min_e Q̄^e(s', clip(π̄(o') + ε))
+            a_next = (self.pi(batch["next_observations"], target=True)
+                      + c.target_noise * batch["noise/smoothing"]).clamp(-1.0, 1.0)
+            v_next = self.critic_target(batch["next_states"], a_next).amin(0)
+            y = batch["rewards"] + c.gamma * (1 - batch["terminals"]) * v_next
+        q_data = self.critic(states, actions)  # [2, B]
+        td = (q_data - y).pow(2).mean(-1).sum()
+        props, logp = self.proposals(batch)  # [3K, B, N, d], [3K, B, N]
+        q_cf = self.critic(states, counterfactual_joint_actions(actions, props))  # [2, N, 3K, B]
+        lam = torch.full((self.spec.n_agents,), 1.0 / self.spec.n_agents, device=states.device)
+        penalty = counterfactual_penalty_continuous(q_cf, logp.permute(2, 0, 1), q_data, lam).mean(-1).sum()
+        loss = td + c.alpha * penalty
+        return loss, {"critic_loss": loss.detach(), "td_loss": td.detach(), "cql_penalty": penalty.detach(),
+                      "q": q_data.detach().mean()}
+
+    def actor_loss(self, batch: Batch, carry: dict):
+        """The counterfactual deterministic policy gradient: ``−(1/N) Σ_i Q¹(s, (π_i(o_i), a_{−i}))`` plus the action
+        penalty ``action_reg · Σ_i E[π_i(o_i)²]`` (mean over the action dims)."""
+        pi = self.pi(batch["observations"])  # [B, N, d]
+        joint = counterfactual_joint_actions(batch["actions"], pi.unsqueeze(0))  # [N, 1, B, N, d]
+        q = self.critic.member(0, batch["states"], joint)  # [N, 1, B]
+        loss = -q.mean() + self.config.action_reg * pi.pow(2).mean(dim=(0, 2)).sum()
+        return loss, {"actor_loss": loss.detach()}
+
+    def update_targets(self) -> None:
+        """Polyak updates of the critics' and actors' targets (after each delayed actor step)."""
+        self.soft_update(self.critic_target, self.critic, self.config.tau)
+        self.soft_update(self.actor_target, self.actor, self.config.tau)
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()
     def action_probs(self, obs, avail=None):
-        """One-hot of ``argmax_a Q_i(o_i, a)`` over available actions, ``[B, N, A]``."""
+        """One-hot of ``argmax_a Q_i(o_i, a)`` over available actions, ``[B, N, A]`` (discrete)."""
+        if not self.spec.discrete:
+            raise NotImplementedError("cfcql on continuous actions has no action probabilities; use act()")
         return F.one_hot(masked_logits(self.q(obs), avail).argmax(-1), self.spec.n_actions).to(obs.dtype)
 
     @torch.no_grad()
     def act(self, obs, avail=None, deterministic=True, generator=None):
-        """Greedy ``argmax_a Q_i(o_i, a)`` in both modes (``[B, N]``)."""
+        """Greedy ``argmax_a Q_i(o_i, a)`` (discrete) or ``π_i(o_i)`` (continuous), in both modes."""
+        if not self.spec.discrete:
+            return self.pi(obs)
         return masked_logits(self.q(obs), avail).argmax(-1)

@@ -26,6 +26,9 @@ Evaluation mode (``EnvSpec.deterministic_eval``): greedy (the policy's mean acti
 episodes, 5 seeds) does not say whether actions are sampled; greedy is the default where a paper says nothing
 explicit.
 
+Per-algorithm defaults (``EnvSpec.algo_defaults``, under the user's options): CFCQL at its authors' MaMuJoCo
+settings (256-unit networks, lr 3e-4, batch 256; the other algorithms' defaults are already omiga.md App. C's).
+
 Requires the optional extra ``marlkit[mujoco]``.
 """
 
@@ -37,7 +40,12 @@ import numpy as np
 
 from marlkit.behavior.weights import load_card, load_policies, weights_path
 from marlkit.data.build import build_dataset
-from marlkit.envs.base import EnvSpec, MultiAgentEnv, StepResult
+from marlkit.envs.base import AlgoDefaults, EnvSpec, MultiAgentEnv, StepResult
+
+#: MaMuJoCo's per-algorithm defaults: CFCQL's ``continuous/main.py`` of the authors' code sets these for
+#: HalfCheetah (its ``cql_alpha`` per dataset: medium-replay 0.4, medium 1.0, expert 1.7; marlkit keeps α = 1).
+ALGO_DEFAULTS = {"cfcql": AlgoDefaults({"hidden": (256, 256), "lr": 3e-4, "batch_size": 256}, None,
+                                       "CFCQL (Shao et al. 2023) code, continuous/main.py, MaMuJoCo settings")}
 
 __all__ = ["TASKS", "MaMuJoCoEnv", "JointPolicy", "make_task", "list_tasks", "make_mamujoco_parallel"]
 
@@ -108,7 +116,7 @@ class MaMuJoCoEnv(MultiAgentEnv):
         limit = probe.single_agent_env.spec.max_episode_steps or 1000
         self.spec = EnvSpec(name=f"mamujoco:{task}", n_agents=len(sizes), obs_dim=obs_dim,
                             state_dim=probe.state().shape[0], act_dim=acts[0], episode_limit=int(limit),
-                            gamma=0.99, obs_mask=mask, default_steps=100_000)
+                            gamma=0.99, obs_mask=mask, default_steps=100_000, algo_defaults=ALGO_DEFAULTS)
         self._envs = [probe]
         self._active = []
         self.datasets = {"random": "randomly initialised TD3 actor", "medium": "early-stopped TD3 actor",

@@ -3,6 +3,8 @@
 - :class:`LocalQ`: ``Q_i(o_i, ·)`` heads ``[B, N, A]`` for discrete actions, or ``Q_i(o_i, a_i)`` ``[B, N]`` for
   continuous ones (action concatenated to the observation).
 - :class:`LocalV`: ``V_i(o_i)`` ``[B, N]``.
+- :class:`JointQ`: centralised critics ``Q^e(s, a_1, ..., a_N)`` of the joint continuous action ``[E, B]`` (the
+  MATD3-style critic of CFCQL's and OMAR's MaMuJoCo code).
 
 ``ensemble=E > 1`` (e.g. twin critics of TD3/BCQ/CQL) adds a leading axis: outputs ``[E, B, N(, A)]``, computed
 by one batched matmul over ``E·N`` members.
@@ -17,7 +19,7 @@ from torch import nn
 
 from marlkit.nets.mlp import BatchedLinear, MultiAgentMLP, batched_linear, batched_mlp, mlp_layers
 
-__all__ = ["LocalQ", "LocalV"]
+__all__ = ["JointQ", "LocalQ", "LocalV"]
 
 
 class _Ensemble(nn.Module):
@@ -134,3 +136,51 @@ class LocalV(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs).squeeze(-1)
+
+
+class JointQ(nn.Module):
+    """E centralised critics of the state and the joint continuous action, batched over the ensemble.
+
+    ``Q^e(s, a) = f_e([s, a_1, ..., a_N])`` with one MLP per member e (twin critics: E = 2), all members in one
+    batched product per layer.
+
+    Args:
+        state_dim: size of the global state s.
+        n_agents, act_dim: shapes of the joint action ``[..., N, act_dim]``.
+        hidden: hidden sizes of each member's MLP.
+        ensemble: number of critics E.
+
+    ``forward(states [*R, state_dim], actions [*R, N, act_dim])`` → ``[E, *R]`` for any leading row shape R (e.g.
+    ``[B]`` or ``[N, K, B]`` counterfactual candidates); :meth:`member` gives critic e alone, ``[*R]``.
+
+    Example::
+
+        >>> q = JointQ(state_dim=10, n_agents=3, act_dim=2, hidden=(64, 64))
+        >>> q(torch.zeros(128, 10), torch.zeros(128, 3, 2)).shape
+        torch.Size([2, 128])
+    """
+
+    def __init__(self, state_dim: int, n_agents: int, act_dim: int, hidden: Sequence[int] = (256, 256),
+                 ensemble: int = 2):
+        super().__init__()
+        self.ensemble, self.n_agents, self.act_dim = ensemble, n_agents, act_dim
+        self.in_dim = state_dim + n_agents * act_dim
+        self.net = mlp_layers([self.in_dim, *hidden, 1], ensemble)
+
+    def _inputs(self, states: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Size]:
+        lead = actions.shape[:-2]
+        x = torch.cat([states.expand(*lead, states.shape[-1]), actions.flatten(-2)], -1)
+        return x.reshape(1, -1, self.in_dim), lead  # [1, R, in]
+
+    def forward(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        x, lead = self._inputs(states, actions)
+        y = batched_mlp(self.net, x.expand(self.ensemble, -1, -1))  # [E, R, 1]
+        return y.reshape(self.ensemble, *lead)
+
+    def member(self, e: int, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Critic ``e`` alone: ``forward(states, actions)[e]`` at 1/E of the cost (the Q¹ of TD3-style actors)."""
+        h, lead = self._inputs(states, actions)
+        for layer in self.net:
+            h = batched_linear(h, layer.weight[e:e + 1], layer.bias[e:e + 1]) if isinstance(layer, BatchedLinear) \
+                else layer(h)
+        return h.reshape(*lead)
