@@ -18,9 +18,9 @@ from marlkit.algos.cfcql import (
     counterfactual_values,
     counterfactual_weights,
 )
-from marlkit.nets.critics import JointQ
 from marlkit.data.sampler import DeviceSampler
 from marlkit.envs.registry import make_env
+from marlkit.nets.critics import JointQ
 from marlkit.nets.mixers import MonotonicMixer
 from marlkit.train import RunConfig, run
 

@@ -59,8 +59,8 @@ from marlkit.algos.base import AlgoConfig, Algorithm, ConfigError, Stage, ranged
 from marlkit.algos.common import cql_logsumexp_continuous, gaussian_log_density
 from marlkit.data.sampler import Batch, DeviceSampler
 from marlkit.nets.critics import JointQ, LocalQ
-from marlkit.nets.mlp import MultiAgentMLP
 from marlkit.nets.mixers import MonotonicMixer
+from marlkit.nets.mlp import MultiAgentMLP
 from marlkit.nets.policies import CategoricalPolicy, masked_logits
 
 __all__ = ["CFCQL", "CFCQLConfig", "counterfactual_joint_actions", "counterfactual_penalty",
