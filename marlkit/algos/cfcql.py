@@ -194,8 +194,10 @@ def counterfactual_penalty_continuous(q_cf: torch.Tensor, log_density: torch.Ten
 
 
 class CFCQL(Algorithm):
-    """CFCQL: counterfactual per-agent CQL penalties, λ-weighted, on a QMIX-mixed Q_tot (discrete actions) or on
-    twin centralised critics with MATD3 actors (continuous actions).
+    """CFCQL: counterfactual per-agent CQL penalties, λ-weighted; QMIX mixer or twin centralised critics + MATD3.
+
+    Discrete actions: the penalty on a QMIX-mixed Q_tot; continuous actions: on twin centralised critics, with
+    MATD3 actors.
 
     Discrete stages: ``behavior`` (BC of β_i, for λ) then ``critic`` (TD + α × the counterfactual penalty); Polyak
     targets after every update. Networks: ``q``, ``mixer``, ``q_target``, ``mixer_target``, ``behavior``.
