@@ -121,7 +121,7 @@ def test_continuous_penalty_against_a_loop_over_agents_and_critics():
     q_cf = critic(states, counterfactual_joint_actions(actions, proposals))  # [2, N, M, B]
     q_data = critic(states, actions)
     lam = torch.tensor([0.2, 0.3, 0.5])
-    pen = counterfactual_penalty_continuous(q_cf, logp, q_data, lam)
+    pen = counterfactual_penalty_continuous(q_cf, logp.permute(1, 2, 0), q_data, lam)  # [M, B, N] layout
     assert pen.shape == (2, B)
     for e in range(2):
         expected = torch.zeros(B)

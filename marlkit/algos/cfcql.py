@@ -184,10 +184,10 @@ def counterfactual_penalty_continuous(q_cf: torch.Tensor, log_density: torch.Ten
     App. F, :func:`~marlkit.algos.common.cql_logsumexp_continuous`).
 
     Shapes: ``q_cf [E, N, M, B]`` values of the counterfactual joint actions (:func:`counterfactual_joint_actions`),
-    ``log_density [N, M, B]`` each proposal's log-density, ``q_data [E, B]``, ``weights`` λ ``[N]`` or
-    ``[N, B]`` → ``[E, B]``.
+    ``log_density [M, B, N]`` each proposal's log-density (the layout of the proposals), ``q_data [E, B]``,
+    ``weights`` λ ``[N]`` or ``[N, B]`` → ``[E, B]``.
     """
-    lse = cql_logsumexp_continuous(q_cf.permute(2, 0, 1, 3), log_density.permute(1, 0, 2).unsqueeze(1),
+    lse = cql_logsumexp_continuous(q_cf.permute(2, 0, 1, 3), log_density.transpose(1, 2).unsqueeze(1),
                                    q_data.unsqueeze(1))  # [E, N, B]: log E_ρ[exp Q / ρ] − Q(s, a) per agent
     w = weights if weights.dim() == 2 else weights.unsqueeze(-1)  # [N, B] or [N, 1]
     return (w * lse).sum(1)
@@ -330,7 +330,7 @@ class CFCQL(Algorithm):
         props, logp = self.proposals(batch)  # [3K, B, N, d], [3K, B, N]
         q_cf = self.critic(states, counterfactual_joint_actions(actions, props))  # [2, N, 3K, B]
         lam = torch.full((self.spec.n_agents,), 1.0 / self.spec.n_agents, device=states.device)
-        penalty = counterfactual_penalty_continuous(q_cf, logp.permute(2, 0, 1), q_data, lam).mean(-1).sum()
+        penalty = counterfactual_penalty_continuous(q_cf, logp, q_data, lam).mean(-1).sum()
         loss = td + c.alpha * penalty
         return loss, {"critic_loss": loss.detach(), "td_loss": td.detach(), "cql_penalty": penalty.detach(),
                       "q": q_data.detach().mean()}

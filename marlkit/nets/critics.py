@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from marlkit.nets.mlp import BatchedLinear, MultiAgentMLP, batched_linear, batched_mlp, mlp_layers
+from marlkit.nets.mlp import MultiAgentMLP, batched_mlp, mlp_layers
 
 __all__ = ["JointQ", "LocalQ", "LocalV"]
 
@@ -64,11 +64,7 @@ class _Ensemble(nn.Module):
             h, sl = x.reshape(1, B * N, -1), slice(e, e + 1)  # [1, B·N, D+N]
         else:
             h, sl = x.reshape(B, N, D).transpose(0, 1), slice(e * N, (e + 1) * N)  # [N, B, D]
-        for layer in self.net:
-            if isinstance(layer, BatchedLinear):
-                h = batched_linear(h, layer.weight[sl], layer.bias[sl])
-            else:
-                h = layer(h)
+        h = batched_mlp(self.net, h, sl)
         return h.reshape(B, N, -1) if self.share_params else h.transpose(0, 1)
 
 
@@ -179,8 +175,5 @@ class JointQ(nn.Module):
 
     def member(self, e: int, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Critic ``e`` alone: ``forward(states, actions)[e]`` at 1/E of the cost (the Q¹ of TD3-style actors)."""
-        h, lead = self._inputs(states, actions)
-        for layer in self.net:
-            h = batched_linear(h, layer.weight[e:e + 1], layer.bias[e:e + 1]) if isinstance(layer, BatchedLinear) \
-                else layer(h)
-        return h.reshape(*lead)
+        x, lead = self._inputs(states, actions)
+        return batched_mlp(self.net, x, slice(e, e + 1)).reshape(*lead)

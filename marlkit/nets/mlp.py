@@ -140,13 +140,14 @@ def batched_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) ->
     return torch.baddbmm(bias.unsqueeze(1), x, weight)
 
 
-def batched_mlp(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+def batched_mlp(layers: nn.Sequential, x: torch.Tensor, members: slice | None = None) -> torch.Tensor:
     """A stack of :class:`BatchedLinear` layers (and activations) on member-major activations:
-    ``x [M, R, in] → [M, R, out]``, one product per layer and no layout change between layers (used where a slice
-    of the members runs alone, e.g. :meth:`marlkit.nets.critics.LocalQ.member`)."""
+    ``x [M, R, in] → [M, R, out]``, one product per layer and no layout change between layers. ``members`` runs a
+    slice of the members alone (``x`` then has the slice's M), e.g. :meth:`marlkit.nets.critics.LocalQ.member`."""
     for layer in layers:
         if isinstance(layer, BatchedLinear):
-            x = batched_linear(x, layer.weight, layer.bias)
+            w, b = (layer.weight, layer.bias) if members is None else (layer.weight[members], layer.bias[members])
+            x = batched_linear(x, w, b)
         elif isinstance(layer, nn.ReLU):
             x = torch.relu_(x)  # in place on the product (its backward needs only the inputs): no new activation
         else:
