@@ -115,6 +115,19 @@ def test_defaults_apply_under_the_users_options():
     assert build_algo("bc", spec).config.hidden == get_algo("bc").Config().hidden
 
 
+@pytest.mark.parametrize("env", ["differential", "differential-partial"])
+def test_differential_defaults_give_table9_columns_one_setting(env):
+    """MATD3+BC and TD3+BC share the small-scale Table 9 settings, so the bare commands compare like with like."""
+    spec = make_env(env).spec
+    m, t = build_algo("matd3bc", spec).config, build_algo("td3bc-dec", spec).config
+    for key in ("hidden", "gamma", "tau", "lr", "actor_lr"):
+        assert getattr(m, key) == getattr(t, key)
+    assert (m.hidden, m.gamma, m.vd, t.vd) == ((64, 64), 0.9, True, False)
+    assert spec.steps_for("matd3bc") == spec.steps_for("td3bc-dec") == 3000
+    assert build_algo("matd3bc", spec, {"gamma": 0.99}).config.gamma == 0.99
+    assert build_algo("bc", spec).config.hidden == get_algo("bc").Config().hidden
+
+
 def _bare(env, dataset, algo):
     return run(env, dataset, algo, None, RunConfig(progress=False, threads=1))
 
