@@ -10,7 +10,7 @@ import torch
 
 from marlkit.checkpoint import CheckpointError, load_checkpoint, make_header, read_header, save_checkpoint
 from marlkit.data import DatasetError, load_hdf5, save_hdf5
-from marlkit.data.hdf5 import UnverifiedDatasetWarning, field_checksum
+from marlkit.data.hdf5 import UnverifiedDatasetWarning, dataset_fingerprint, field_checksum
 from marlkit.data.sampler import DeviceSampler
 from marlkit.envs import make_env
 from marlkit.train import build_algo
@@ -32,6 +32,13 @@ def test_written_file_carries_every_checksum_and_reads_without_warning(toy_file)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert load_hdf5(toy_file).size == 20
+
+
+def test_dataset_fingerprint_follows_the_arrays(toy_file):
+    a, b = load_hdf5(toy_file), load_hdf5(toy_file)
+    assert dataset_fingerprint(a) == dataset_fingerprint(b)
+    b.rewards[0] += 1.0
+    assert dataset_fingerprint(a) != dataset_fingerprint(b)
 
 
 @pytest.mark.parametrize("field", FIELDS)

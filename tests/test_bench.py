@@ -439,6 +439,10 @@ def test_2x2x2_grid_completes_with_notebook_next_to_record(sweep):
         assert rec["marlkit_version"] and "git_commit" in rec and rec["updates_per_s"] > 0
         assert rec["normalized_score"] == pytest.approx(100 * rec["return"])  # xor: random 0, best payoff 1
         assert rec["config"]["hidden"] == [16, 16]
+        assert rec["cpu"] and len(rec["dataset_fingerprint"]) == 16
+    fingerprints = {(r["dataset"], r["seed"]): r["dataset_fingerprint"]
+                    for r in (json.loads(p.read_text()) for p in records)}
+    assert len(set(fingerprints.values())) == len(fingerprints)  # one dataset per (dataset, seed)
     df = agg.load_records(out)
     assert set(df["variant"]) == {"bc lr=0.001", "bc lr=0.0005"}
     assert sorted(df.groupby(["dataset", "variant"]).size()) == [2, 2, 2, 2]

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from marlkit import __version__
+from marlkit.data.hdf5 import dataset_fingerprint
 from marlkit.envs.matrix import MatrixGame, expected_return
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "REPORT",
     "SCHEMA_VERSION",
     "atomic_write",
+    "cpu_model",
     "describe_record",
     "git_commit",
     "make_record",
@@ -108,7 +110,22 @@ def _normalized(value: float, ref: dict[str, float] | None) -> float | None:
     return 100.0 * (value - ref["random"]) / (ref["expert"] - ref["random"])
 
 
-def make_record(params: dict[str, Any], evals: list[dict[str, Any]], algo, env, wall_time_s: float) -> dict:
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere, ``"unknown"`` if empty).
+
+    Recorded with every run because MaMuJoCo datasets built on different CPU models can differ: the behavior
+    policies' float32 arithmetic rounds differently, and the simulator amplifies the difference."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def make_record(params: dict[str, Any], evals: list[dict[str, Any]], algo, env, wall_time_s: float,
+                data=None) -> dict:
     """The tidy result record of one benchmark run.
 
     Args:
@@ -117,6 +134,8 @@ def make_record(params: dict[str, Any], evals: list[dict[str, Any]], algo, env, 
         algo: the trained :class:`~marlkit.algos.base.Algorithm` (for its full config).
         env: the environment (for reference returns).
         wall_time_s: wall time of the whole run (data building, training, evaluation), seconds.
+        data: the training :class:`~marlkit.data.dataset.MultiAgentDataset`, for ``dataset_fingerprint``
+            (:func:`marlkit.data.hdf5.dataset_fingerprint`; None when not given).
 
     Returns:
         A JSON-able dict: every parameter (also under ``parameters``), the full algorithm ``config``, ``alpha``
@@ -124,7 +143,7 @@ def make_record(params: dict[str, Any], evals: list[dict[str, Any]], algo, env, 
         reference returns), ``deterministic_eval`` (the evaluation mode used: true greedy, false sampled, null on
         matrix games, which are evaluated exactly), ``evals`` (step, return, normalized score, wall time of each evaluation), ``wall_time_s``,
         ``updates_per_s`` (training updates per second of training time), ``marlkit_version``, ``git_commit``,
-        ``git_dirty``, library versions and a UTC timestamp.
+        ``git_dirty``, library versions, ``cpu`` (:func:`cpu_model`), ``dataset_fingerprint`` and a UTC timestamp.
 
     Raises:
         ValueError: if ``evals`` is empty.
@@ -158,6 +177,7 @@ def make_record(params: dict[str, Any], evals: list[dict[str, Any]], algo, env, 
         "threads": torch.get_num_threads(),
         "marlkit_version": __version__, "git_commit": git["commit"], "git_dirty": git["dirty"],
         "python_version": platform.python_version(), "torch_version": torch.__version__,
+        "cpu": cpu_model(), "dataset_fingerprint": None if data is None else dataset_fingerprint(data),
         "created_utc": utc_now(),
         "parameters": dict(params),
     }
