@@ -1,4 +1,5 @@
-"""marlkit's OMIGA and ComaDICE update speed against the authors' official implementations, side by side.
+"""marlkit's OMIGA and ComaDICE update speed against the authors' official implementations, and its BCQ-MA,
+CQL-MA and OMAR against the ComaDICE repository's versions of those baselines, side by side.
 
 The official code is imported at run time from checkouts given on the command line (nothing of it is part of
 marlkit); each official training step is driven exactly as its own training loop calls it:
@@ -9,7 +10,12 @@ marlkit); each official training step is driven exactly as its own training loop
   actions, rewards, masks, next_states, next_obs, is_inits)`` (the continuous-action ComaDICE), with the
   trainer's TensorBoard writer and environment wrapper replaced by inert stand-ins while it is built (neither is
   used by an update), and the package ``runner/__init__.py`` skipped (it imports every baseline's trainer and,
-  through them, the MuJoCo environments).
+  through them, the MuJoCo environments);
+- the ComaDICE repository's continuous baselines (``agents/continuous/{bcq,cql,omar}.py``, derived from the
+  official OMIGA code and sharing its ``train_step`` signature), built with the config of their
+  ``runner/<algo>/continuous.py``. marlkit runs them at the repository's settings where those differ from its
+  defaults (OMAR: 2 CEM rounds of 20 samples, 5 elites, c = 0.5, clip 1), so that both sides sample the same
+  numbers of candidates; what still differs in the work is listed under the table.
 
 Settings (the official codes'): batch 128, 256-unit 3-layer local networks shared across agents with one-hot agent
 ids (marlkit ``share_params=True``), mixer hidden 64, lr 5e-4, γ 0.99, τ 0.005, gradient-norm clip 1, α 10,
@@ -74,11 +80,22 @@ REPOS = {
 """Official repository per algorithm: display name and the files an update needs (checked before importing)."""
 
 ROWS = (
-    ("OMIGA", "omiga", {}),
-    ("ComaDICE", "comadice", {}),
-    ("ComaDICE, full_gradient=False", "comadice", {"full_gradient": False}),
+    ("OMIGA", "omiga", "omiga", {}),
+    ("ComaDICE", "comadice", "comadice", {}),
+    ("ComaDICE, full_gradient=False", "comadice", "comadice", {"full_gradient": False}),
+    ("BCQ-MA (ComaDICE repo)", "bcq-ma", "comadice", {}),
+    ("CQL-MA (ComaDICE repo)", "cql-ma", "comadice", {}),
+    ("OMAR (ComaDICE repo)", "omar", "comadice",
+     {"omar_iters": 2, "omar_num_samples": 20, "omar_num_elites": 5, "omar_coe": 0.5, "grad_clip": 1.0}),
 )
-"""Table rows: label, marlkit algorithm (and official repository), marlkit config overrides."""
+"""Table rows: label, marlkit algorithm, official repository, marlkit config overrides (the baselines run at the
+ComaDICE repository's settings where they differ from marlkit's defaults, so both sides do the same work)."""
+
+BASELINES = {"bcq-ma": ("agents.continuous.bcq", "BCQ", {"vae_hidden_sizes": 64}),
+             "cql-ma": ("agents.continuous.cql", "CQL", {}),
+             "omar": ("agents.continuous.omar", "OMAR", {})}
+"""The ComaDICE repository's continuous MARL baselines (``agents/continuous``): module, class and the config keys
+its ``runner/<algo>/continuous.py`` adds to the common ones."""
 
 NOTES = """Work per update (read from the official code at the commits above; both sides use 3-layer 256-unit local
 networks and 64-unit mixers unless listed):
@@ -245,7 +262,29 @@ def build_official_comadice(root: Path, shape: dict, hidden: int):
     return trainer, trainer.update, convert
 
 
-OFFICIAL = {"omiga": build_official_omiga, "comadice": build_official_comadice}
+def build_comadice_baseline(algo_name: str, root: Path, shape: dict, hidden: int):
+    """One of the ComaDICE repository's continuous baselines (:data:`BASELINES`), built as its
+    ``runner/<algo>/continuous.py`` builds it, and a function running one ``train_step`` on a marlkit batch (the
+    same signature as the official OMIGA's, from which these agents derive)."""
+    N, O, A = shape["n_agents"], shape["obs_dim"], shape["act_dim"]
+    module, cls, extra = BASELINES[algo_name]
+    config = {"gamma": SETTINGS["gamma"], "tau": SETTINGS["tau"], "hidden_sizes": hidden,
+              "mix_hidden_sizes": SETTINGS["mixer_hidden"], "batch_size": SETTINGS["batch_size"],
+              "lr": SETTINGS["lr"], "grad_norm_clip": SETTINGS["grad_clip"], "device": "cpu", **extra}
+    with imports_from(root, {}):
+        agent = getattr(importlib.import_module(module), cls)(O, A, N, None, config)
+
+    def convert(b):
+        o, no, a = b["observations"], b["next_observations"], b["actions"]
+        r, mask = b["rewards"].unsqueeze(-1), (1.0 - b["terminals"]).unsqueeze(-1)
+        return (o, o, a, r, mask, no, no, a)  # its mixer reads s as [B, N, obs_dim], as the official OMIGA's
+
+    return agent, agent.train_step, convert
+
+
+OFFICIAL = {"omiga": build_official_omiga, "comadice": build_official_comadice,
+            **{name: (lambda root, shape, hidden, name=name: build_comadice_baseline(name, root, shape, hidden))
+               for name in BASELINES}}
 
 
 def trained_parameters(obj) -> int:
@@ -397,8 +436,17 @@ def main(argv=None) -> int:
     p.add_argument("--pool", type=int, default=32, help="pre-drawn minibatches cycled by both implementations")
     p.add_argument("--hidden", type=int, default=SETTINGS["hidden"], help="hidden width of the local networks")
     p.add_argument("--smoke", action="store_true", help="tiny run: hidden 16, 3 updates per block, 1 round")
+    p.add_argument("--algos", help="comma-separated marlkit algorithms of the table to run (default: every row: "
+                   + ", ".join(dict.fromkeys(r[1] for r in ROWS)) + ")")
     p.add_argument("--markdown-out", help="write the markdown section to this file")
     args = p.parse_args(argv)
+    known = {r[1] for r in ROWS}
+    args.algos = [a.strip() for a in (args.algos or "").split(",") if a.strip()]
+    unknown = [a for a in args.algos if a not in known]
+    if unknown:
+        print(f"vs_official.py: error: --algos: unknown {', '.join(unknown)}; choose from "
+              f"{', '.join(sorted(known))}", file=sys.stderr)
+        return 2
     if args.smoke:
         args.hidden, args.block, args.blocks = SMOKE["hidden"], SMOKE["block"], SMOKE["blocks"]
     try:
@@ -418,12 +466,14 @@ def main(argv=None) -> int:
         rows = []
         print("\n".join(table([])), flush=True)
         for shape in shapes:
-            for label, name, extra in ROWS:
+            for label, name, repo, extra in ROWS:
+                if args.algos and name not in args.algos:
+                    continue
                 try:
-                    rows.append(measure(label, name, extra, shape, roots[name], args.hidden, args.block,
+                    rows.append(measure(label, name, extra, shape, roots[repo], args.hidden, args.block,
                                         args.blocks, args.pool))
                 except ImportError as e:
-                    raise UsageError(f"could not import the official {REPOS[name][0]} code from {roots[name]}: "
+                    raise UsageError(f"could not import the official {REPOS[repo][0]} code from {roots[repo]}: "
                                      f"{e}") from None
                 print(table(rows[-1:])[-1], flush=True)
     except UsageError as e:

@@ -38,6 +38,7 @@ from marlkit.data.sampler import DeviceSampler
 from marlkit.envs.registry import load_dataset, make_env
 from marlkit.errors import OutputError, ResourceError, RunExistsError, describe_os_error
 from marlkit.eval.evaluate import evaluate
+from marlkit.nets.mlp import onednn_linear
 from marlkit.population import Population, supports_population
 from marlkit.utils import (
     MAX_SEED,
@@ -470,7 +471,7 @@ def _result_record(names: tuple[str, str, str], run_cfg: RunConfig, result: dict
         "final_metrics": dict(final_metrics),
         "wall_time_s": wall_time_s,
         **extra,
-        "device": str(device), "threads": torch.get_num_threads(),
+        "device": str(device), "threads": torch.get_num_threads(), "onednn_linear": onednn_linear(),
         "config": model.config.to_dict(), "run": asdict(run_cfg), "marlkit_version": __version__,
     }
     if run_cfg.out:

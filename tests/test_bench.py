@@ -29,6 +29,7 @@ from marlkit.bench import (
     validate_parameters,
 )
 from marlkit.eval import aggregate as agg
+from marlkit.nets.mlp import onednn_linear
 
 GOOD = dict(env="xor", dataset="b", algo="bc", hyperparameters={}, alpha=None, seed=0, steps=10, eval_every=0,
             eval_episodes=32, dataset_size=None, device="cpu", threads=1, out_dir="x", figures_dir=None)
@@ -440,6 +441,7 @@ def test_2x2x2_grid_completes_with_notebook_next_to_record(sweep):
         assert rec["normalized_score"] == pytest.approx(100 * rec["return"])  # xor: random 0, best payoff 1
         assert rec["config"]["hidden"] == [16, 16]
         assert rec["cpu"] and len(rec["dataset_fingerprint"]) == 16
+        assert rec["onednn_linear"] is onednn_linear()  # the CPU matmul backend the run used
     fingerprints = {(r["dataset"], r["seed"]): r["dataset_fingerprint"]
                     for r in (json.loads(p.read_text()) for p in records)}
     assert len(set(fingerprints.values())) == len(fingerprints)  # one dataset per (dataset, seed)

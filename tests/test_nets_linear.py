@@ -56,6 +56,19 @@ def test_onednn_linear_falls_back_where_it_must():
     assert linear(x64, w.double(), b.double()).dtype == torch.float64
 
 
+@pytest.mark.parametrize("vendor, env, expected", [
+    ("AuthenticAMD", None, True), ("GenuineIntel", None, False), ("", None, False),
+    ("GenuineIntel", "1", True), ("AuthenticAMD", "0", False),
+])
+def test_onednn_default_follows_the_cpu_vendor_unless_forced(monkeypatch, vendor, env, expected):
+    monkeypatch.setattr(mlp, "_cpu_vendor", lambda: vendor)
+    if env is None:
+        monkeypatch.delenv("MARLKIT_ONEDNN", raising=False)
+    else:
+        monkeypatch.setenv("MARLKIT_ONEDNN", env)
+    assert mlp._onednn_default() is expected
+
+
 def test_shared_params_agent_id_is_a_first_layer_bias():
     torch.manual_seed(0)
     net = MultiAgentMLP(4, 5, 3, (32, 32), share_params=True)

@@ -1,5 +1,6 @@
 """benchmarks/vs_official.py: one-line usage errors (always), and a smoke run against the authors' official OMIGA
-and ComaDICE code when ``MARLKIT_OMIGA_REPO`` and ``MARLKIT_COMADICE_REPO`` point at checkouts of it."""
+and ComaDICE code (and the ComaDICE repository's baselines) when ``MARLKIT_OMIGA_REPO`` and
+``MARLKIT_COMADICE_REPO`` point at checkouts of it."""
 
 import os
 import sys
@@ -36,6 +37,19 @@ def test_missing_or_wrong_checkout_is_a_one_line_error(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "--omiga-repo is required" in err
 
 
+def test_unknown_algorithm_is_a_one_line_error(capsys):
+    vs = _script()
+    assert vs.main(["--algos", "omiga,no-such-algo", "--smoke"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--algos" in err and "no-such-algo" in err and "omar" in err
+
+
+def test_every_row_has_an_official_step():
+    vs = _script()
+    for label, name, repo, extra in vs.ROWS:
+        assert name in vs.OFFICIAL and repo in vs.REPOS, label
+
+
 @pytest.mark.skipif(not (OMIGA_REPO and COMADICE_REPO),
                     reason="needs checkouts of the official code: set MARLKIT_OMIGA_REPO (github.com/"
                            "ZhengYinan-AIR/OMIGA) and MARLKIT_COMADICE_REPO (github.com/vietbt/ComaDICE)")
@@ -49,6 +63,10 @@ def test_smoke_against_official_code(tmp_path):
     assert text.startswith(vs.SECTION)
     rows = [line for line in text.splitlines() if line.startswith("| halfcheetah-6x1 |")]
     assert len(rows) == len(vs.ROWS)
+    assert vs.main(["--omiga-repo", OMIGA_REPO, "--comadice-repo", COMADICE_REPO, "--smoke", "--shapes",
+                    "halfcheetah-6x1", "--algos", "omar", "--markdown-out", str(md)]) == 0
+    assert [line.split("|")[2].strip() for line in md.read_text().splitlines()
+            if line.startswith("| halfcheetah-6x1 |")] == ["OMAR (ComaDICE repo)"]
     # the checkouts' packages and the stand-ins do not outlive the run
     leaked = {m.split(".")[0] for m in set(sys.modules) - before}
     assert not leaked & {"algos", "networks", "agents", "runner", "envs"}

@@ -23,6 +23,7 @@ import torch
 from marlkit import __version__
 from marlkit.data.hdf5 import dataset_fingerprint
 from marlkit.envs.matrix import MatrixGame, expected_return
+from marlkit.nets.mlp import onednn_linear
 
 __all__ = [
     "FAILED",
@@ -143,7 +144,9 @@ def make_record(params: dict[str, Any], evals: list[dict[str, Any]], algo, env, 
         reference returns), ``deterministic_eval`` (the evaluation mode used: true greedy, false sampled, null on
         matrix games, which are evaluated exactly), ``evals`` (step, return, normalized score, wall time of each evaluation), ``wall_time_s``,
         ``updates_per_s`` (training updates per second of training time), ``marlkit_version``, ``git_commit``,
-        ``git_dirty``, library versions, ``cpu`` (:func:`cpu_model`), ``dataset_fingerprint`` and a UTC timestamp.
+        ``git_dirty``, library versions, ``cpu`` (:func:`cpu_model`), ``onednn_linear`` (whether large CPU linear
+        layers ran on oneDNN rather than MKL: :func:`marlkit.nets.mlp.onednn_linear`), ``dataset_fingerprint`` and
+        a UTC timestamp.
 
     Raises:
         ValueError: if ``evals`` is empty.
@@ -177,7 +180,8 @@ def make_record(params: dict[str, Any], evals: list[dict[str, Any]], algo, env, 
         "threads": torch.get_num_threads(),
         "marlkit_version": __version__, "git_commit": git["commit"], "git_dirty": git["dirty"],
         "python_version": platform.python_version(), "torch_version": torch.__version__,
-        "cpu": cpu_model(), "dataset_fingerprint": None if data is None else dataset_fingerprint(data),
+        "cpu": cpu_model(), "onednn_linear": onednn_linear(),
+        "dataset_fingerprint": None if data is None else dataset_fingerprint(data),
         "created_utc": utc_now(),
         "parameters": dict(params),
     }

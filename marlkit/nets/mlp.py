@@ -19,8 +19,30 @@ from torch import nn
 __all__ = ["BatchedLinear", "Linear", "MultiAgentMLP", "batched_linear", "batched_mlp", "linear", "mlp_layers", "onednn_linear"]
 
 _LINEAR_POINTWISE = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
-_ONEDNN = {"enabled": os.environ.get("MARLKIT_ONEDNN", "1") != "0" and _LINEAR_POINTWISE is not None
-           and torch.backends.mkldnn.is_available()}
+
+
+def _cpu_vendor() -> str:
+    """The x86 vendor string of this CPU (``"GenuineIntel"``, ``"AuthenticAMD"``, ...; ``/proc/cpuinfo``), or ``""``
+    where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _onednn_default() -> bool:
+    """``MARLKIT_ONEDNN`` (``1`` on, ``0`` off) where set, else on for x86 CPUs other than Intel's."""
+    env = os.environ.get("MARLKIT_ONEDNN")
+    if env is not None:
+        return env != "0"
+    return _cpu_vendor() not in ("GenuineIntel", "")
+
+
+_ONEDNN = {"enabled": _onednn_default() and _LINEAR_POINTWISE is not None and torch.backends.mkldnn.is_available()}
 ONEDNN_MIN_FEATURES = 128
 """Smallest in and out width of a layer whose CPU products go to oneDNN (below it MKL is as fast or faster)."""
 ONEDNN_MIN_ROWS = 64
@@ -29,12 +51,16 @@ ONEDNN_MIN_ROWS = 64
 
 def onednn_linear(enabled: bool | None = None) -> bool:
     """Whether large float32 CPU linear layers run on oneDNN's matmul; ``enabled`` switches it (returns the old
-    value). Default on where PyTorch ships oneDNN; the environment variable ``MARLKIT_ONEDNN=0`` turns it off.
+    value). Default: on for x86 CPUs other than Intel's where PyTorch ships oneDNN, off on Intel CPUs and where the
+    vendor cannot be read; the environment variable ``MARLKIT_ONEDNN=1`` / ``0`` forces it on / off. Run records
+    state the setting (``onednn_linear``), since it changes the summation order and so a long run's trajectory.
 
     Why: PyTorch's CPU ``linear``/``mm`` call MKL's sgemm, which on non-Intel x86 CPUs runs its AVX2 code;
     oneDNN's JIT kernels use AVX-512 wherever the CPU has it (about 2× the float32 throughput for the
-    ``[768, 256] × [256, 256]`` products of a paper-size update on an AVX-512 AMD EPYC). Same IEEE float32
-    arithmetic; results differ from MKL's only by summation order.
+    ``[768, 256] × [256, 256]`` products of a paper-size update on an AVX-512 AMD EPYC). On Intel CPUs MKL runs
+    AVX-512 itself, and there oneDNN's weight-gradient product ``gradᵀ x`` is the slower of the two (one thread of
+    an AVX-512 Intel Xeon: 72 against MKL's 98 GFLOP/s for ``[256, 768] × [768, 256]``; whole updates in
+    ``benchmarks/RESULTS.md``). Same IEEE float32 arithmetic; results differ from MKL's only by summation order.
     """
     old = _ONEDNN["enabled"]
     if enabled is not None:
