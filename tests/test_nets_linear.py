@@ -69,12 +69,20 @@ def test_onednn_default_follows_the_cpu_vendor_unless_forced(monkeypatch, vendor
     assert mlp._onednn_default() is expected
 
 
-def test_shared_params_agent_id_is_a_first_layer_bias():
+def test_shared_params_is_one_network_on_the_observation_and_a_one_hot_agent_id():
     torch.manual_seed(0)
     net = MultiAgentMLP(4, 5, 3, (32, 32), share_params=True)
     x = torch.randn(2, 7, 4, 5)
-    ids = torch.eye(4).expand(2, 7, 4, 4)
-    torch.testing.assert_close(net(x), net.net(torch.cat([x, ids], -1)), rtol=1e-6, atol=1e-6)
+    x[..., 1, :] = x[..., 0, :]  # agents 0 and 1 see the same observation
+    y = net(x)
+    assert not torch.allclose(y[..., 0, :], y[..., 1, :])  # their ids tell them apart
+    layers = [m for m in net.net if isinstance(m, torch.nn.Linear)]
+    for i in range(4):  # agent by agent, an explicit 3-layer MLP on [o_i, e_i]
+        h = torch.cat([x[..., i, :], torch.nn.functional.one_hot(torch.tensor(i), 4).float().expand(2, 7, 4)], -1)
+        for k, lin in enumerate(layers):
+            h = h @ lin.weight.t() + lin.bias
+            h = torch.relu(h) if k < len(layers) - 1 else h
+        torch.testing.assert_close(y[..., i, :], h, rtol=1e-5, atol=1e-6)
 
 
 def test_clip_grad_norms_equals_clip_grad_norm_per_group():
