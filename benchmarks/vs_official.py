@@ -122,7 +122,18 @@ networks and 64-unit mixers unless listed):
   ν(o) forward, Eq. 11 evaluates ν with gradient on the 128 initial observations o₀ as well as on o (and on o'
   for the full gradient), and stage 2 re-evaluates q (just fitted) without gradient; the mixer runs on s, s₀
   (and s') without gradient; Polyak updates of the ν and mixer targets only; mixer on the global state
-  (17 / 105 inputs)."""
+  (17 / 105 inputs).
+- The ComaDICE repository's baselines (`agents/continuous/{bcq,cql,omar}.py`): one shared 256-unit network per
+  role with one-hot ids, a 64-unit mixer on the joint observation, per-tensor Adam, Polyak updates by a Python
+  loop. BCQ: twin critics, a 64-unit VAE, 10 decoded candidates per next observation, a perturbation actor, three
+  backward passes. CQL: one critic, 10 uniform and 2 × 10 policy proposals through the mixer (log-sum-exp of the
+  mixed values), a Gaussian actor weighted by Q. OMAR: CQL's critic and mixer plus a Gaussian CEM (2 rounds of
+  20 samples, 5 elites; its mean and std are not carried between rounds) and the rectified actor.
+- marlkit's BCQ-MA and CQL-MA do the same matrix-product work (FLOPs within 2 %): BCQ-MA in three stages (VAE,
+  twin critics, actor), CQL-MA with the local CQL(H) penalty on the 30 proposals valued in one batched call and
+  SAC's actor and temperature stages. marlkit's OMAR follows the OMAR paper's code instead: independent twin
+  critics without a mixer, each with its CQL penalty on the 30 proposals (that second critic is the ≈ 1.45× of
+  FLOPs), CEM on Q¹ only with its mean and std carried between rounds."""
 
 
 class UsageError(Exception):
