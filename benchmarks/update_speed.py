@@ -49,7 +49,7 @@ from marlkit import __version__  # noqa: E402
 from marlkit.algos import ALGOS, get_algo  # noqa: E402
 from marlkit.data.dataset import MultiAgentDataset  # noqa: E402
 from marlkit.data.sampler import DeviceSampler
-from marlkit.utils import tune_allocator  # noqa: E402
+from marlkit.utils import cpu_info, tune_allocator  # noqa: E402
 from marlkit.envs.base import EnvSpec  # noqa: E402
 
 SHAPES = {
@@ -317,14 +317,7 @@ def bench_loop_omiga(shape_name: str, device: str, threads: int, updates: int, r
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_info("model name") or platform.processor() or platform.machine()
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     return f"{cpu} ({os.cpu_count()} logical CPUs){gpu}"
 

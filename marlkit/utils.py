@@ -24,7 +24,7 @@ from marlkit.errors import DeviceError
 MAX_SEED = 2**32 - 1
 """The largest seed marlkit accepts (every generator it seeds takes it)."""
 
-__all__ = ["MAX_SEED", "atomic_path", "choose_num_threads", "resolve_device", "rng_state", "seed_everything", "set_num_threads", "set_rng_state"]
+__all__ = ["MAX_SEED", "atomic_path", "choose_num_threads", "cpu_info", "resolve_device", "rng_state", "seed_everything", "set_num_threads", "set_rng_state"]
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -91,6 +91,20 @@ def set_rng_state(state: dict) -> None:
 
 
 _ALLOCATOR_TUNED = {"done": False}
+
+
+def cpu_info(field: str) -> str:
+    """The value of ``field`` (e.g. ``"model name"``, ``"vendor_id"``) for the first CPU in ``/proc/cpuinfo``, or
+    ``""`` where the file or the field is missing (other operating systems)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, sep, value = line.partition(":")
+                if sep and key.strip().lower() == field.lower():
+                    return value.strip()
+    except OSError:
+        pass
+    return ""
 
 
 def tune_allocator() -> bool:

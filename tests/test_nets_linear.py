@@ -61,12 +61,28 @@ def test_onednn_linear_falls_back_where_it_must():
     ("GenuineIntel", "1", True), ("AuthenticAMD", "0", False),
 ])
 def test_onednn_default_follows_the_cpu_vendor_unless_forced(monkeypatch, vendor, env, expected):
-    monkeypatch.setattr(mlp, "_cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(mlp, "cpu_info", lambda field: vendor if field == "vendor_id" else "")
     if env is None:
         monkeypatch.delenv("MARLKIT_ONEDNN", raising=False)
     else:
         monkeypatch.setenv("MARLKIT_ONEDNN", env)
     assert mlp._onednn_default() is expected
+
+
+def test_cpu_info_reads_proc_cpuinfo_fields(tmp_path, monkeypatch):
+    from marlkit import utils
+
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9B14\n\nprocessor\t: 1\n"
+                    "vendor_id\t: GenuineIntel\n")
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda path, *a, **k: real_open(fake if path == "/proc/cpuinfo" else path,
+                                                                         *a, **k))
+    assert utils.cpu_info("vendor_id") == "AuthenticAMD"  # the first CPU's
+    assert utils.cpu_info("Model Name") == "AMD EPYC 9B14"
+    assert utils.cpu_info("no such field") == ""
+    fake.unlink()
+    assert utils.cpu_info("vendor_id") == ""  # no /proc/cpuinfo (other operating systems)
 
 
 def test_shared_params_is_one_network_on_the_observation_and_a_one_hot_agent_id():

@@ -24,6 +24,7 @@ from marlkit import __version__
 from marlkit.data.hdf5 import dataset_fingerprint
 from marlkit.envs.matrix import MatrixGame, expected_return
 from marlkit.nets.mlp import onednn_linear
+from marlkit.utils import cpu_info
 
 __all__ = [
     "FAILED",
@@ -116,13 +117,7 @@ def cpu_model() -> str:
 
     Recorded with every run because MaMuJoCo datasets built on different CPU models can differ: the behavior
     policies' float32 arithmetic rounds differently, and the simulator amplifies the difference."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return cpu_info("model name") or platform.processor() or "unknown"
 
 
 def make_record(params: dict[str, Any], evals: list[dict[str, Any]], algo, env, wall_time_s: float,

@@ -16,22 +16,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from marlkit.utils import cpu_info
+
 __all__ = ["BatchedLinear", "Linear", "MultiAgentMLP", "batched_linear", "batched_mlp", "linear", "mlp_layers", "onednn_linear"]
 
 _LINEAR_POINTWISE = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
-
-
-def _cpu_vendor() -> str:
-    """The x86 vendor string of this CPU (``"GenuineIntel"``, ``"AuthenticAMD"``, ...; ``/proc/cpuinfo``), or ``""``
-    where it cannot be read."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
 
 
 def _onednn_default() -> bool:
@@ -39,7 +28,7 @@ def _onednn_default() -> bool:
     env = os.environ.get("MARLKIT_ONEDNN")
     if env is not None:
         return env != "0"
-    return _cpu_vendor() not in ("GenuineIntel", "")
+    return cpu_info("vendor_id") not in ("GenuineIntel", "")
 
 
 _ONEDNN = {"enabled": _onednn_default() and _LINEAR_POINTWISE is not None and torch.backends.mkldnn.is_available()}
