@@ -132,8 +132,8 @@ networks and 64-unit mixers unless listed):
 - marlkit's BCQ-MA and CQL-MA do the same matrix-product work (FLOPs within 2 %): BCQ-MA in three stages (VAE,
   twin critics, actor), CQL-MA with the local CQL(H) penalty on the 30 proposals valued in one batched call and
   SAC's actor and temperature stages. marlkit's OMAR follows the OMAR paper's code instead: independent twin
-  critics without a mixer, each with its CQL penalty on the 30 proposals (that second critic is the ≈ 1.45× of
-  FLOPs), CEM on Q¹ only with its mean and std carried between rounds."""
+  critics without a mixer, each with its CQL penalty on the 30 proposals (the second critic is why its update has
+  ≈ 1.46× the FLOPs), CEM on Q¹ only with its mean and std carried between rounds."""
 
 
 class UsageError(Exception):
@@ -451,16 +451,14 @@ def main(argv=None) -> int:
                    + ", ".join(dict.fromkeys(r[1] for r in ROWS)) + ")")
     p.add_argument("--markdown-out", help="write the markdown section to this file")
     args = p.parse_args(argv)
-    known = {r[1] for r in ROWS}
-    args.algos = [a.strip() for a in (args.algos or "").split(",") if a.strip()]
-    unknown = [a for a in args.algos if a not in known]
-    if unknown:
-        print(f"vs_official.py: error: --algos: unknown {', '.join(unknown)}; choose from "
-              f"{', '.join(sorted(known))}", file=sys.stderr)
-        return 2
     if args.smoke:
         args.hidden, args.block, args.blocks = SMOKE["hidden"], SMOKE["block"], SMOKE["blocks"]
     try:
+        known = {r[1] for r in ROWS}
+        args.algos = [a.strip() for a in (args.algos or "").split(",") if a.strip()]
+        unknown = [a for a in args.algos if a not in known]
+        if unknown:
+            raise UsageError(f"--algos: unknown {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
         roots = {"omiga": check_repo("omiga", args.omiga_repo),
                  "comadice": check_repo("comadice", args.comadice_repo)}
         shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
