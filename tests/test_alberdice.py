@@ -117,6 +117,27 @@ def test_config_and_action_space_errors():
         AlberDICE(spec)
 
 
+def test_initial_states_episode_starts_or_the_minibatch_states():
+    from marlkit.data.sampler import DeviceSampler
+
+    with pytest.raises(ConfigError, match="initial_states"):
+        AlberDICEConfig(initial_states="first").validate()
+    env = make_env("bridge")
+    data = env.make_dataset("optimal", seed=0, episodes=4)
+    for mode in ("episode", "data"):
+        algo = AlberDICE(env.spec, AlberDICEConfig(hidden=(8,), batch_size=32, initial_states=mode))
+        sampler = DeviceSampler(data, "cpu", seed=0)
+        algo.setup(sampler)
+        batch = algo.sample(sampler, 0)
+        if mode == "data":  # every dataset state a start (official code): the minibatch's own states
+            assert batch["init/states"] is batch["states"]
+        else:  # Bridge's episodes all start in one state
+            assert (batch["init/states"] == batch["init/states"][0]).all()
+            assert not (batch["states"] == batch["states"][0]).all()
+        loss, _, _ = algo.value_loss(batch, {})
+        assert torch.isfinite(loss)
+
+
 def test_alpha_schedule_and_turns():
     algo = AlberDICE(make_env("mne").spec, AlberDICEConfig(hidden=(8,), alpha=5.0, alpha_final=1e-3,
                                                            alpha_decay_steps=100, agent_steps=2))

@@ -60,6 +60,10 @@ from marlkit.nets.policies import make_policy, masked_logits
 __all__ = ["AlberDICE", "AlberDICEConfig", "iprojection_loss", "nu_loss"]
 
 
+INITIAL_STATES = ("episode", "data")
+"""Choices of :attr:`AlberDICEConfig.initial_states`."""
+
+
 @dataclass
 class AlberDICEConfig(AlgoConfig):
     """AlberDICE hyperparameters.
@@ -84,6 +88,12 @@ class AlberDICEConfig(AlgoConfig):
             (0.1, official ``cql_coeff``).
         agent_steps: consecutive updates of one agent before the next one's turn (1, official
             ``num_iter_inner_loop``; XOR's game default is 50, docs/benchmarks.md says why).
+        initial_states: the states of the ``(1 − γ) E[ν_i(s₀)]`` term: ``"episode"`` (the paper's p₀: a minibatch
+            of the episodes' first states) or ``"data"`` (the official code's: the minibatch's own states, every
+            dataset state treated as a start). Bridge's episodes all start in one state, so there ``"episode"``
+            anchors ν_i at a single state; one seed of it (docs/benchmarks.md) stayed at the optimum with
+            ``"data"`` at every evaluation while α annealed to 0.001, and swung through the deadlock with
+            ``"episode"``. The default stays the paper's until more seeds decide.
 
     Not implemented: the official ν gradient penalty (``nu_grad_penalty_coeff``, 0.1), which regularises ν in
     continuous state spaces (it needs double back-propagation through ν), and the absorbing-state augmentation.
@@ -96,12 +106,15 @@ class AlberDICEConfig(AlgoConfig):
     ratio_max: float = ranged(100.0, "[1, inf)")
     cql_coeff: float = ranged(0.1, "[0, inf)")
     agent_steps: int = ranged(1, "[1, inf)")
+    initial_states: str = "episode"
 
     def validate(self) -> None:
         super().validate()
         if self.share_params:
             raise ConfigError("share_params=True is incompatible with AlberDICE's alternating updates: one agent's "
                               "best-response step of a shared network would move every agent's policy")
+        if self.initial_states not in INITIAL_STATES:
+            raise ConfigError(f"initial_states must be one of {INITIAL_STATES}, got {self.initial_states!r}")
 
 
 def nu_loss(nu0: torch.Tensor, e: torch.Tensor, log_rho: torch.Tensor, alpha, gamma: float) -> torch.Tensor:
@@ -204,20 +217,25 @@ class AlberDICE(Algorithm):
 
     # ------------------------------------------------------------------ training
     def prepare(self, sampler: DeviceSampler) -> None:
-        """Check that the dataset marks initial states (the (1 − γ) E[ν_i(s₀)] term).
+        """Check that the dataset marks initial states (the (1 − γ) E[ν_i(s₀)] term; ``initial_states="episode"``).
 
         Raises:
             DatasetError: if ``episode_starts`` is never True.
         """
-        require_initial_states(sampler, "AlberDICE", "(1-gamma) E[nu_i(s0)] term")
+        if self.config.initial_states == "episode":
+            require_initial_states(sampler, "AlberDICE", "(1-gamma) E[nu_i(s0)] term")
 
     def sample(self, sampler: DeviceSampler, step: int) -> Batch:
         """Transitions, initial states (``init/states``), the turn (``agent_mask [N]``), α (``alpha``) and the
         resampling uniforms ``noise/resample [N, B]`` (float64)."""
         c = self.config
-        initial = sampler.sample_initial(c.batch_size)
-        batch = sampler.sample(c.batch_size)
-        batch["init/states"] = initial["states"]
+        if c.initial_states == "episode":
+            initial = sampler.sample_initial(c.batch_size)
+            batch = sampler.sample(c.batch_size)
+            batch["init/states"] = initial["states"]
+        else:  # every dataset state a start (official code): the minibatch's own states
+            batch = sampler.sample(c.batch_size)
+            batch["init/states"] = batch["states"]
         batch["agent_mask"] = self.agent_masks[self.agent_at(step)]
         batch["alpha"] = torch.full((), self.alpha_at(step), device=self.device)
         return self.draw(batch, resample=("uniform64", (self.spec.n_agents, batch["rewards"].shape[0])))
