@@ -229,13 +229,10 @@ class AlberDICE(Algorithm):
         """Transitions, initial states (``init/states``), the turn (``agent_mask [N]``), α (``alpha``) and the
         resampling uniforms ``noise/resample [N, B]`` (float64)."""
         c = self.config
-        if c.initial_states == "episode":
-            initial = sampler.sample_initial(c.batch_size)
-            batch = sampler.sample(c.batch_size)
-            batch["init/states"] = initial["states"]
-        else:  # every dataset state a start (official code): the minibatch's own states
-            batch = sampler.sample(c.batch_size)
-            batch["init/states"] = batch["states"]
+        initial = sampler.sample_initial(c.batch_size) if c.initial_states == "episode" else None
+        batch = sampler.sample(c.batch_size)
+        # "data": every dataset state a start (official code), so the minibatch's own states
+        batch["init/states"] = batch["states"] if initial is None else initial["states"]
         batch["agent_mask"] = self.agent_masks[self.agent_at(step)]
         batch["alpha"] = torch.full((), self.alpha_at(step), device=self.device)
         return self.draw(batch, resample=("uniform64", (self.spec.n_agents, batch["rewards"].shape[0])))
