@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib
 import shlex
 import statistics
@@ -225,6 +226,15 @@ def imports_from(root: Path, stubs: dict[str, types.ModuleType]):
                 del sys.modules[k]
 
 
+def omiga_step_args(b):
+    """A marlkit batch as the arguments of the official OMIGA ``train_step(o, s, a, r, mask, s_next, o_next,
+    a_next)`` (and of the ComaDICE repository's baselines derived from it): rewards and ``mask = 1 − terminal`` as
+    ``[B, 1]``; its mixer reads ``s`` as ``[B, N, obs_dim]``, so ``s`` is the joint observation."""
+    o, no, a = b["observations"], b["next_observations"], b["actions"]
+    r, mask = b["rewards"].unsqueeze(-1), (1.0 - b["terminals"]).unsqueeze(-1)
+    return (o, o, a, r, mask, no, no, a)
+
+
 def build_official_omiga(root: Path, shape: dict, hidden: int):
     """The official OMIGA agent and a function running one official ``train_step`` on a marlkit batch."""
     N, O, A = shape["n_agents"], shape["obs_dim"], shape["act_dim"]
@@ -236,12 +246,7 @@ def build_official_omiga(root: Path, shape: dict, hidden: int):
         mod = importlib.import_module("algos.OMIGA")
         agent = mod.OMIGA(O, A, N, None, config)  # observation size, action size, agents, eval_env, config
 
-    def convert(b):
-        o, no, a = b["observations"], b["next_observations"], b["actions"]
-        r, mask = b["rewards"].unsqueeze(-1), (1.0 - b["terminals"]).unsqueeze(-1)
-        return (o, o, a, r, mask, no, no, a)  # its mixer reads s as [B, N, obs_dim]: the joint observation
-
-    return agent, agent.train_step, convert
+    return agent, agent.train_step, omiga_step_args
 
 
 def build_official_comadice(root: Path, shape: dict, hidden: int):
@@ -285,17 +290,11 @@ def build_comadice_baseline(algo_name: str, root: Path, shape: dict, hidden: int
     with imports_from(root, {}):
         agent = getattr(importlib.import_module(module), cls)(O, A, N, None, config)
 
-    def convert(b):
-        o, no, a = b["observations"], b["next_observations"], b["actions"]
-        r, mask = b["rewards"].unsqueeze(-1), (1.0 - b["terminals"]).unsqueeze(-1)
-        return (o, o, a, r, mask, no, no, a)  # its mixer reads s as [B, N, obs_dim], as the official OMIGA's
-
-    return agent, agent.train_step, convert
+    return agent, agent.train_step, omiga_step_args
 
 
 OFFICIAL = {"omiga": build_official_omiga, "comadice": build_official_comadice,
-            **{name: (lambda root, shape, hidden, name=name: build_comadice_baseline(name, root, shape, hidden))
-               for name in BASELINES}}
+            **{name: functools.partial(build_comadice_baseline, name) for name in BASELINES}}
 
 
 def trained_parameters(obj) -> int:
