@@ -57,21 +57,30 @@ def collect(root: Path) -> pd.DataFrame:
 
 
 def cards() -> pd.DataFrame:
-    """One row per built dataset file of a paper-lite task (all seeds found in the dataset cache)."""
+    """One row per built dataset file of a paper-lite task (all seeds found in the dataset cache), with the
+    dataset's content fingerprint (``marlkit.data.hdf5.dataset_fingerprint``: equal fingerprints, equal data,
+    whichever machine built them). Files built from other behavior weights or rollout arithmetic than the
+    installed ones (an older ``behavior_fingerprint``) are skipped."""
     from marlkit.bench.presets import PAPER_LITE_TASKS
     from marlkit.data.browse import built_files, read_card
+    from marlkit.data.hdf5 import dataset_fingerprint, load_hdf5
+    from marlkit.envs.registry import make_env
 
     rows = []
     for env, dataset, _ in PAPER_LITE_TASKS:
+        current = getattr(make_env(env), "behavior_fingerprint", None)
         for path in built_files(env, dataset):
             card = read_card(path)
+            if current and card.get("behavior_fingerprint") != current:
+                continue
             ref = card.get("reference_returns")
             ref = json.loads(ref) if isinstance(ref, str) else (ref or {})
             rows.append({"env": env, "dataset": dataset, "dataset_id": card.get("dataset_id"),
                          "seed": card.get("seed"), "transitions": card.get("transitions"),
                          "episodes": card.get("episodes"), "return_mean": card.get("return_mean"),
                          "return_std": card.get("return_std"), "random_return": ref.get("random"),
-                         "expert_return": ref.get("expert"), "behavior": card.get("behavior")})
+                         "expert_return": ref.get("expert"), "behavior": card.get("behavior"),
+                         "fingerprint": dataset_fingerprint(load_hdf5(path))})
     return pd.DataFrame(rows).sort_values(["env", "dataset", "seed"]) if rows else pd.DataFrame(rows)
 
 

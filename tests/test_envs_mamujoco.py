@@ -1,6 +1,7 @@
 """Multi-agent MuJoCo (gymnasium-robotics mamujoco_v1): padding, action partition, shipped behavior policies,
 dataset building, and a short offline run on Hopper 3x1 medium that beats the random policy."""
 
+import copy
 import json
 
 import numpy as np
@@ -69,9 +70,10 @@ def test_shipped_expert_reproduces_its_card_on_the_installed_simulator(task):
     measured by ``python -m marlkit.behavior.td3 --task TASK --measure-short``) gives the card's mean return within
     twice the card's std over those episodes.
 
-    The episodes themselves are not compared one by one: identically seeded episodes differ across CPU models
-    (the policy's float32 rounding, amplified by the dynamics). Measured on an Intel Xeon against the cards
-    (measured on an AMD EPYC, same versions): Ant-2x4 578.41 against 567.11 ± 17.67 with one episode 56 away,
+    The episodes themselves are not compared one by one: the cards were measured with float32 actors, whose
+    rounding differs across CPU models and is amplified by the dynamics (rollouts now run the actors in float64,
+    see ``test_behavior_actions_do_not_depend_on_summation_order``). Measured on an Intel Xeon against the cards
+    (measured on an AMD EPYC, same versions, float32 actors): Ant-2x4 578.41 against 567.11 ± 17.67 with one episode 56 away,
     HalfCheetah-6x1 1297.25 against 1347.98 ± 45.12. The pinned simulator versions are checked exactly by the
     card's ``simulator_versions`` (the dataset loader warns on others; ``tests/test_cli_data.py``)."""
     from marlkit.behavior.td3 import SHORT_HORIZON, short_horizon_returns
@@ -98,6 +100,33 @@ def test_shipped_expert_full_episodes_reproduce_the_reference_return(task):
                    n_envs=ref["episodes"]).episode_returns()
     assert abs(rets.mean() - ref["mean"]) <= ref["std"], (
         f"{task}: {rets.mean():.2f} vs card {ref['mean']} ± {ref['std']}")
+
+
+@pytest.mark.parametrize("task", SHIPPED)
+def test_behavior_actions_do_not_depend_on_summation_order(task):
+    """Datasets build the same on every CPU: the rollout actions of an actor and of the same actor with its hidden
+    units permuted (the same function, its products summed in another order, as other SIMD kernels do) are
+    bit-identical. In float32 they are not (checked too, so the test can tell the two apart)."""
+    import torch
+
+    from marlkit.envs.mamujoco import JointPolicy
+
+    env = make_env(f"mamujoco:{task}")
+    policy = env.behavior_policy("medium")
+    permuted = copy.deepcopy(policy.actor)
+    layers = [m for m in permuted.net if isinstance(m, torch.nn.Linear)]
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for inner, outer in zip(layers[:-1], layers[1:]):
+            p = torch.randperm(inner.out_features, generator=g)
+            inner.weight.copy_(inner.weight[p]), inner.bias.copy_(inner.bias[p]), outer.weight.copy_(outer.weight[:, p])
+    other = JointPolicy(permuted, env.action_index, policy.noise, "permuted")
+    states = np.random.default_rng(0).standard_normal((4096, env.spec.state_dim)).astype(np.float32)
+    acts = [pol.act(None, states, None, np.random.default_rng(1)) for pol in (policy, other)]
+    np.testing.assert_array_equal(acts[0], acts[1])
+    with torch.no_grad():    # the float32 forward of the two differs in the last bits
+        f32 = [a.float()(torch.as_tensor(states)) for a in (policy.actor, permuted)]
+    assert not torch.equal(f32[0], f32[1])
 
 
 @pytest.mark.skipif("Hopper-3x1" not in SHIPPED, reason="no shipped Hopper-3x1 behavior weights")

@@ -220,14 +220,17 @@ def measure_returns(task: str, episodes: int = 10, seed: int = 0, directory: Pat
 
 
 def _update_card(task: str, directory: Path | None, **entries) -> None:
-    """Write ``entries`` into the card, with the simulator versions they were measured on (atomic rewrite)."""
+    """Write ``entries`` into the card, with the simulator versions and actor precision they were measured with
+    (atomic rewrite)."""
     from marlkit.data.card import simulator_versions
+    from marlkit.envs.mamujoco import BEHAVIOR_DTYPE
     from marlkit.utils import atomic_path
 
     path = weights_path(task, ".json", directory)
     card = json.loads(path.read_text())
     card.update(entries)
     card["simulator_versions"] = simulator_versions("mamujoco:" + task)
+    card["actor_dtype"] = BEHAVIOR_DTYPE       # the precision the actors were rolled out in
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(card, indent=1))
 

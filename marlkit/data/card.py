@@ -10,7 +10,7 @@ key                  meaning
 dataset_id           ``env/name-vN`` (Minari's naming: ``mamujoco:Hopper-3x1/expert-v0``)
 marlkit_version      the marlkit that built or converted it
 simulator_versions   ``{package: version}`` of the env family's simulator packages (JSON)
-behavior_fingerprint hash of the behavior weights (MuJoCo tasks), when there are any
+behavior_fingerprint hash of the behavior weights and the actors' rollout precision (MuJoCo tasks), when there are any
 seed                 seed of the build
 transitions          size T
 episodes             complete episodes (ending in a terminal or a timeout)

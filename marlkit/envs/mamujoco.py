@@ -19,7 +19,10 @@ Ant) terminates them.
 
 Behavior policies are TD3 actors trained on the joint task (:mod:`marlkit.behavior.td3`) whose joint action is
 split among the agents by the MaMuJoCo partition; their shipped weights define the dataset qualities
-``random``, ``medium``, ``expert``, ``medium-expert`` and ``medium-replay``. MuJoCo writes ``MUJOCO_LOG.TXT``
+``random``, ``medium``, ``expert``, ``medium-expert`` and ``medium-replay``. The actors run in float64 and their
+noisy actions are rounded to float32, so a dataset builds the same on every CPU: float32 products summed in another
+order (AVX2 against AVX-512 kernels) change an action's last bits, and the simulator amplifies that into different
+episodes, whereas a float64 result is ~1e-16 from any other order's and rounds to the same float32. MuJoCo writes ``MUJOCO_LOG.TXT``
 into the working directory on warnings (git-ignored).
 
 Evaluation mode (``EnvSpec.deterministic_eval``): greedy (the policy's mean action). omiga.md (Sec. 5.3: 32
@@ -56,6 +59,8 @@ TASKS = {
 }
 BEHAVIOR_NOISE = 0.1
 """σ of the Gaussian noise added to the behavior actors' actions when datasets are rolled out."""
+BEHAVIOR_DTYPE = "float64"
+"""Precision the behavior actors run in when datasets are rolled out (part of ``behavior_fingerprint``)."""
 
 
 def make_mamujoco_parallel(task: str, agent_obsk: int = 1):
@@ -182,10 +187,13 @@ class MaMuJoCoEnv(MultiAgentEnv):
     # ------------------------------------------------------------------ behavior and datasets
     @property
     def behavior_fingerprint(self) -> str | None:
-        """First 12 hex digits of the SHA-256 of the shipped behavior weights (None if none are shipped); part of
-        the dataset cache key, so datasets are rebuilt when the weights change."""
+        """First 12 hex digits of the SHA-256 of the shipped behavior weights and the rollout arithmetic
+        (:data:`BEHAVIOR_DTYPE`; None if no weights are shipped); part of the dataset cache key, so datasets are
+        rebuilt when the weights or the way they are evaluated change."""
         path = weights_path(self.task, ".safetensors")
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.exists() else None
+        if not path.exists():
+            return None
+        return hashlib.sha256(path.read_bytes() + f"|actor:{BEHAVIOR_DTYPE}".encode()).hexdigest()[:12]
 
     def behavior_policy(self, name: str, noise: float = BEHAVIOR_NOISE, directory=None) -> "JointPolicy":
         """The shipped behavior actor ``name`` (``random``, ``medium``, ``expert`` or ``replay_k``).
@@ -209,21 +217,29 @@ class MaMuJoCoEnv(MultiAgentEnv):
 
 class JointPolicy:
     """A joint actor ``a = π(s)`` on the global state, split among agents by the MaMuJoCo partition, with
-    Gaussian noise σ = ``noise`` (clipped to [-1, 1])."""
+    Gaussian noise σ = ``noise`` (clipped to [-1, 1]).
+
+    The actor is evaluated in float64 (a copy; :data:`BEHAVIOR_DTYPE`) and the noisy action rounded to float32
+    last, which makes rollouts independent of the CPU's summation order (see the module docstring).
+    """
 
     def __init__(self, actor, action_index: np.ndarray, noise: float, description: str):
+        import copy
+
         import torch
 
         self._torch = torch
-        self.actor, self.action_index, self.noise = actor, np.asarray(action_index), float(noise)
-        self.description = f"{description}, Gaussian action noise σ={noise}"
+        self.actor = copy.deepcopy(actor).to(getattr(torch, BEHAVIOR_DTYPE))
+        self.action_index, self.noise = np.asarray(action_index), float(noise)
+        self.description = f"{description} in {BEHAVIOR_DTYPE}, Gaussian action noise σ={noise}"
 
     def reset(self, n_envs: int, rng=None) -> None:
         pass
 
     def act(self, obs, state, avail, rng: np.random.Generator) -> np.ndarray:
+        """``state [E, state_dim]`` → actions ``[E, N, act_dim]`` (float32, in [-1, 1])."""
         with self._torch.no_grad():
-            joint = self.actor(self._torch.as_tensor(state, dtype=self._torch.float32)).numpy()
+            joint = self.actor(self._torch.as_tensor(np.asarray(state, np.float64))).numpy()
         if self.noise > 0:
             joint = np.clip(joint + self.noise * rng.standard_normal(joint.shape), -1.0, 1.0)
         return joint[:, self.action_index].astype(np.float32)                # [E, N, act_dim]
