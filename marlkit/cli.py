@@ -5,7 +5,7 @@
     marlkit train --env xor --dataset b --algo omiga --seeds 0-7 --vectorize --json
     marlkit envs | marlkit algos
     marlkit data build mamujoco:Hopper-3x1 --quality medium --transitions 100000 --seed 0
-    marlkit data list | marlkit data info mamujoco:Hopper-3x1/medium-v0
+    marlkit data list | marlkit data info mamujoco:Hopper-3x1/medium-v1
     marlkit data convert vaults/3m.vlt/Good 3m-good.h5 --env smax:3m
     marlkit bench --preset quick
     marlkit bench --env xor --datasets a,b --algos bc --seeds 0-4 --steps 2000 [--backend ray]

@@ -30,7 +30,9 @@ def _fields_equal(a, b):
 
 
 def test_ids():
-    assert dataset_id("mamujoco:Hopper-3x1", "expert") == "mamujoco:Hopper-3x1/expert-v0"
+    # versions are per family: MaMuJoCo's data changed once (float64 behavior actors), the others never did
+    assert dataset_id("mamujoco:Hopper-3x1", "expert") == "mamujoco:Hopper-3x1/expert-v1"
+    assert dataset_id("bridge", "optimal") == "bridge/optimal-v0" and dataset_id("bridge", "x", 3) == "bridge/x-v3"
     assert parse_dataset_id("mamujoco:Hopper-3x1/medium-replay-v2") == ("mamujoco:Hopper-3x1", "medium-replay", 2)
     assert parse_dataset_id("medium") is None and parse_dataset_id("a/b.h5") is None
     with pytest.raises(ValueError):
@@ -85,6 +87,21 @@ def test_list_and_info(tmp_path, capsys):
     assert main(["data", "info", "xor/a-v0", "--json"]) == 0          # sampled on use
     info = json.loads(capsys.readouterr().out)
     assert info["fields"]["actions"][0] == "int64"
+
+
+def test_files_of_an_older_version_are_not_used(tmp_path, capsys, monkeypatch):
+    """When a family's data changes (its entry of DATASET_VERSIONS is bumped), files built before stay in the
+    cache but no longer count as built, and their old ID is refused with the current version named."""
+    from marlkit.data import card
+
+    assert main(["data", "build", "bridge", "--quality", "mixed", "--episodes", "8", "--json"]) == 0
+    capsys.readouterr()
+    monkeypatch.setitem(card.DATASET_VERSIONS, "bridge", 1)
+    assert main(["data", "list", "--env", "bridge", "--json"]) == 0
+    rows = {r["id"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert rows["bridge/mixed-v1"]["status"] == "not built"
+    assert main(["data", "info", "bridge/mixed-v0"]) != 0
+    assert "builds version v1" in capsys.readouterr().err
 
 
 def test_list_every_env(capsys):

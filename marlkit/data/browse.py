@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from marlkit.data.card import (
-    DATASET_VERSION,
     attach_card,
     check_simulator_versions,
     dataset_id,
+    dataset_version,
     parse_dataset_id,
     return_histogram,
 )
@@ -38,7 +38,8 @@ built in memory by ``marlkit train`` and cached by ``marlkit data build``)."""
 
 
 def built_files(env_name: str, name: str) -> list[Path]:
-    """Cached files of ``env_name``'s dataset ``name`` (newest first)."""
+    """Cached files of ``env_name``'s dataset ``name`` of the current version (:func:`dataset_version`; files of
+    older versions stay in the cache, unused), newest first."""
     root = data_dir()
     if env_name.startswith("smax:"):
         map_name = re.escape(env_name.split(":", 1)[1])
@@ -48,8 +49,18 @@ def built_files(env_name: str, name: str) -> list[Path]:
         pattern = rf"^{re.escape(name)}-(\d+t|\d+ep|default)-seed\d+(-\w+)?\.h5$"
     if not folder.is_dir():
         return []
-    files = [p for p in folder.iterdir() if re.match(pattern, p.name)]
+    files = [p for p in folder.iterdir() if re.match(pattern, p.name) and _current_version(p, env_name)]
     return sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def _current_version(path: Path, env_name: str) -> bool:
+    """Whether the card of ``path`` has this marlkit's version of ``env_name``'s IDs (files from before
+    datasets carried IDs count as version 0; an unreadable file is kept, so that opening it names the problem)."""
+    try:
+        parsed = parse_dataset_id(str(read_card(path).get("dataset_id") or ""))
+    except DatasetError:
+        return True
+    return (parsed[2] if parsed else 0) == dataset_version(env_name)
 
 
 def read_card(path: str | os.PathLike) -> dict[str, Any]:
@@ -182,8 +193,8 @@ def open_dataset(path_or_id: str, max_episode_steps: int | None = None) -> tuple
                                    f"env/name-vN (see `marlkit data list`)")
         return load_file(path_or_id, max_episode_steps=max_episode_steps), str(path_or_id)
     env_name, name, version = parsed
-    if version != DATASET_VERSION:
-        raise UnknownNameError(f"dataset ID {path_or_id!r}: this marlkit builds version v{DATASET_VERSION}, "
+    if version != dataset_version(env_name):
+        raise UnknownNameError(f"dataset ID {path_or_id!r}: this marlkit builds version v{dataset_version(env_name)}, "
                                f"not v{version}")
     files = built_files(env_name, name)
     if files:

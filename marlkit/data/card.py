@@ -7,7 +7,7 @@ Every dataset marlkit builds or converts carries in ``meta`` (stored as HDF5 att
 ==================== ================================================================================
 key                  meaning
 ==================== ================================================================================
-dataset_id           ``env/name-vN`` (Minari's naming: ``mamujoco:Hopper-3x1/expert-v0``)
+dataset_id           ``env/name-vN`` (Minari's naming: ``mamujoco:Hopper-3x1/expert-v1``)
 marlkit_version      the marlkit that built or converted it
 simulator_versions   ``{package: version}`` of the env family's simulator packages (JSON)
 behavior_fingerprint hash of the behavior weights and the actors' rollout precision (MuJoCo tasks), when there are any
@@ -18,9 +18,10 @@ return_mean/std      mean and standard deviation of the undiscounted team return
 reference_returns    ``{"random": R0, "expert": R1}`` of the score ``100 (R - R0) / (R1 - R0)`` (JSON)
 ==================== ================================================================================
 
-The version ``N`` of a built dataset is :data:`DATASET_VERSION`; it is bumped whenever a change to the behavior
-policies, the simulator pins or the build procedure changes the data that a recipe (env, name, size, seed)
-gives, so a result quoted with an ID is tied to one version of the data.
+The version ``N`` of a built dataset is its family's (:func:`dataset_version`: :data:`DATASET_VERSIONS`, else
+:data:`DATASET_VERSION`); it is bumped whenever a change to the behavior policies, the simulator pins or the build
+procedure changes the data that a recipe (env, name, size, seed) gives, so a result quoted with an ID is tied to
+one version of the data.
 """
 
 from __future__ import annotations
@@ -33,11 +34,23 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DATASET_VERSION", "SIMULATOR_PACKAGES", "SimulatorVersionWarning", "attach_card",
-           "check_simulator_versions", "dataset_id", "installed_versions", "parse_dataset_id", "return_histogram", "simulator_versions"]
+__all__ = ["DATASET_VERSION", "DATASET_VERSIONS", "SIMULATOR_PACKAGES", "SimulatorVersionWarning", "attach_card",
+           "check_simulator_versions", "dataset_id", "dataset_version", "installed_versions", "parse_dataset_id", "return_histogram", "simulator_versions"]
 
 DATASET_VERSION = 0
-"""The ``vN`` of the IDs of every dataset this marlkit builds (see the module docstring)."""
+"""The ``vN`` of the IDs of the datasets this marlkit builds, in families without their own entry in
+:data:`DATASET_VERSIONS` (see the module docstring)."""
+
+DATASET_VERSIONS: dict[str, int] = {"mamujoco": 1}
+"""Families whose data changed since v0: ``mamujoco`` v1 rolls the behavior actors out in float64, so a recipe
+builds the same data on every CPU (:data:`marlkit.envs.mamujoco.BEHAVIOR_DTYPE`; v0 used float32 actors)."""
+
+
+def dataset_version(env_name: str) -> int:
+    """The ``N`` of ``env_name``'s dataset IDs ``env/name-vN``: its family's entry of :data:`DATASET_VERSIONS`,
+    else :data:`DATASET_VERSION`."""
+    family = env_name.split(":", 1)[0] if ":" in env_name else env_name
+    return DATASET_VERSIONS.get(family, DATASET_VERSION)
 
 SIMULATOR_PACKAGES: dict[str, tuple[str, ...]] = {
     "mamujoco": ("mujoco", "gymnasium-robotics", "gymnasium"),
@@ -53,8 +66,9 @@ class SimulatorVersionWarning(UserWarning):
     """A dataset was built with other simulator package versions than the installed ones."""
 
 
-def dataset_id(env_name: str, name: str, version: int = DATASET_VERSION) -> str:
-    """``"env/name-vN"``, e.g. ``dataset_id("mamujoco:Hopper-3x1", "expert") == "mamujoco:Hopper-3x1/expert-v0"``.
+def dataset_id(env_name: str, name: str, version: int | None = None) -> str:
+    """``"env/name-vN"``, e.g. ``dataset_id("mamujoco:Hopper-3x1", "expert") == "mamujoco:Hopper-3x1/expert-v1"``
+    (``version`` defaults to :func:`dataset_version` of ``env_name``).
 
     Raises:
         ValueError: if ``env_name`` or ``name`` is empty or contains ``/`` or whitespace, or ``version < 0``.
@@ -62,14 +76,14 @@ def dataset_id(env_name: str, name: str, version: int = DATASET_VERSION) -> str:
     for what, s in (("env name", env_name), ("dataset name", name)):
         if not isinstance(s, str) or not s or "/" in s or any(c.isspace() for c in s):
             raise ValueError(f"{what} must be a non-empty string without '/' or spaces, got {s!r}")
-    version = int(version)
+    version = dataset_version(env_name) if version is None else int(version)
     if version < 0:
         raise ValueError(f"dataset version must be >= 0, got {version}")
     return f"{env_name}/{name}-v{version}"
 
 
 def parse_dataset_id(text: str) -> tuple[str, str, int] | None:
-    """``"mamujoco:Hopper-3x1/expert-v0"`` -> ``("mamujoco:Hopper-3x1", "expert", 0)``; None if ``text`` is not
+    """``"mamujoco:Hopper-3x1/expert-v1"`` -> ``("mamujoco:Hopper-3x1", "expert", 1)``; None if ``text`` is not
     an ID."""
     m = _ID.match(text.strip()) if isinstance(text, str) else None
     return (m["env"], m["name"], int(m["version"])) if m else None
@@ -131,7 +145,7 @@ def check_simulator_versions(meta: dict, source: str = "dataset", warn: bool = T
 
 
 def attach_card(ds, env_name: str | None = None, name: str | None = None, *, seed: int | None = None,
-                reference_returns: dict | None = None, version: int = DATASET_VERSION,
+                reference_returns: dict | None = None, version: int | None = None,
                 versions: dict | None = None) -> dict:
     """Write the dataset card (module docstring) into ``ds.meta`` and return it.
 
@@ -140,7 +154,7 @@ def attach_card(ds, env_name: str | None = None, name: str | None = None, *, see
         env_name / name: registry env name and dataset name (default: ``meta['env']`` / ``meta['dataset']``).
         seed: build seed (default ``meta['seed']``).
         reference_returns: ``{"random": R0, "expert": R1}`` of the env, if it has them.
-        version: the ``vN`` of the ID.
+        version: the ``vN`` of the ID (default: :func:`dataset_version` of the env).
         versions: simulator versions to record (default: the installed ones of the env's family).
 
     An existing ``dataset_id`` or ``simulator_versions`` in ``meta`` is kept (a converted dataset keeps the

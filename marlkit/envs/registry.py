@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from marlkit.data.card import DATASET_VERSION, attach_card, parse_dataset_id
+from marlkit.data.card import attach_card, dataset_version, parse_dataset_id
 from marlkit.data.dataset import MultiAgentDataset
 from marlkit.data.io import is_dataset_path, load_file
 from marlkit.envs.base import MultiAgentEnv
@@ -126,8 +126,8 @@ def load_dataset(env: MultiAgentEnv, dataset: str, size: int | None = None, seed
         id_env, name, version = parsed
         if id_env != env.spec.name:
             raise UnknownNameError(f"dataset ID {dataset!r} belongs to env {id_env!r}, not {env.spec.name!r}")
-        if version != DATASET_VERSION:
-            raise UnknownNameError(f"dataset ID {dataset!r}: this marlkit builds version v{DATASET_VERSION} of "
+        if version != dataset_version(id_env):
+            raise UnknownNameError(f"dataset ID {dataset!r}: this marlkit builds version v{dataset_version(id_env)} of "
                                    f"{id_env}/{name}, not v{version}")
         dataset = name
     if parsed is None and is_dataset_path(dataset):
