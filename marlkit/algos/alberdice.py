@@ -91,9 +91,9 @@ class AlberDICEConfig(AlgoConfig):
         initial_states: the states of the ``(1 − γ) E[ν_i(s₀)]`` term: ``"episode"`` (the paper's p₀: a minibatch
             of the episodes' first states) or ``"data"`` (the official code's: the minibatch's own states, every
             dataset state treated as a start). Bridge's episodes all start in one state, so there ``"episode"``
-            anchors ν_i at a single state; one seed of it (docs/benchmarks.md) stayed at the optimum with
-            ``"data"`` at every evaluation while α annealed to 0.001, and swung through the deadlock with
-            ``"episode"``. The default stays the paper's until more seeds decide.
+            anchors ν_i at a single state; at 6,000 updates ``"data"`` ended nearer the optimum (seeds 0–2), but
+            at Bridge's 20,000 updates four of five seeds with ``"data"`` end in the deadlock once α is small,
+            as ``"episode"`` does (docs/benchmarks.md), so the default is the paper's.
 
     Not implemented: the official ν gradient penalty (``nu_grad_penalty_coeff``, 0.1), which regularises ν in
     continuous state spaces (it needs double back-propagation through ν), and the absorbing-state augmentation.
