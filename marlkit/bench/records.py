@@ -115,8 +115,9 @@ def _normalized(value: float, ref: dict[str, float] | None) -> float | None:
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere, ``"unknown"`` if empty).
 
-    Recorded with every run because MaMuJoCo datasets built on different CPU models can differ: the behavior
-    policies' float32 arithmetic rounds differently, and the simulator amplifies the difference."""
+    Recorded with every run because float32 training ends elsewhere on another CPU model (its kernels sum in another
+    order), and because MaMuJoCo datasets of version 0 differed across CPU models (float32 behavior actors; v1 rolls
+    them out in float64)."""
     return cpu_info("model name") or platform.processor() or "unknown"
 
 

@@ -21,6 +21,7 @@ from marlkit.data.card import (
     check_simulator_versions,
     dataset_id,
     dataset_version,
+    env_family,
     parse_dataset_id,
     return_histogram,
 )
@@ -116,7 +117,7 @@ def _default_size(env_name: str, env) -> str:
     import inspect
 
 
-    family = env_name.split(":", 1)[0] if ":" in env_name else None
+    family = env_family(env_name)
     if family in DEFAULT_TRANSITIONS:
         return f"{DEFAULT_TRANSITIONS[family]} (default)"
     if family == "smax":
@@ -148,7 +149,7 @@ def dataset_rows(envs: list[str] | None = None) -> list[dict[str, Any]]:
         except ImportError as exc:
             rows.append({"id": env_name, "size": "", "return": "", "status": f"needs its extra ({exc})"})
             continue
-        family = env_name.split(":", 1)[0] if ":" in env_name else env_name
+        family = env_family(env_name)
         for name in names:
             row = {"id": dataset_id(env_name, name), "size": "", "return": "", "status": "not built"}
             files = built_files(env_name, name)
@@ -199,7 +200,7 @@ def open_dataset(path_or_id: str, max_episode_steps: int | None = None) -> tuple
     files = built_files(env_name, name)
     if files:
         return load_file(files[0]), str(files[0])
-    family = env_name.split(":", 1)[0] if ":" in env_name else env_name
+    family = env_family(env_name)
     if family in _BUILT_FAMILIES or family == "bridge":
         names, _ = _named(env_name)
         if name not in names:

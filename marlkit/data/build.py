@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from marlkit.data.card import attach_card
+from marlkit.data.card import attach_card, env_family
 from marlkit.behavior.weights import load_card
 from marlkit.data.dataset import MultiAgentDataset
 from marlkit.data.hdf5 import load_hdf5, save_hdf5
@@ -139,7 +139,7 @@ def build_dataset(env: str | MultiAgentEnv, quality: str, transitions: int | Non
         env = make_env(env)
     env_name = env.spec.name
     if transitions is None and episodes is None:
-        family = env_name.split(":")[0] if ":" in env_name else None
+        family = env_family(env_name)
         transitions = DEFAULT_TRANSITIONS.get(family)
     source = getattr(env, "behavior_fingerprint", None)
     path = dataset_path(env_name, quality, transitions, episodes, seed, source)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["DATASET_VERSION", "DATASET_VERSIONS", "SIMULATOR_PACKAGES", "SimulatorVersionWarning", "attach_card",
-           "check_simulator_versions", "dataset_id", "dataset_version", "installed_versions", "parse_dataset_id", "return_histogram", "simulator_versions"]
+           "check_simulator_versions", "dataset_id", "dataset_version", "env_family", "installed_versions", "parse_dataset_id", "return_histogram", "simulator_versions"]
 
 DATASET_VERSION = 0
 """The ``vN`` of the IDs of the datasets this marlkit builds, in families without their own entry in
@@ -46,11 +46,16 @@ DATASET_VERSIONS: dict[str, int] = {"mamujoco": 1}
 builds the same data on every CPU (:data:`marlkit.envs.mamujoco.BEHAVIOR_DTYPE`; v0 used float32 actors)."""
 
 
+def env_family(env_name: str) -> str:
+    """The family of a registry env name: the part before ``:`` (``mamujoco`` of ``mamujoco:Hopper-3x1``), or the
+    whole name for marlkit's own envs (``bridge``, ``xor``)."""
+    return env_name.split(":", 1)[0]
+
+
 def dataset_version(env_name: str) -> int:
     """The ``N`` of ``env_name``'s dataset IDs ``env/name-vN``: its family's entry of :data:`DATASET_VERSIONS`,
     else :data:`DATASET_VERSION`."""
-    family = env_name.split(":", 1)[0] if ":" in env_name else env_name
-    return DATASET_VERSIONS.get(family, DATASET_VERSION)
+    return DATASET_VERSIONS.get(env_family(env_name), DATASET_VERSION)
 
 SIMULATOR_PACKAGES: dict[str, tuple[str, ...]] = {
     "mamujoco": ("mujoco", "gymnasium-robotics", "gymnasium"),
@@ -103,8 +108,7 @@ def installed_versions(packages: tuple[str, ...] | list[str]) -> dict[str, str |
 
 def simulator_versions(env_name: str) -> dict[str, str | None]:
     """Installed versions of the simulator packages of ``env_name``'s family (``{}`` for marlkit's own envs)."""
-    family = env_name.split(":", 1)[0] if ":" in env_name else None
-    return installed_versions(SIMULATOR_PACKAGES.get(family, ()))
+    return installed_versions(SIMULATOR_PACKAGES.get(env_family(env_name), ()))
 
 
 def _as_dict(value: Any) -> dict | None:

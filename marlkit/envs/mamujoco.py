@@ -22,8 +22,8 @@ split among the agents by the MaMuJoCo partition; their shipped weights define t
 ``random``, ``medium``, ``expert``, ``medium-expert`` and ``medium-replay``. The actors run in float64 and their
 noisy actions are rounded to float32, so a dataset builds the same on every CPU: float32 products summed in another
 order (AVX2 against AVX-512 kernels) change an action's last bits, and the simulator amplifies that into different
-episodes, whereas a float64 result is ~1e-16 from any other order's and rounds to the same float32. MuJoCo writes ``MUJOCO_LOG.TXT``
-into the working directory on warnings (git-ignored).
+episodes, whereas a float64 result is ~1e-16 from any other order's and rounds to the same float32. MuJoCo
+writes ``MUJOCO_LOG.TXT`` into the working directory on warnings (git-ignored).
 
 Evaluation mode (``EnvSpec.deterministic_eval``): greedy (the policy's mean action). omiga.md (Sec. 5.3: 32
 episodes, 5 seeds) does not say whether actions are sampled; greedy is the default where a paper says nothing
