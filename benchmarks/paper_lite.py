@@ -17,9 +17,16 @@ the tasks, for notebooks/12_real_benchmarks.ipynb.
 ``cards``: the cards of the built datasets of paper-lite's tasks (ID, seed, transitions, episodes, return mean
 ± std, the random/expert references of the normalized score) as ``datasets.csv``.
 
+``table``: the grid's results from the records under the results directory, in the papers' format, every
+planned cell listed (``not run`` / ``failed`` / ``2 of 3 seeds`` where runs are missing): ``results.csv``,
+``table.md`` / ``table.tex`` (final return), ``table_normalized.md`` (normalized score), ``learning_curves.png``
+and ``aggregates.csv`` (rliable IQM, median, mean, optimality gap with 95 % stratified-bootstrap intervals over
+the tasks every algorithm finished).
+
 Usage:
     python benchmarks/paper_lite.py curves DIR [--csv benchmarks/results/paper-lite/curves.csv]
     python benchmarks/paper_lite.py cards [--csv benchmarks/results/paper-lite/datasets.csv]
+    python benchmarks/paper_lite.py table [--root benchmarks/results/paper-lite]
 """
 
 from __future__ import annotations
@@ -84,6 +91,35 @@ def cards() -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["env", "dataset", "seed"]) if rows else pd.DataFrame(rows)
 
 
+def tables(root: Path, reps: int = 2000) -> dict[str, Path]:
+    """Write the grid's tables, figure and rliable aggregates under ``root`` (see the module docstring); returns
+    name → path of what was written (empty without a finished run)."""
+    from marlkit.bench import presets
+    from marlkit.bench.report import summarize
+    from marlkit.eval import aggregate as agg
+    from marlkit.eval.checks import coverage
+
+    grid, _ = presets.paper_lite_plan()
+    cells = grid.cells()
+    paths = summarize(root, cells=cells)
+    if not paths:
+        return paths
+    records, cov = agg.load_records(root), coverage(cells, root)
+    for name, score in (("table_md", "return"), ("table_normalized_md", "normalized_score")):
+        paths[name] = root / ("table.md" if score == "return" else "table_normalized.md")
+        paths[name].write_text(agg.to_markdown(agg.results_table(records, score=score), coverage=cov) + "\n")
+    paths["table_tex"].write_text(agg.to_latex(agg.results_table(records, score="return"), coverage=cov) + "\n")
+    try:
+        est = agg.aggregate_estimates(records, score="normalized_score", reps=reps)
+    except ValueError as exc:  # fewer than two algorithms share a task
+        print(f"paper_lite: no aggregates: {exc}", file=sys.stderr)
+    else:
+        paths["aggregates"] = root / "aggregates.csv"
+        est.assign(tasks=" ".join(f"{e}/{d}" for e, d in est.attrs["tasks"])).round(3).to_csv(
+            paths["aggregates"], index=False)
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -92,7 +128,22 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--csv", type=Path, default=Path("benchmarks/results/paper-lite/curves.csv"))
     d = sub.add_parser("cards", help="the built datasets' cards of paper-lite's tasks")
     d.add_argument("--csv", type=Path, default=Path("benchmarks/results/paper-lite/datasets.csv"))
+    t = sub.add_parser("table", help="the grid's tables and aggregates from the committed records")
+    t.add_argument("--root", type=Path, default=Path("benchmarks/results/paper-lite"))
+    t.add_argument("--reps", type=int, default=2000, help="bootstrap resamples of the aggregates' intervals")
     args = parser.parse_args(argv)
+    if args.command == "table":
+        if not args.root.is_dir():
+            print(f"paper_lite: error: {args.root} is not a directory", file=sys.stderr)
+            return 2
+        paths = tables(args.root, args.reps)
+        if not paths:
+            print(f"paper_lite: error: no finished run under {args.root}", file=sys.stderr)
+            return 2
+        print(paths["table_md"].read_text())
+        for name, path in paths.items():
+            print(f"wrote {path}")
+        return 0
     if args.command == "curves":
         if not args.root.is_dir():
             print(f"paper_lite: error: {args.root} is not a directory", file=sys.stderr)

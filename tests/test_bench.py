@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -365,6 +366,26 @@ def test_welch_table_bold_and_asterisks(tmp_path):
     tex = agg.to_latex(agg.results_table(df))
     assert r"\textbf{11.00 $\pm$ 0.82}" in tex and r"10.97 $\pm$ 1.18$^*$" in tex
 
+
+
+def test_table_keeps_planned_cells_without_results(tmp_path):
+    """With the plan's coverage, a planned algorithm or task without a finished run keeps its cell ('not run',
+    'failed'), and a partial one names its finished seeds."""
+    for s in range(3):
+        _write(tmp_path, "xor", "b", "best", s, 1.0 + s)
+    _write(tmp_path, "xor", "b", "close", 0, 1.0)
+    cov = pd.DataFrame([{"env": env, "dataset": ds, "algo": algo, "seed": s, "status": status}
+                        for env, ds in (("xor", "b"), ("mne", "balanced"))
+                        for algo, statuses in (("best", ["ok"] * 3), ("close", ["ok", "failed", "not run"]),
+                                               ("late", ["not run"] * 3), ("broken", ["failed"] * 3))
+                        for s, status in enumerate(statuses)]).assign(
+        status=lambda d: np.where(d.env == "mne", "not run", d.status))
+    md = agg.to_markdown(agg.results_table(agg.load_records(tmp_path)), coverage=cov)
+    assert "| Task | Dataset | best | close | late | broken |" in md
+    assert "| xor | b | **2.00 ± 0.82** | 1.00 ± 0.00 (1 of 3 seeds, 1 failed) | not run | failed |" in md
+    assert "| mne | balanced | not run | not run | not run | not run |" in md
+    assert "not run" in agg.to_latex(agg.results_table(agg.load_records(tmp_path)), coverage=cov)
+    assert "not run" not in agg.to_markdown(agg.results_table(agg.load_records(tmp_path)))
 
 def test_aggregates_profiles_and_alpha_sweep(tmp_path):
     rng = np.random.default_rng(0)

@@ -231,7 +231,7 @@ def bench_main(args, extra: list[str] | None = None) -> int:
                         notebook=args.notebook, ray_address=args.ray_address, timeout=args.timeout,
                         progress=not args.quiet, retry_failed=not args.no_retry_failed)
     root = Path(summary["out"])
-    paths = summarize(root)
+    paths = summarize(root, cells=cells)
     report = None
     if paths and not args.no_report:
         try:

@@ -12,6 +12,7 @@ from pathlib import Path
 from marlkit.bench.records import REPORT
 from marlkit.bench.cells import find_notebook, stderr_to
 from marlkit.eval import aggregate as agg
+from marlkit.eval.checks import coverage
 
 __all__ = ["run_report", "summarize"]
 
@@ -43,9 +44,13 @@ def run_report(out: str | os.PathLike, notebook: str | os.PathLike | None = None
     return target
 
 
-def summarize(out: str | os.PathLike, figures: bool = True) -> dict[str, Path]:
+def summarize(out: str | os.PathLike, figures: bool = True, cells=None) -> dict[str, Path]:
     """Aggregate every record under ``out`` into ``results.csv``, ``table.md``, ``table.tex`` and figures
     (``learning_curves.png``; ``alpha_sweep.png`` when α was swept); see :mod:`marlkit.eval.aggregate`.
+
+    ``cells``: the sweep's planned runs (:meth:`marlkit.bench.grid.Grid.cells`). The tables then keep every planned
+    task and algorithm, a cell without a finished run reading ``not run`` or ``failed`` and a partial one naming
+    its finished seeds (when no hyperparameter was swept: a swept algorithm's columns are its settings).
 
     Returns:
         Name → path of everything written (empty when there is no record yet).
@@ -58,10 +63,11 @@ def summarize(out: str | os.PathLike, figures: bool = True) -> dict[str, Path]:
     agg.tidy(df).to_csv(paths["results"], index=False)
     score = agg.default_score(df)
     table = agg.results_table(df, score=score)
+    cov = coverage(cells, root) if cells is not None and (df["variant"] == df["algo"]).all() else None
     paths["table_md"] = root / "table.md"
-    paths["table_md"].write_text(agg.to_markdown(table) + "\n")
+    paths["table_md"].write_text(agg.to_markdown(table, coverage=cov) + "\n")
     paths["table_tex"] = root / "table.tex"
-    paths["table_tex"].write_text(agg.to_latex(table) + "\n")
+    paths["table_tex"].write_text(agg.to_latex(table, coverage=cov) + "\n")
     if figures:
         import matplotlib
 

@@ -231,19 +231,54 @@ def _fmt_cell(res: pd.Series, decimals: int, bold: Callable[[str], str], star: s
     return text
 
 
-def _pivot(table: pd.DataFrame, decimals: int, bold, star) -> tuple[list[str], list[list[str]]]:
+def coverage_status(coverage: pd.DataFrame) -> dict[tuple[str, str, str], tuple[int, int, int]]:
+    """``(env, dataset, algo) → (finished, failed, planned)`` seed counts of a plan's coverage (the rows of
+    :func:`marlkit.eval.checks.coverage`, one per planned run with its ``status``)."""
+    out = {}
+    for (env, dataset, algo), g in coverage.groupby(["env", "dataset", "algo"], sort=False):
+        out[env, dataset, algo] = (int((g.status == "ok").sum()), int((g.status == "failed").sum()), len(g))
+    return out
+
+
+def _missing_text(finished: int, failed: int, planned: int) -> str:
+    """What a table cell says about the planned seeds that have no result ('' when all finished)."""
+    if finished == planned:
+        return ""
+    parts = [f"{finished} of {planned} seeds"] if finished else ["failed" if failed == planned else "not run"]
+    if failed and failed < planned:
+        parts.append(f"{failed} failed")
+    return ", ".join(parts)
+
+
+def _pivot(table: pd.DataFrame, decimals: int, bold, star, coverage: pd.DataFrame | None = None
+           ) -> tuple[list[str], list[list[str]]]:
     column = table.attrs.get("column", "variant" if "variant" in table.columns else "algo")
-    cols = list(dict.fromkeys(table[column]))
+    cols = list(dict.fromkeys(table[column])) if len(table) else []
+    tasks = list(dict.fromkeys(zip(table["env"], table["dataset"]))) if len(table) else []
+    status = coverage_status(coverage) if coverage is not None else {}
+    if status:  # the plan's order; planned tasks and algorithms without any finished run stay in the table
+        tasks = list(dict.fromkeys([(env, dataset) for env, dataset, _ in status] + tasks))
+        cols = list(dict.fromkeys([algo for _, _, algo in status] + cols))
     body = []
-    for (env, dataset), g in table.groupby(["env", "dataset"], sort=False):
+    for env, dataset in tasks:
+        g = table[(table["env"] == env) & (table["dataset"] == dataset)] if len(table) else table
         cells = {r[column]: _fmt_cell(r, decimals, bold, star) for _, r in g.iterrows()}
-        body.append([env, dataset, *[cells.get(c, "–") for c in cols]])
+        row = [env, dataset]
+        for c in cols:
+            note = _missing_text(*status[env, dataset, c]) if (env, dataset, c) in status else ""
+            text = cells.get(c, "–")
+            row.append(f"{text} ({note})" if note and c in cells else note or text)
+        body.append(row)
     return ["Task", "Dataset", *cols], body
 
 
-def to_markdown(table: pd.DataFrame, decimals: int = 2) -> str:
-    """Markdown table of :func:`results_table` (best in ``**bold**``, ``*`` = not significantly different)."""
-    head, body = _pivot(table, decimals, lambda s: f"**{s}**", "\\*")
+def to_markdown(table: pd.DataFrame, decimals: int = 2, coverage: pd.DataFrame | None = None) -> str:
+    """Markdown table of :func:`results_table` (best in ``**bold**``, ``*`` = not significantly different).
+
+    ``coverage``: the plan's runs with their status (:func:`marlkit.eval.checks.coverage`); every planned task and
+    algorithm then has its cell, reading ``not run`` or ``failed`` without a finished run and naming the
+    finished seeds (``2 of 3 seeds``) when some are missing."""
+    head, body = _pivot(table, decimals, lambda s: f"**{s}**", "\\*", coverage)
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in body]
     score = table.attrs.get("score", "score")
@@ -261,9 +296,12 @@ def _tex_escape(text: str) -> str:
     return text
 
 
-def to_latex(table: pd.DataFrame, decimals: int = 2, caption: str | None = None) -> str:
-    """LaTeX (booktabs) table of :func:`results_table`: ``\\textbf`` for the best, ``$^*$`` for no difference."""
-    head, body = _pivot(table, decimals, lambda s: "\\textbf{" + s.replace(" ± ", r" $\pm$ ") + "}", "$^*$")
+def to_latex(table: pd.DataFrame, decimals: int = 2, caption: str | None = None,
+             coverage: pd.DataFrame | None = None) -> str:
+    """LaTeX (booktabs) table of :func:`results_table`: ``\\textbf`` for the best, ``$^*$`` for no difference
+    (``coverage`` as in :func:`to_markdown`)."""
+    head, body = _pivot(table, decimals, lambda s: "\\textbf{" + s.replace(" ± ", r" $\pm$ ") + "}", "$^*$",
+                        coverage)
     body = [[_tex_escape(c) if i < 2 else c.replace(" ± ", r" $\pm$ ") for i, c in enumerate(row)] for row in body]
     lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{ll" + "r" * (len(head) - 2) + "}", r"\toprule",
              " & ".join(_tex_escape(h) for h in head) + r" \\", r"\midrule"]
