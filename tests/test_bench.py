@@ -367,7 +367,6 @@ def test_welch_table_bold_and_asterisks(tmp_path):
     assert r"\textbf{11.00 $\pm$ 0.82}" in tex and r"10.97 $\pm$ 1.18$^*$" in tex
 
 
-
 def test_table_keeps_planned_cells_without_results(tmp_path):
     """With the plan's coverage, a planned algorithm or task without a finished run keeps its cell ('not run',
     'failed'), and a partial one names its finished seeds."""
@@ -386,6 +385,7 @@ def test_table_keeps_planned_cells_without_results(tmp_path):
     assert "| mne | balanced | not run | not run | not run | not run |" in md
     assert "not run" in agg.to_latex(agg.results_table(agg.load_records(tmp_path)), coverage=cov)
     assert "not run" not in agg.to_markdown(agg.results_table(agg.load_records(tmp_path)))
+
 
 def test_aggregates_profiles_and_alpha_sweep(tmp_path):
     rng = np.random.default_rng(0)
