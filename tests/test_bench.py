@@ -295,32 +295,48 @@ def test_task_settings_add_columns_steps_and_hyperparameters_per_task(tmp_path):
 
 
 def test_paper_lite_preset_budget_and_priority(capsys, monkeypatch):
-    """paper-lite keeps its tasks in priority order while they fit the CPU budget (the first always), runs
-    omiga.md Table 1's costly baselines on the medium-replay MaMuJoCo tasks only, and --list prints the budget."""
+    """paper-lite keeps its columns (task × algorithm) in priority order while they fit the CPU budget (the first
+    always) and drops the rest from the end, runs omiga.md Table 1's costly baselines on the medium-replay
+    MaMuJoCo tasks only, and --list prints the budget and what it dropped."""
     from marlkit.bench import presets
     from marlkit.cli import main
 
+    order = presets.paper_lite_cells()
+    assert order[0] == ("mamujoco:HalfCheetah-6x1", "medium-replay", "bc")
+    assert {a for e, d, a in order if e == "smax:2s3z"} == set(presets.PAPER_LITE_ALGOS)
     grid, dropped = presets.paper_lite_plan()
-    order = [(e, d) for e, d, _ in presets.PAPER_LITE_TASKS]
-    assert grid.tasks + dropped == order and grid.tasks[0] == order[0]
+    kept = list(dict.fromkeys((c.env, c.dataset, c.algo) for c in grid.cells()))
+    assert kept + dropped == order and kept[0] == order[0]  # a prefix of the priority order is kept
     cost = sum(presets.estimated_cpu_s(c) for c in grid.cells())
-    assert len(grid.tasks) == 1 or cost <= presets.PAPER_LITE_BUDGET_CPU_H * 3600
+    assert cost <= presets.PAPER_LITE_BUDGET_CPU_H * 3600
+    first = [c for c in _paper_lite_next_column_cost(presets, dropped)]
+    assert cost + sum(first) > presets.PAPER_LITE_BUDGET_CPU_H * 3600  # the next column would not have fitted
+    assert {c.seed for c in grid.cells()} == {0, 1, 2} and {c.eval_episodes for c in grid.cells()} == {32}
+    monkeypatch.setattr(presets, "PAPER_LITE_BUDGET_CPU_H", 1e6)  # a large budget keeps every column
+    grid, dropped = presets.paper_lite_plan()
+    assert not dropped and list(dict.fromkeys((c.env, c.dataset, c.algo) for c in grid.cells())) == order
     assert {c.algo for c in grid.cells() if c.dataset == "medium-replay" and "HalfCheetah" in c.env} == \
         {"bc", "omiga", "comadice", "inspo", "icq", "bcq-ma", "cql-ma", "omar"}
-    assert {c.seed for c in grid.cells()} == {0, 1, 2} and {c.eval_episodes for c in grid.cells()} == {32}
-    monkeypatch.setattr(presets, "PAPER_LITE_BUDGET_CPU_H", 1e6)  # a large budget keeps every task
-    grid, dropped = presets.paper_lite_plan()
-    assert grid.tasks == order and not dropped
     assert {c.algo for c in grid.cells() if c.env == "smax:2s3z"} == set(presets.PAPER_LITE_ALGOS)
     assert all(dict(c.hyperparameters)["lr"] == 5e-4 for c in grid.cells() if c.env.startswith("smax"))
+    monkeypatch.setattr(presets, "PAPER_LITE_BUDGET_CPU_H", 2.5)  # BC and OMIGA (3 seeds each) fit, ComaDICE not
+    grid, dropped = presets.paper_lite_plan()
+    assert grid.tasks == [order[0][:2]] and [c.algo for c in grid.cells() if c.seed == 0] == ["bc", "omiga"]
+    assert dropped[0] == ("mamujoco:HalfCheetah-6x1", "medium-replay", "comadice")
     monkeypatch.setattr(presets, "PAPER_LITE_BUDGET_CPU_H", 15.0)
     assert main(["bench", "--preset", "paper-lite", "--list"]) == 0
     out = capsys.readouterr().out
     assert "CPU-hours estimated" in out and "budget: 15 CPU-hours" in out
+    assert "mamujoco:HalfCheetah-6x1/medium-replay (cql-ma, omar)" in out  # a task partly kept names its columns
     # narrowed on the command line: a per-task column stays on its task
-    assert main(["bench", "--preset", "paper-lite", "--algos", "omiga,omar", "--list"]) == 0
+    assert main(["bench", "--preset", "paper-lite", "--algos", "omiga,bcq-ma", "--list"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[-2].startswith("6 runs, ") and all("/omar " in l or "/omiga " in l for l in lines[:-2])
+    assert lines[-2].startswith("6 runs, ") and all("/bcq-ma " in l or "/omiga " in l for l in lines[:-2])
+
+
+def _paper_lite_next_column_cost(presets, dropped):
+    """Estimated CPU seconds of every run of the first dropped column."""
+    return [presets.estimated_cpu_s(c) for c in presets._paper_lite_grid(dropped[:1]).cells()]
 
 
 # --------------------------------------------------------------------------------------- synthetic records

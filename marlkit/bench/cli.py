@@ -168,8 +168,8 @@ def check_recorded_grid(grid: Grid, out: Path, overwrite: bool = False) -> list[
 def print_list(cells, out: Path, preset_name: str | None = None) -> None:
     """``--list``: every run with its updates, its estimated CPU time (:func:`~marlkit.bench.presets.estimated_cpu_s`,
     '-' where the cost model has no figure) and directory, then the total; for paper-lite also its budget and the
-    tasks dropped to fit it."""
-    from marlkit.bench.presets import PAPER_LITE_BUDGET_CPU_H, estimated_cpu_s, paper_lite_plan
+    columns dropped to fit it."""
+    from marlkit.bench.presets import PAPER_LITE_BUDGET_CPU_H, describe_dropped, estimated_cpu_s, paper_lite_plan
 
     total, unknown = 0.0, 0
     for c in cells:
@@ -186,9 +186,8 @@ def print_list(cells, out: Path, preset_name: str | None = None) -> None:
             known += f" for the {len(cells) - unknown} runs the cost model covers ({unknown} not estimated)"
         print(f"{len(cells)} runs, {known} (one thread per run; wall time ≈ that / --workers)")
     if preset_name == "paper-lite":
-        _, dropped = paper_lite_plan()
-        print(f"budget: {PAPER_LITE_BUDGET_CPU_H:g} CPU-hours; tasks dropped to fit it (from the end of the "
-              f"priority list): {', '.join(f'{e}/{d}' for e, d in dropped) or 'none'}")
+        print(f"budget: {PAPER_LITE_BUDGET_CPU_H:g} CPU-hours; dropped to fit it (from the end of the priority "
+              f"list): {describe_dropped(*paper_lite_plan())}")
 
 
 def bench_main(args, extra: list[str] | None = None) -> int:

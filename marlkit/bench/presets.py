@@ -11,7 +11,7 @@ __all__ = ["INSPO_BRIDGE_TASKS", "INSPO_MATRIX_TASKS", "INSPO_TABLE_ALGOS", "MAM
            "MAMUJOCO_TABLE1_ENVS", "PAPER_LITE_ALGOS", "PAPER_LITE_BUDGET_CPU_H", "PAPER_LITE_TASKS", "PRESETS",
            "QUICK_ALGO_HYPERPARAMETERS", "QUICK_ALGO_STEPS", "QUICK_ALGO_SWEEP", "SEED_PAPER_ALGOS",
            "SMAX_PAPER_DATASETS", "SMAX_PAPER_MAPS", "SMAX_PAPER_STEPS", "UPDATE_MS", "estimated_cpu_s",
-           "paper_lite_plan", "preset"]
+           "describe_dropped", "paper_lite_cells", "paper_lite_plan", "preset"]
 
 #: omiga.md Table 1, multi-agent MuJoCo block: tasks and dataset qualities (names of marlkit's MaMuJoCo family).
 MAMUJOCO_TABLE1_ENVS = ["mamujoco:Hopper-3x1", "mamujoco:Ant-2x4", "mamujoco:HalfCheetah-6x1"]
@@ -63,8 +63,9 @@ PRESETS: dict[str, str] = {
                   "every 5,000 updates",
     "paper-lite": "a reduced real-task protocol sized to a small CPU budget (docs/benchmarks.md): BC, OMIGA, "
                   "ComaDICE, InSPO, ICQ (+ BCQ-MA, CQL-MA, OMAR on the two medium-replay MaMuJoCo tasks) × the "
-                  "tasks of PAPER_LITE_TASKS that fit PAPER_LITE_BUDGET_CPU_H × seeds 0-2, updates chosen from "
-                  "measured learning curves, 32 evaluation episodes; --list prints the budget",
+                  "tasks of PAPER_LITE_TASKS, in priority order, the columns that fit PAPER_LITE_BUDGET_CPU_H × "
+                  "seeds 0-2, updates chosen from measured learning curves, 32 evaluation episodes; --list prints "
+                  "the budget and the columns dropped",
     "inspo-matrix": "inspo.md Tables 1-2: BC, OMAR, AlberDICE, CFCQL, OMIGA, InSPO (those registered) × XOR (a), (b), "
                     "(c) and M-NE balanced, imbalanced × seeds 0-4, each algorithm at the games' defaults (its "
                     "hyperparameters and update count, see marlkit.envs.matrix); exact evaluation",
@@ -136,8 +137,9 @@ PAPER_LITE_TASKS: list[tuple[str, str, tuple[str, ...]]] = [
 #: docs/benchmarks.md keeps the value provisional until the third seed and Hopper-3x1 are in. SMAX: the
 #: smax-paper preset's count (above).
 PAPER_LITE_STEPS: dict[str, int] = {"mamujoco": 60_000, "smax": SMAX_PAPER_STEPS}
-#: paper-lite's compute budget in CPU-hours (one thread per run): tasks are dropped from the end of
-#: PAPER_LITE_TASKS until the rest fit, never by cutting updates below the learning curves' plateau.
+#: paper-lite's compute budget in CPU-hours (one thread per run): columns (task × algorithm, every seed) are dropped
+#: from the end of the priority order (:func:`paper_lite_cells`) until the rest fit, never by cutting updates below
+#: the learning curves' plateau.
 PAPER_LITE_BUDGET_CPU_H = 15.0
 PAPER_LITE_SEEDS = [0, 1, 2]
 PAPER_LITE_EVALS = 10
@@ -160,40 +162,60 @@ def estimated_cpu_s(cell) -> float | None:
     return cell.steps * ms / 1000.0 + evals * EVAL_S[family] * cell.eval_episodes / 32
 
 
-def paper_lite_plan() -> tuple[Grid, list[tuple[str, str]]]:
-    """paper-lite's grid and the tasks dropped (from the end of :data:`PAPER_LITE_TASKS`) to fit
-    :data:`PAPER_LITE_BUDGET_CPU_H` under :func:`estimated_cpu_s` (the first task is kept even when it alone exceeds
-    the budget: ``--list`` then shows the overrun).
+def paper_lite_cells() -> list[tuple[str, str, str]]:
+    """paper-lite's columns in priority order, ``(env, dataset, algo)``: the tasks of :data:`PAPER_LITE_TASKS` in
+    their order, each with :data:`PAPER_LITE_ALGOS` and then its own extra columns (registered algorithms only)."""
+    return [(env, dataset, algo) for env, dataset, extra in PAPER_LITE_TASKS
+            for algo in dict.fromkeys([*PAPER_LITE_ALGOS, *extra]) if algo in ALGOS]
+
+
+def paper_lite_plan() -> tuple[Grid, list[tuple[str, str, str]]]:
+    """paper-lite's grid and the columns ``(env, dataset, algo)`` dropped to fit :data:`PAPER_LITE_BUDGET_CPU_H`
+    under :func:`estimated_cpu_s`: the columns of :func:`paper_lite_cells` (each × :data:`PAPER_LITE_SEEDS`) are
+    kept in priority order until the next one would exceed the budget; it and every later column are dropped (the
+    first column always runs, so ``--list`` shows an overrun rather than an empty grid).
 
     Hyperparameters: the configs' defaults (omiga.md App. C for MaMuJoCo); SMAX cells as the smax-paper preset
     (hidden 256, lr 5e-4, batch 128 except InSPO, γ = 0.99: omiga.md Table 6).
     """
-    kept: list[tuple[str, str, tuple[str, ...]]] = []
-    dropped: list[tuple[str, str]] = []
+    kept: list[tuple[str, str, str]] = []
+    dropped: list[tuple[str, str, str]] = []
     total = 0.0
-    for env, dataset, extra in PAPER_LITE_TASKS:
-        grid = _paper_lite_grid([(env, dataset, extra)])
-        cost = sum(estimated_cpu_s(c) or 0.0 for c in grid.cells())
-        if dropped or (kept and total + cost > PAPER_LITE_BUDGET_CPU_H * 3600):  # the first task always runs
-            dropped.append((env, dataset))
+    for column in paper_lite_cells():
+        cost = sum(estimated_cpu_s(c) or 0.0 for c in _paper_lite_grid([column]).cells())
+        if dropped or (kept and total + cost > PAPER_LITE_BUDGET_CPU_H * 3600):
+            dropped.append(column)
             continue
-        kept.append((env, dataset, extra))
+        kept.append(column)
         total += cost
     return _paper_lite_grid(kept), dropped
 
 
-def _paper_lite_grid(tasks: list[tuple[str, str, tuple[str, ...]]]) -> Grid:
+def describe_dropped(grid: Grid, dropped: list[tuple[str, str, str]]) -> str:
+    """The columns :func:`paper_lite_plan` dropped, one phrase per task: ``env/dataset`` when the whole task is
+    dropped, ``env/dataset (algo, ...)`` when the grid keeps some of its columns; ``"nothing"`` when none."""
+    tasks = {t: [a for e, d, a in dropped if (e, d) == t] for t in dict.fromkeys((e, d) for e, d, _ in dropped)}
+    parts = [f"{e}/{d}" + (f" ({', '.join(algos)})" if (e, d) in grid.tasks else "") for (e, d), algos in tasks.items()]
+    return ", ".join(parts) or "nothing"
+
+
+def _paper_lite_grid(columns: list[tuple[str, str, str]]) -> Grid:
+    """The grid of the columns ``(env, dataset, algo)``: the algorithms every task keeps run as the grid's
+    ``algos``, the rest as per-task columns (``task_settings[...]["algos"]``)."""
+    tasks = list(dict.fromkeys((env, dataset) for env, dataset, _ in columns))
+    per_task = {t: [a for e, d, a in columns if (e, d) == t] for t in tasks}
+    common = [a for a in per_task[tasks[0]] if all(a in algos for algos in per_task.values())]
     settings: dict[str, dict[str, Any]] = {}
-    for env, dataset, extra in tasks:
+    for env, dataset in tasks:
         steps = PAPER_LITE_STEPS[_family(env)]
         task: dict[str, Any] = {"steps": steps, "eval_every": max(1, steps // PAPER_LITE_EVALS)}
-        if extra:
-            task["algos"] = [a for a in extra if a in ALGOS]
+        if extra := [a for a in per_task[(env, dataset)] if a not in common]:
+            task["algos"] = extra
         if _family(env) == "smax":  # as the smax-paper preset: omiga.md Table 6
             task["hyperparameters"] = {"hidden": [256, 256], "lr": 5e-4, "gamma": 0.99}
         settings[f"{env}/{dataset}"] = task
-    return Grid(tasks=[(e, d) for e, d, _ in tasks], algos=[a for a in PAPER_LITE_ALGOS if a in ALGOS],
-                seeds=list(PAPER_LITE_SEEDS), task_settings=settings, eval_episodes=32, device="auto")
+    return Grid(tasks=tasks, algos=common, seeds=list(PAPER_LITE_SEEDS), task_settings=settings, eval_episodes=32,
+                device="auto")
 
 
 def preset(name: str) -> Grid:
