@@ -16,6 +16,7 @@ import pytest
 from scipy import stats
 
 from marlkit.algos.bc import BC, BCConfig
+from marlkit.algos.inspo import InSPOConfig
 from marlkit.bench import (
     FAILED,
     RECORD,
@@ -327,11 +328,29 @@ def test_paper_lite_preset_budget_and_priority(capsys, monkeypatch):
     assert main(["bench", "--preset", "paper-lite", "--list"]) == 0
     out = capsys.readouterr().out
     assert "CPU-hours estimated" in out and "budget: 15 CPU-hours" in out
-    assert "mamujoco:HalfCheetah-6x1/medium-replay (cql-ma, omar)" in out  # a task partly kept names its columns
+    dropped_text = presets.describe_dropped(*presets.paper_lite_plan())
+    assert dropped_text in out and "mamujoco:Hopper-3x1/medium-replay, " in dropped_text
+    assert "mamujoco:HalfCheetah-6x1/medium-replay (" in dropped_text  # a task partly kept names its columns
     # narrowed on the command line: a per-task column stays on its task
     assert main(["bench", "--preset", "paper-lite", "--algos", "omiga,bcq-ma", "--list"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-2].startswith("6 runs, ") and all("/bcq-ma " in l or "/omiga " in l for l in lines[:-2])
+
+
+def test_cost_model_scales_with_the_batch_size():
+    """The cost model's update costs are measured at batch 128: a cell at another batch size (an override, the
+    env's per-algorithm default, or the config's own default such as InSPO's 512) scales in proportion."""
+    from marlkit.bench import presets
+
+    def cost(algo, hp=()):
+        cell = Grid(tasks=[("mamujoco:HalfCheetah-6x1", "medium-replay")], algos=[algo], seeds=[0], steps=1000,
+                    eval_every=0, hyperparameters=dict(hp)).cells()[0]
+        return presets.estimated_cpu_s(cell) - presets.EVAL_S["mamujoco"] * cell.eval_episodes / 32
+
+    ms = presets.UPDATE_MS["halfcheetah-6x1"]
+    assert cost("omiga") == pytest.approx(ms["omiga"])  # 1000 updates at batch 128
+    assert cost("omiga", {"batch_size": 256}) == pytest.approx(2 * ms["omiga"])
+    assert cost("inspo") == pytest.approx(ms["inspo"] * InSPOConfig().batch_size / 128)
 
 
 def _paper_lite_next_column_cost(presets, dropped):

@@ -295,6 +295,19 @@ def test_auto_alpha_moves_alpha_toward_target_kl():
         assert np.sign(float(algo.alpha()) - a0) == sign
 
 
+def test_ratio_clip_truncates_each_teammate_factor():
+    """``ratio_clip`` clips every teammate's π^j/μ^j to [1/c, c] before the product of Eq. 14; None keeps ρ."""
+    game = make_game("xor")
+    log_ratio = torch.tensor([[3.0, -0.1, -4.0], [0.2, 0.3, 0.0]])  # [B = 2, N = 3]
+    plain = InSPO(game.spec, InSPOConfig(hidden=(8, 8))).teammates_log_rho(log_ratio)
+    assert torch.allclose(plain, log_ratio.sum(1, keepdim=True) - log_ratio)
+    clipped = InSPO(game.spec, InSPOConfig(hidden=(8, 8), ratio_clip=2.0)).teammates_log_rho(log_ratio)
+    c = float(np.log(2.0))
+    expected = torch.tensor([[-0.1 - c, c - c, c - 0.1], [0.3, 0.2, 0.5]])
+    assert torch.allclose(clipped, expected, atol=1e-6)
+    assert (clipped.abs() <= (log_ratio.shape[1] - 1) * c + 1e-6).all()
+
+
 def test_continuous_actions_smoke():
     """Continuous actions: tanh-Gaussian π and μ, Q(s, a) critics; one iteration gives finite metrics."""
     T, N, act_dim = 64, 2, 2
@@ -322,6 +335,7 @@ def test_continuous_actions_smoke():
     ({"tau": 2.0}, "tau"),
     ({"share_params": True}, "share_params"),
     ({"beta_decay_steps": 0}, "beta_decay_steps"),
+    ({"ratio_clip": 1.0}, "ratio_clip"),
 ])
 def test_config_errors(bad, match):
     with pytest.raises(ConfigError, match=match):

@@ -118,6 +118,12 @@ class InSPOConfig(AlgoConfig):
             except 0.463 on seed 3, not converged: π^1(A) = 0.82; ``docs/benchmarks.md``): Fig. 5b needs the long
             blocks above.
         init_from_bc: start π from the cloned μ (π_0 = μ, so the first ρ are 1).
+        ratio_clip: if set, each teammate's factor π^j/μ^j of ρ^{i_n} (Eq. 14) is clipped to
+            ``[1/ratio_clip, ratio_clip]`` before the product (truncated importance sampling, as IMPALA's V-trace
+            truncates its ratios; AlberDICE's official code clips its teammates' ratio at ``ratio_max``).
+            marlkit's addition for continuous actions: there a tanh-Gaussian's log-ratio at a dataset action moves
+            by a nat or more within tens of Adam steps of minibatch noise, and the product over N − 1 teammates
+            then puts all the resampling mass on one or two rows. None (default) is the paper's unclipped ρ.
     """
 
     batch_size: int = 512
@@ -135,6 +141,7 @@ class InSPOConfig(AlgoConfig):
     q_warmup_steps: int = ranged(500, "[0, inf)")
     agent_steps: int = ranged(1, "[1, inf)")
     init_from_bc: bool = True
+    ratio_clip: float | None = ranged(None, "(1, inf)")
 
     def validate(self) -> None:
         super().validate()
@@ -246,13 +253,21 @@ class InSPO(Algorithm):
                 log_ratio = self.policy_old.log_prob(batch["observations"], batch["actions"],
                                                      batch.get("avail_actions")) - \
                     self.mu.log_prob(batch["observations"], batch["actions"], batch.get("avail_actions"))
-                idx = importance_resample(log_ratio.sum(1, keepdim=True) - log_ratio)
+                idx = importance_resample(self.teammates_log_rho(log_ratio))
                 agent = self.agent_index.expand_as(idx)
             q = self.q.taken(self._q_input(batch["observations"], batch["states"]), batch["actions"])
             self.step_stage(critic, self.local_q_loss(q[idx, agent], y[idx, agent], all_agents))
             self.soft_update(self.q_target, self.q, c.tau)
 
     # ------------------------------------------------------------------ pieces of one agent step
+    def teammates_log_rho(self, log_ratio: torch.Tensor) -> torch.Tensor:
+        """``log ρ^i = Σ_{j≠i} log(π^j/μ^j)(a^j|o^j)`` (Eq. 14), ``[B, N]`` from the per-agent ``log_ratio [B, N]``;
+        each factor clipped to ``[1/ratio_clip, ratio_clip]`` when :attr:`InSPOConfig.ratio_clip` is set."""
+        if self.config.ratio_clip is not None:
+            bound = math.log(self.config.ratio_clip)
+            log_ratio = log_ratio.clamp(-bound, bound)
+        return log_ratio.sum(1, keepdim=True) - log_ratio
+
     def _q_input(self, obs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """``[B, N, obs_dim + state_dim]``: each agent's observation with the global state (``state`` is
         ``[B, S]``, or ``[B, N, S]`` after an agent-wise resampling)."""
@@ -350,8 +365,7 @@ class InSPO(Algorithm):
         agent = self.agent_index.expand(act.shape[0], -1)
         with torch.no_grad():
             log_pi = self.policy.log_prob(obs, act, avail) if self.config.sequential else pre["logp_old"]
-            log_ratio = log_pi - pre["logmu"]
-            log_rho = log_ratio.sum(1, keepdim=True) - log_ratio  # Σ_{j≠i}
+            log_rho = self.teammates_log_rho(log_pi - pre["logmu"])
             idx = importance_resample(log_rho, batch["noise/resample"])  # [B, N]
             y = self.td_target(batch, pre["v_next"])[idx, agent]
         q = self.q.taken(self._q_input(obs, batch["states"]), act)[idx, agent]

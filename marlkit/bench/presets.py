@@ -103,6 +103,7 @@ QUICK_ALGO_SWEEP = {"omiga": {"alpha": [0.1, 1.0, 10.0]}}
 #: benchmarks/update_speed.py --threads 1 --updates 20 --cpu-time ...`). The cost model of ``--list``'s budget:
 #: MaMuJoCo cells take the halfcheetah-6x1 shape (6 agents: an upper bound for Hopper-3x1 and Ant-2x4), SMAX
 #: cells the 5m_vs_6m shape.
+UPDATE_MS_BATCH = 128  #: the minibatch size of the :data:`UPDATE_MS` measurements
 UPDATE_MS: dict[str, dict[str, float]] = {
     "halfcheetah-6x1": {"bc": 5.50, "bcq-dec": 92.99, "bcq-ma": 76.67, "comadice": 35.25, "cql-dec": 234.94,
                         "cql-ma": 195.35, "icq": 48.76, "inspo": 32.99, "mabcq": 110.46, "macql": 249.55,
@@ -149,14 +150,32 @@ def _family(env: str) -> str:
     return env.split(":", 1)[0]
 
 
+def _batch_size(cell) -> int:
+    """The minibatch size a cell's runs use: the cell's override, else its env family's default for the algorithm
+    (MaMuJoCo's ``ALGO_DEFAULTS``), else the algorithm config's default."""
+    hp = {**dict(cell.hyperparameters), **dict(cell.swept)}
+    if "batch_size" in hp:
+        return int(hp["batch_size"])
+    if _family(cell.env) == "mamujoco":
+        from marlkit.envs.mamujoco import ALGO_DEFAULTS as MAMUJOCO_DEFAULTS
+
+        env_default = MAMUJOCO_DEFAULTS.get(cell.algo)
+        if env_default is not None and "batch_size" in env_default.hyperparameters:
+            return int(env_default.hyperparameters["batch_size"])
+    return int(get_algo(cell.algo).Config().batch_size)
+
+
 def estimated_cpu_s(cell) -> float | None:
     """CPU seconds a grid cell is expected to take on one thread under the :data:`UPDATE_MS` / :data:`EVAL_S`
-    cost model (updates + evaluations), or None for a task family or algorithm the model does not cover."""
+    cost model (updates + evaluations), or None for a task family or algorithm the model does not cover.
+    :data:`UPDATE_MS` is measured at batch 128; an update at another batch size is scaled in proportion (its
+    matrix products are), e.g. InSPO's default 512 costs 4 times its 128-row figure."""
     family = _family(cell.env)
     shape = {"mamujoco": "halfcheetah-6x1", "smax": "5m_vs_6m"}.get(family)
     ms = UPDATE_MS.get(shape, {}).get(cell.algo)
     if ms is None or not cell.steps:
         return None
+    ms *= _batch_size(cell) / UPDATE_MS_BATCH
     evals = (cell.steps // cell.eval_every if cell.eval_every else 0) + (1 if cell.eval_every == 0 or
                                                                          cell.steps % cell.eval_every else 0)
     return cell.steps * ms / 1000.0 + evals * EVAL_S[family] * cell.eval_episodes / 32
