@@ -192,6 +192,18 @@ def test_icq_stays_near_behavior_and_improves_it():
     assert np.all(np.array(rec["per_agent_policy"])[:, 0] > 0.8)
 
 
+def test_icq_critic_weight_max_clips_the_target_weights():
+    """ICQ's critic weights ρ = B·softmax(Q̄_tot/α_Q) over the bootstrapping rows; ``critic_weight_max`` clips them
+    (the authors' continuous-action code clips at 1), so a high-value row no longer inflates its target."""
+    spec = make_game("xor").spec
+    q = torch.tensor([0.0, 1000.0, 2000.0, 5000.0])
+    boot = torch.tensor([1.0, 1.0, 1.0, 0.0])
+    plain = build_algo("icq", spec, {"hidden": (8, 8)}).critic_weights(q, boot)
+    assert plain[3] == 0 and plain[:3].sum() == pytest.approx(3.0) and plain[2] > 1.5  # α_Q = 1000
+    clipped = build_algo("icq", spec, {"hidden": (8, 8), "critic_weight_max": 1.0}).critic_weights(q, boot)
+    assert torch.allclose(clipped, plain.clamp(max=1.0)) and clipped.max() == 1.0
+
+
 # ---------------------------------------------------------------------------------------------- helpers
 def test_attach_next_actions_follows_episodes():
     game = make_game("xor")

@@ -9,7 +9,8 @@ Both the critic and the actors only ever evaluate actions that are in the datase
       y = r + γ (1 − d) · ρ(s', a') · Q̄_tot(s', a'),   ρ = exp(Q̄_tot(s', a') / α_Q) / Z
 
   where ``a'`` is the action the dataset took in ``s'`` and ``Z`` normalises ``ρ`` over the minibatch
-  (``ρ = B · softmax_batch(Q̄_tot / α_Q)``, official ICQ-MA code).
+  (``ρ = B · softmax_batch(Q̄_tot / α_Q)``, official ICQ-MA code; clipped at ``critic_weight_max`` when set, as
+  the authors' continuous-action code clips it at 1).
 - actors (Eq. 11, decomposed): ``min_π −E_D[ Σ_i w_i(s) · exp(A_i(o_i, a_i) / α) / Z_i · log π_i(a_i|o_i) ]`` with
   the counterfactual advantage ``A_i = Q_i(o_i, a_i) − Σ_a π_i(a|o_i) Q_i(o_i, a)`` and ``Z_i`` the batch
   normaliser; α is the Lagrangian coefficient (10, omiga.md Tables 5–6).
@@ -49,11 +50,18 @@ class ICQConfig(MixedCriticConfig):
         alpha: Lagrangian coefficient α of the actor's implicit constraint (10, omiga.md Tables 5–6).
         critic_alpha: temperature α_Q of the critic's importance weights (1000, official ICQ-MA code).
         n_action_samples: policy samples for the continuous baseline V_i (10, marlkit choice).
+        critic_weight_max: if set, the critic's importance weights ρ are clipped to ``[0, critic_weight_max]``. None
+            (default) is the official ICQ-MA (SMAC) code, which does not clip. The authors' continuous-action code
+            (github.com/YiqinYang/ICQ, ``ICQ_softmax/ICQ/icq.py``, ``compute_loss_q``, for D4RL) clips at 1. Without
+            a clip, ρ = B·softmax_batch(Q̄_tot/α_Q) tilts the target toward the minibatch's high-value states, and
+            on a task whose Q_tot spreads over hundreds (HalfCheetah-6x1) that feedback diverges (``docs/benchmarks.md``).
+            MaMuJoCo's per-algorithm defaults set 1.
     """
 
     alpha: float = ranged(10.0, "(0, inf)")
     critic_alpha: float = ranged(1000.0, "(0, inf)")
     n_action_samples: int = ranged(10, "[1, inf)")
+    critic_weight_max: float | None = ranged(None, "(0, inf)")
 
 
 class ICQ(MixedCriticLearner):
@@ -82,13 +90,19 @@ class ICQ(MixedCriticLearner):
             q_next = self.q_target.taken(batch["next_observations"], batch["next_actions"])
             q_tot_next = self.mixer_target(q_next, batch["next_states"])
             boot = (1 - batch["terminals"]) * batch["has_next_action"]
-            # the batch normaliser only runs over rows that bootstrap
-            logits = torch.where(boot > 0, q_tot_next, torch.full_like(q_tot_next, -torch.inf))
-            rho = batch_softmax_weights(logits, c.critic_alpha) * boot.mean().clamp_min(1e-8)
-            rho = torch.nan_to_num(rho, nan=0.0)
-            y = batch["rewards"] + c.gamma * boot * rho * q_tot_next
+            y = batch["rewards"] + c.gamma * boot * self.critic_weights(q_tot_next, boot) * q_tot_next
         q_tot = self.mixer(self.q.taken(batch["observations"], batch["actions"]), batch["states"])
         return F.mse_loss(q_tot, y), q_tot.mean()
+
+    def critic_weights(self, q_tot_next: torch.Tensor, boot: torch.Tensor) -> torch.Tensor:
+        """The in-sample target's importance weights ``ρ = B · softmax_batch(Q̄_tot(s', a') / α_Q)`` over the rows
+        that bootstrap (``boot [B]`` > 0; the others get 0), clipped at ``critic_weight_max`` when set; ``[B]``."""
+        logits = torch.where(boot > 0, q_tot_next, torch.full_like(q_tot_next, -torch.inf))
+        rho = batch_softmax_weights(logits, self.config.critic_alpha) * boot.mean().clamp_min(1e-8)
+        rho = torch.nan_to_num(rho, nan=0.0)
+        if self.config.critic_weight_max is not None:
+            rho = rho.clamp(max=self.config.critic_weight_max)
+        return rho
 
     def advantages(self, batch: Batch) -> torch.Tensor:
         """Counterfactual advantages ``A_i = Q_i(o_i, a_i) − E_{π_i} Q_i(o_i, ·)``, ``[B, N]`` (no gradient)."""

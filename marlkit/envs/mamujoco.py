@@ -30,7 +30,10 @@ episodes, 5 seeds) does not say whether actions are sampled; greedy is the defau
 explicit.
 
 Per-algorithm defaults (``EnvSpec.algo_defaults``, under the user's options): CFCQL at its authors' MaMuJoCo
-settings (256-unit networks, lr 3e-4, batch 256; the other algorithms' defaults are already omiga.md App. C's).
+settings (256-unit networks, lr 3e-4, batch 256); ICQ with its critic weights clipped at 1, as the authors'
+continuous-action code clips them (without the clip its critic diverges on HalfCheetah-6x1:
+:attr:`~marlkit.algos.icq.ICQConfig.critic_weight_max`). The other algorithms' defaults are already omiga.md
+App. C's.
 
 Requires the optional extra ``marlkit[mujoco]``.
 """
@@ -48,7 +51,10 @@ from marlkit.envs.base import AlgoDefaults, EnvSpec, MultiAgentEnv, StepResult
 #: MaMuJoCo's per-algorithm defaults: CFCQL's ``continuous/main.py`` of the authors' code sets these for
 #: HalfCheetah (its ``cql_alpha`` per dataset: medium-replay 0.4, medium 1.0, expert 1.7; marlkit keeps α = 1).
 ALGO_DEFAULTS = {"cfcql": AlgoDefaults({"hidden": (256, 256), "lr": 3e-4, "batch_size": 256}, None,
-                                       "CFCQL (Shao et al. 2023) code, continuous/main.py, MaMuJoCo settings")}
+                                       "CFCQL (Shao et al. 2023) code, continuous/main.py, MaMuJoCo settings"),
+                 "icq": AlgoDefaults({"critic_weight_max": 1.0}, None,
+                                     "ICQ (Yang et al. 2021) continuous-action code, ICQ_softmax/ICQ/icq.py, "
+                                     "compute_loss_q: critic weights clamped to [0, 1]")}
 
 __all__ = ["TASKS", "MaMuJoCoEnv", "JointPolicy", "make_task", "list_tasks", "make_mamujoco_parallel"]
 
