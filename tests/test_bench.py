@@ -341,16 +341,21 @@ def test_cost_model_scales_with_the_batch_size():
     """The cost model's update costs are measured at batch 128: a cell at another batch size (an override, the
     env's per-algorithm default, or the config's own default such as InSPO's 512) scales in proportion."""
     from marlkit.bench import presets
+    from marlkit.envs.mamujoco import ALGO_DEFAULTS
 
-    def cost(algo, hp=()):
-        cell = Grid(tasks=[("mamujoco:HalfCheetah-6x1", "medium-replay")], algos=[algo], seeds=[0], steps=1000,
-                    eval_every=0, hyperparameters=dict(hp)).cells()[0]
-        return presets.estimated_cpu_s(cell) - presets.EVAL_S["mamujoco"] * cell.eval_episodes / 32
+    def cost(algo, hp=(), env="mamujoco:HalfCheetah-6x1", dataset="medium-replay"):
+        cell = Grid(tasks=[(env, dataset)], algos=[algo], seeds=[0], steps=1000, eval_every=0,
+                    hyperparameters=dict(hp)).cells()[0]
+        family = env.split(":")[0]
+        return presets.estimated_cpu_s(cell) - presets.EVAL_S[family] * cell.eval_episodes / 32
 
     ms = presets.UPDATE_MS["halfcheetah-6x1"]
     assert cost("omiga") == pytest.approx(ms["omiga"])  # 1000 updates at batch 128
     assert cost("omiga", {"batch_size": 256}) == pytest.approx(2 * ms["omiga"])
-    assert cost("inspo") == pytest.approx(ms["inspo"] * InSPOConfig().batch_size / 128)
+    inspo_batch = ALGO_DEFAULTS["inspo"].hyperparameters["batch_size"]  # MaMuJoCo's default for InSPO
+    assert cost("inspo") == pytest.approx(ms["inspo"] * inspo_batch / 128)
+    assert cost("inspo", env="smax:2s3z", dataset="good") == \
+        pytest.approx(presets.UPDATE_MS["5m_vs_6m"]["inspo"] * InSPOConfig().batch_size / 128)
 
 
 def _paper_lite_next_column_cost(presets, dropped):

@@ -32,8 +32,10 @@ explicit.
 Per-algorithm defaults (``EnvSpec.algo_defaults``, under the user's options): CFCQL at its authors' MaMuJoCo
 settings (256-unit networks, lr 3e-4, batch 256); ICQ with its critic weights clipped at 1, as the authors'
 continuous-action code clips them (without the clip its critic diverges on HalfCheetah-6x1:
-:attr:`~marlkit.algos.icq.ICQConfig.critic_weight_max`). The other algorithms' defaults are already omiga.md
-App. C's.
+:attr:`~marlkit.algos.icq.ICQConfig.critic_weight_max`); InSPO with omiga.md App. C's batch of 128 (its own 512
+serves the matrix games' rare joint actions) and each teammate's factor of ρ clipped to [1/2, 2]
+(:attr:`~marlkit.algos.inspo.InSPOConfig.ratio_clip`: unclipped, the resampling collapses onto one or two rows of
+the minibatch within a few hundred updates). The other algorithms' defaults are already omiga.md App. C's.
 
 Requires the optional extra ``marlkit[mujoco]``.
 """
@@ -54,7 +56,11 @@ ALGO_DEFAULTS = {"cfcql": AlgoDefaults({"hidden": (256, 256), "lr": 3e-4, "batch
                                        "CFCQL (Shao et al. 2023) code, continuous/main.py, MaMuJoCo settings"),
                  "icq": AlgoDefaults({"critic_weight_max": 1.0}, None,
                                      "ICQ (Yang et al. 2021) continuous-action code, ICQ_softmax/ICQ/icq.py, "
-                                     "compute_loss_q: critic weights clamped to [0, 1]")}
+                                     "compute_loss_q: critic weights clamped to [0, 1]"),
+                 "inspo": AlgoDefaults({"batch_size": 128, "ratio_clip": 2.0}, None,
+                                       "batch 128 as every MaMuJoCo method (omiga.md App. C, Table 5); ratio_clip "
+                                       "from the resampling diagnostics of docs/benchmarks.md (inspo.md has no "
+                                       "MaMuJoCo experiments)")}
 
 __all__ = ["TASKS", "MaMuJoCoEnv", "JointPolicy", "make_task", "list_tasks", "make_mamujoco_parallel"]
 
