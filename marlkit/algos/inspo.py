@@ -44,8 +44,9 @@ state is a saddle: minibatch noise decides whether the agents separate, for eith
 Where marlkit goes beyond the paper's text (the authors released no code and our copy of the paper has no
 App. B/C), each choice is named in :class:`InSPOConfig`: β is annealed linearly (a homotopy along the
 QRE path; ``beta_final=None`` gives the paper's constant β), the weights of Eq. 13 are self-normalised over
-the minibatch (same minimiser, no overflow for small α+β), and the sign of the auto-α loss is the one that
-makes the KL track its target.
+the minibatch (same minimiser, no overflow for small α+β), the sign of the auto-α loss is the one that
+makes the KL track its target, and ``ratio_clip`` (off by default; on for MaMuJoCo) truncates each teammate's
+factor of ρ, which on six-agent continuous tasks otherwise puts the whole resampling on one or two rows.
 """
 
 from __future__ import annotations
