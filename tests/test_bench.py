@@ -310,8 +310,8 @@ def test_paper_lite_preset_budget_and_priority(capsys, monkeypatch):
     assert kept + dropped == order and kept[0] == order[0]  # a prefix of the priority order is kept
     cost = sum(presets.estimated_cpu_s(c) for c in grid.cells())
     assert cost <= presets.PAPER_LITE_BUDGET_CPU_H * 3600
-    first = [c for c in _paper_lite_next_column_cost(presets, dropped)]
-    assert cost + sum(first) > presets.PAPER_LITE_BUDGET_CPU_H * 3600  # the next column would not have fitted
+    next_cost = sum(presets.estimated_cpu_s(c) for c in presets._paper_lite_grid(dropped[:1]).cells())
+    assert cost + next_cost > presets.PAPER_LITE_BUDGET_CPU_H * 3600  # the next column would not have fitted
     assert {c.seed for c in grid.cells()} == {0, 1, 2} and {c.eval_episodes for c in grid.cells()} == {32}
     monkeypatch.setattr(presets, "PAPER_LITE_BUDGET_CPU_H", 1e6)  # a large budget keeps every column
     grid, dropped = presets.paper_lite_plan()
@@ -356,11 +356,6 @@ def test_cost_model_scales_with_the_batch_size():
     assert cost("inspo") == pytest.approx(ms["inspo"] * inspo_batch / 128)
     assert cost("inspo", env="smax:2s3z", dataset="good") == \
         pytest.approx(presets.UPDATE_MS["5m_vs_6m"]["inspo"] * InSPOConfig().batch_size / 128)
-
-
-def _paper_lite_next_column_cost(presets, dropped):
-    """Estimated CPU seconds of every run of the first dropped column."""
-    return [presets.estimated_cpu_s(c) for c in presets._paper_lite_grid(dropped[:1]).cells()]
 
 
 # --------------------------------------------------------------------------------------- synthetic records
