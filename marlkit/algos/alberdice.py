@@ -95,8 +95,13 @@ class AlberDICEConfig(AlgoConfig):
             at Bridge's 20,000 updates four of five seeds with ``"data"`` end in the deadlock once α is small,
             as ``"episode"`` does (docs/benchmarks.md), so the default is the paper's.
 
-    Not implemented: the official ν gradient penalty (``nu_grad_penalty_coeff``, 0.1), which regularises ν in
-    continuous state spaces (it needs double back-propagation through ν), and the absorbing-state augmentation.
+        nu_grad_penalty: weight of the ν gradient penalty ``E[‖∇_s ν_i(s̃)‖²]`` added to agent i's ν loss, at
+            states s̃ interpolated between two halves of the minibatch (official ``nu_grad_penalty_coeff``, 0.1 in
+            its ``config/default.yaml``; see :meth:`AlberDICE.nu_gradient_penalty`). It keeps ν smooth between the
+            dataset's states. Default 0 (off): the matrix games have one state, where it has no effect; its
+            effect on Bridge is measured in docs/benchmarks.md.
+
+    Not implemented: the absorbing-state augmentation.
     """
 
     lr: float = 1e-3
@@ -107,6 +112,7 @@ class AlberDICEConfig(AlgoConfig):
     cql_coeff: float = ranged(0.1, "[0, inf)")
     agent_steps: int = ranged(1, "[1, inf)")
     initial_states: str = "episode"
+    nu_grad_penalty: float = ranged(0.0, "[0, inf)")
 
     def validate(self) -> None:
         super().validate()
@@ -226,8 +232,9 @@ class AlberDICE(Algorithm):
             require_initial_states(sampler, "AlberDICE", "(1-gamma) E[nu_i(s0)] term")
 
     def sample(self, sampler: DeviceSampler, step: int) -> Batch:
-        """Transitions, initial states (``init/states``), the turn (``agent_mask [N]``), α (``alpha``) and the
-        resampling uniforms ``noise/resample [N, B]`` (float64)."""
+        """Transitions, initial states (``init/states``), the turn (``agent_mask [N]``), α (``alpha``), the
+        resampling uniforms ``noise/resample [N, B]`` (float64) and, with ``nu_grad_penalty``, the interpolation
+        weights ``noise/interpolation [B // 2, 1]``."""
         c = self.config
         initial = sampler.sample_initial(c.batch_size) if c.initial_states == "episode" else None
         batch = sampler.sample(c.batch_size)
@@ -235,7 +242,10 @@ class AlberDICE(Algorithm):
         batch["init/states"] = batch["states"] if initial is None else initial["states"]
         batch["agent_mask"] = self.agent_masks[self.agent_at(step)]
         batch["alpha"] = torch.full((), self.alpha_at(step), device=self.device)
-        return self.draw(batch, resample=("uniform64", (self.spec.n_agents, batch["rewards"].shape[0])))
+        draws = {"resample": ("uniform64", (self.spec.n_agents, batch["rewards"].shape[0]))}
+        if c.nu_grad_penalty > 0:
+            draws["interpolation"] = ("uniform", (batch["rewards"].shape[0] // 2, 1))
+        return self.draw(batch, **draws)
 
     def stages(self) -> list[Stage]:
         """Data policies (all agents), then agent i's ν (Eq. 10), its e-network and its I-projection."""
@@ -292,13 +302,33 @@ class AlberDICE(Algorithm):
         nu, nu_next, nu0 = nus.split([b, b, b0])
         e = (batch["rewards"].unsqueeze(1) - alpha * kl +
              c.gamma * (1.0 - batch["terminals"]).unsqueeze(1) * nu_next - nu)
-        loss = (nu_loss(nu0, e, log_rho, alpha, c.gamma) * mask).sum()
+        per_agent = nu_loss(nu0, e, log_rho, alpha, c.gamma)
+        penalty = None
+        if c.nu_grad_penalty > 0:
+            penalty = self.nu_gradient_penalty(batch["states"], batch["noise/interpolation"])
+            per_agent = per_agent + c.nu_grad_penalty * penalty
+        loss = (per_agent * mask).sum()
         idx = importance_resample(log_rho, batch["noise/resample"])  # [B, N]
         rho = log_rho.exp()
         ess = rho.sum(0) ** 2 / (rho ** 2).sum(0) / b
         metrics = {"value_loss": loss.detach(), "kl_others": (kl.mean(0) * mask).sum(),
                    "ess": (ess * mask).sum(), "alpha": alpha}
+        if penalty is not None:
+            metrics["nu_grad_penalty"] = (penalty.detach() * mask).sum()
         return loss, metrics, {"e": e.detach(), "idx": idx}
+
+    def nu_gradient_penalty(self, states: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """``E[‖∇_s ν_i(s̃)‖²]`` per agent, ``[N]``, at ``s̃ = ε s_k + (1 − ε) s_{k + B/2}``: the minibatch's first
+        half mixed with its second (``states [B, S]``, ``eps [B // 2, 1]`` uniform). The official code's penalty
+        (``alberdice_learner.py``; its batches are whole episodes, so it also shuffles the second half across time
+        steps; rows of a marlkit minibatch are already independent). The input gradient comes from
+        ``torch.func.vjp``, so the loss stays differentiable in ν's parameters and vectorizes over a population.
+        """
+        half = eps.shape[0]
+        mixed = eps * states[:half] + (1.0 - eps) * states[half:2 * half]
+        out, pullback = torch.func.vjp(self.nu, self._per_agent_states(mixed).contiguous())
+        (grad,) = pullback(torch.ones_like(out))  # [B/2, N, S]: agent i's output depends on its own copy only
+        return grad.pow(2).sum(-1).mean(0)
 
     def critic_loss(self, batch: Batch, carry: dict):
         """e_ψ,i(s, a_i) ≈ e_{ν_i} on the resampled rows, plus ``cql_coeff`` × the conservative penalty
