@@ -51,3 +51,23 @@ def test_lockstep_steps_one_run_without_a_population():
     assert metrics and all(v.shape == (1,) for v in metrics.values())
     with pytest.raises(ValueError, match="vectorize"):
         _Lockstep([algo, algo], [sampler, sampler])
+
+
+@pytest.mark.parametrize("vectorize", [False, True])
+def test_setup_pretraining_runs_at_the_runs_thread_count(monkeypatch, vectorize):
+    """An algorithm's setup (pre-training: InSPO's behavior cloning, BCQ's VAE) runs at the run's ``threads``, not
+    at torch's default count, for single runs and vectorized populations alike."""
+    import torch
+
+    from marlkit.algos.bc import BC
+
+    seen = []
+    monkeypatch.setattr(BC, "prepare", lambda self, sampler: seen.append(torch.get_num_threads()))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_many("xor", "b", "bc", SMALL, RunConfig(steps=2, eval_every=0, threads=1, progress=False),
+                 seeds=[0, 1], vectorize=vectorize)
+    finally:
+        torch.set_num_threads(previous)
+    assert seen == [1, 1]
