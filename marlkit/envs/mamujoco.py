@@ -33,9 +33,13 @@ Per-algorithm defaults (``EnvSpec.algo_defaults``, under the user's options): CF
 settings (256-unit networks, lr 3e-4, batch 256); ICQ with its critic weights clipped at 1, as the authors'
 continuous-action code clips them (without the clip its critic diverges on HalfCheetah-6x1:
 :attr:`~marlkit.algos.icq.ICQConfig.critic_weight_max`); InSPO with omiga.md App. C's batch of 128 (its own 512
-serves the matrix games' rare joint actions) and each teammate's factor of ρ clipped to [1/2, 2]
-(:attr:`~marlkit.algos.inspo.InSPOConfig.ratio_clip`: unclipped, the resampling collapses onto one or two rows of
-the minibatch within a few hundred updates). The other algorithms' defaults are already omiga.md App. C's.
+serves the matrix games' rare joint actions) and α = 10 (omiga.md's weight of the same behavior-KL term), each
+teammate's factor of ρ clipped to [1/2, 2] (:attr:`~marlkit.algos.inspo.InSPOConfig.ratio_clip`: unclipped, the
+resampling collapses onto one or two rows of the minibatch within a few hundred updates), μ cloned for 20,000 steps
+(the matrix games' 1,000 leave μ far from the data's policy, and π = μ then starts near a zero return) and no entropy
+term (β = 0, the paper's "w/o entropy" variant: an annealed β ≫ 1 puts β·H of a Gaussian policy into the soft
+target and the critic's loss into the thousands). All three from the 3,000–6,000-update diagnostics in
+docs/benchmarks.md. The other algorithms' defaults are already omiga.md App. C's.
 
 Requires the optional extra ``marlkit[mujoco]``.
 """
@@ -57,10 +61,11 @@ ALGO_DEFAULTS = {"cfcql": AlgoDefaults({"hidden": (256, 256), "lr": 3e-4, "batch
                  "icq": AlgoDefaults({"critic_weight_max": 1.0}, None,
                                      "ICQ (Yang et al. 2021) continuous-action code, ICQ_softmax/ICQ/icq.py, "
                                      "compute_loss_q: critic weights clamped to [0, 1]"),
-                 "inspo": AlgoDefaults({"batch_size": 128, "ratio_clip": 2.0}, None,
-                                       "batch 128 as every MaMuJoCo method (omiga.md App. C, Table 5); ratio_clip "
-                                       "from the resampling diagnostics of docs/benchmarks.md (inspo.md has no "
-                                       "MaMuJoCo experiments)")}
+                 "inspo": AlgoDefaults({"batch_size": 128, "ratio_clip": 2.0, "bc_steps": 20_000, "alpha": 10.0,
+                                        "entropy": False}, None,
+                                       "batch 128 and alpha 10 as omiga.md App. C (Table 5) for its behavior-KL "
+                                       "weight on MaMuJoCo; ratio_clip, bc_steps and entropy off from the "
+                                       "diagnostics of docs/benchmarks.md (inspo.md has no MaMuJoCo experiments)")}
 
 __all__ = ["TASKS", "MaMuJoCoEnv", "JointPolicy", "make_task", "list_tasks", "make_mamujoco_parallel"]
 
