@@ -94,12 +94,11 @@ class AlberDICEConfig(AlgoConfig):
             anchors ν_i at a single state; at 6,000 updates ``"data"`` ended nearer the optimum (seeds 0–2), but
             at Bridge's 20,000 updates four of five seeds with ``"data"`` end in the deadlock once α is small,
             as ``"episode"`` does (docs/benchmarks.md), so the default is the paper's.
-
         nu_grad_penalty: weight of the ν gradient penalty ``E[‖∇_s ν_i(s̃)‖²]`` added to agent i's ν loss, at
             states s̃ interpolated between two halves of the minibatch (official ``nu_grad_penalty_coeff``, 0.1 in
             its ``config/default.yaml``; see :meth:`AlberDICE.nu_gradient_penalty`). It keeps ν smooth between the
-            dataset's states. Default 0 (off): the matrix games have one state, where it has no effect; its
-            effect on Bridge is measured in docs/benchmarks.md.
+            dataset's states. Default 0 (off): the matrix-game and Bridge results of docs/benchmarks.md were
+            measured without it, and its first Bridge measurement there does not yet settle a default.
 
     Not implemented: the absorbing-state augmentation.
     """
