@@ -80,6 +80,8 @@ def parse_int_list(text: str) -> list[int]:
 
 def _coerce(value: str, kind: str, name: str) -> Any:
     kind = str(kind)
+    if "None" in kind and value.lower() == "none":  # an optional field (``float | None``) switched off
+        return None
     try:
         if kind.startswith("tuple"):
             return tuple(int(v) for v in value.replace(",", " ").split())

@@ -32,8 +32,14 @@ optimum, −1.2355 (:func:`optimal_value`, by value iteration).
 Evaluation mode (``EnvSpec.deterministic_eval = False``): sampled actions of the learned stochastic policies, the
 evaluation of inspo.md Table 3; a greedy evaluation (``--deterministic-eval``) can differ a lot on this game (a
 policy split between the two yielding roles is a coin flip when sampled, a fixed choice when greedy).
-Bridge has no per-algorithm defaults: every algorithm trains ``default_steps`` = 20,000 updates at its own
-hyperparameters (the ``inspo-bridge`` preset); docs/benchmarks.md's Bridge table used fewer updates, stated there.
+Every algorithm trains ``default_steps`` = 20,000 updates (the ``inspo-bridge`` preset; docs/benchmarks.md's
+first Bridge table used fewer updates, stated there) at its own hyperparameters, except InSPO
+(:data:`ALGO_DEFAULTS`): a constant entropy temperature β = 0.01, the paper's Eq. 9 with a constant β, instead of
+marlkit's matrix-game annealing 10 → 0.01. On a multi-step game the annealing leaves the entropy bonus that the
+early β put into the bootstrapped local Qs (≈ β·H/(1 − γ), hundreds here) long after β has fallen, since a
+Polyak target (τ = 0.005) with γ = 0.99 forgets it only slowly: at 3,000 updates the Qs of seed 2 on ``mixed``
+were +67 … +69 where the returns are −1.3 … −16, their action gaps came from future entropy, not reward, and the
+policies deadlocked (docs/benchmarks.md, Bridge).
 """
 
 from __future__ import annotations
@@ -45,9 +51,15 @@ import numpy as np
 from marlkit.data.dataset import MultiAgentDataset
 from marlkit.data.rollout import collect
 from marlkit.data.views import concat
-from marlkit.envs.base import EnvSpec, MultiAgentEnv, StepResult
+from marlkit.envs.base import AlgoDefaults, EnvSpec, MultiAgentEnv, StepResult
 
-__all__ = ["BridgeEnv", "YieldPolicy", "UniformPolicy", "optimal_value", "MAP", "STARTS", "GOALS"]
+#: Bridge's per-algorithm defaults (see the module docstring).
+ALGO_DEFAULTS = {"inspo": AlgoDefaults({"beta": 0.01, "beta_final": None}, None,
+                                       "inspo.md Eq. 9 (constant entropy temperature β) at marlkit's final β 0.01: "
+                                       "β annealed from 10 biases the bootstrapped local Qs on this 50-step game "
+                                       "(docs/benchmarks.md, Bridge)")}
+
+__all__ = ["ALGO_DEFAULTS", "BridgeEnv", "YieldPolicy", "UniformPolicy", "optimal_value", "MAP", "STARTS", "GOALS"]
 
 MAP = ("1ABBAA", "AAAAAA", "AABBA2")
 STARTS = np.array([[1, 2], [1, 3]])
@@ -128,7 +140,7 @@ class BridgeEnv(MultiAgentEnv):
             raise ValueError(f"episode_limit must be positive, got {episode_limit}")
         self.spec = EnvSpec(name="bridge", n_agents=2, obs_dim=8, state_dim=8, n_actions=5,
                             episode_limit=episode_limit, gamma=0.99, default_steps=20_000,
-                            deterministic_eval=False)
+                            deterministic_eval=False, algo_defaults=ALGO_DEFAULTS)
         self._pos = np.zeros((0, 2, 2), np.int64)
         self._done = np.zeros((0, 2), bool)
         self._t = 0
