@@ -173,3 +173,24 @@ def test_inspo_presets():
         assert grid.seeds == [0, 1, 2, 3, 4] and grid.steps is None and not grid.hyperparameters
     assert bridge.deterministic_eval is False and matrix.deterministic_eval is None
     assert len(bridge.cells()) == 2 * len(bridge.algos) * 5
+
+
+def test_bridge_inspo_keeps_a_constant_entropy_temperature():
+    """Bridge's InSPO default is Eq. 9's constant β (the annealed one biases the bootstrapped Qs there)."""
+    spec = make_env("bridge").spec
+    algo = build_algo("inspo", spec, {"hidden": (8, 8)})
+    assert (algo.config.beta, algo.config.beta_final) == (0.01, None)
+    assert float(algo.beta(0)) == float(algo.beta(10_000)) == pytest.approx(0.01)
+    annealed = build_algo("inspo", spec, {"hidden": (8, 8), "beta": 10.0, "beta_final": 0.01})
+    assert float(annealed.beta(0)) == pytest.approx(10.0) and float(annealed.beta(10_000)) == pytest.approx(0.01, rel=1e-4)
+    assert build_algo("inspo", make_env("xor").spec).config.beta_final == 0.01  # matrix games still anneal
+
+
+def test_cli_none_switches_off_an_optional_option():
+    from marlkit.cli import _coerce
+
+    assert _coerce("none", "float | None", "beta_final") is None
+    assert _coerce("None", "float | None", "ratio_clip") is None
+    assert _coerce("0.5", "float | None", "beta_final") == 0.5
+    with pytest.raises(SystemExit, match="--lr expects"):
+        _coerce("none", "float", "lr")
