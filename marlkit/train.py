@@ -272,6 +272,7 @@ class _RunFiles:
             if not self.appending:
                 self.writer.writeheader()
         self.writer.writerow({"step": step, **avg})
+        self.metrics_file.flush()  # a long run's progress is readable while it trains
 
     def evaluation(self, record: dict[str, Any]) -> None:
         self.evals_file.write(json.dumps(record) + "\n")

@@ -71,3 +71,18 @@ def test_setup_pretraining_runs_at_the_runs_thread_count(monkeypatch, vectorize)
     finally:
         torch.set_num_threads(previous)
     assert seen == [1, 1]
+
+
+def test_metrics_are_on_disk_while_the_run_trains(tmp_path):
+    """A long run's metrics.csv is readable before the run ends (each logged row is flushed)."""
+    from marlkit.train import iterate
+
+    env = make_env("xor")
+    data = load_dataset(env, "b", seed=0)
+    algo = build_algo("bc", env.spec, SMALL)
+    records = iterate(algo, data, env, RunConfig(steps=40, eval_every=20, log_every=10, threads=1, progress=False,
+                                                 out=str(tmp_path)))
+    first = next(records)  # the loop is paused at update 20, its files still open
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert first["step"] == 20 and [r["step"] for r in rows] == ["10", "20"]
+    records.close()
