@@ -2,9 +2,9 @@
 local Qs Q^i(s, a^i) of both agents at the start state and after each first move of the data's two conventions.
 
 Trains one run as ``marlkit train`` does (same seeding, the env's defaults under the given options), then prints
-the final sampled-evaluation return, the last training metrics and the three states' tables. The returns of
-Bridge lie in [−26, −1.2355] (docs/benchmarks.md), so Q^i far outside that range is a critic that has not
-settled on the rewards.
+the final sampled-evaluation return, the last training metrics and the three states' tables. Every return of
+Bridge is negative (−1.2355 at best, :func:`marlkit.envs.bridge.optimal_value`), so a positive Q^i is a critic
+that has not settled on the rewards.
 
     python benchmarks/bridge_probe.py --dataset mixed --seed 2 --steps 3000
     python benchmarks/bridge_probe.py --dataset mixed --seed 2 --steps 3000 --set beta=10 --set beta_final=0.01
