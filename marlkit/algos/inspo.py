@@ -85,7 +85,10 @@ class InSPOConfig(AlgoConfig):
             (≈ 8 for the imbalanced dataset, by the exact oracle).
         beta_final: if set, β decays linearly from ``beta`` to ``beta_final`` over ``beta_decay_steps``
             gradient steps and then stays there (marlkit's addition: follows the QRE path to a near-deterministic
-            policy). None keeps β constant, as in the paper's text. Default 0.01.
+            policy). None keeps β constant, as in the paper's text. Default 0.01. Meant for one-step games: on a
+            multi-step game the soft target's β·H(π_old) of the early, large β is bootstrapped into the local Qs
+            and outlives the decay (on Bridge the Qs were near +68 at 3,000 updates where every return is
+            negative), so Bridge's default is a constant β = 0.01 (:data:`marlkit.envs.bridge.ALGO_DEFAULTS`).
         beta_decay_steps: gradient steps of the linear β decay, read at each iteration's first step. Default 1500,
             half of the matrix games' 3000 updates: on XOR (b) the agents separate only once β is small, and the
             agent that moves second then needs updates at the low temperature to converge (with a 2000-step decay,
