@@ -36,8 +36,9 @@ Every algorithm trains ``default_steps`` = 20,000 updates (the ``inspo-bridge`` 
 first Bridge table used fewer updates, stated there) at its own hyperparameters, except InSPO
 (:data:`ALGO_DEFAULTS`): a constant entropy temperature β = 0.01, the paper's Eq. 9 with a constant β, instead of
 marlkit's matrix-game annealing 10 → 0.01. On a multi-step game the annealing leaves the entropy bonus that the
-early β put into the bootstrapped local Qs (≈ β·H/(1 − γ), hundreds here) long after β has fallen, since a
-Polyak target (τ = 0.005) with γ = 0.99 forgets it only slowly: at 3,000 updates the Qs of seed 2 on ``mixed``
+early β put into the bootstrapped local Qs (up to β·H/(1 − γ) = 10 · log 5 / 0.01 ≈ 1,600 here) long after β
+has fallen, since a Polyak target (τ = 0.005) with γ = 0.99 forgets it only slowly: at 3,000 updates the Qs of
+seed 2 on ``mixed``
 were +67 … +69 where the returns are −1.3 … −16, their action gaps came from future entropy, not reward, and the
 policies deadlocked (docs/benchmarks.md, Bridge).
 """
