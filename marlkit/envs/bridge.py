@@ -38,9 +38,8 @@ first Bridge table used fewer updates, stated there) at its own hyperparameters,
 marlkit's matrix-game annealing 10 → 0.01. On a multi-step game the annealing leaves the entropy bonus that the
 early β put into the bootstrapped local Qs (up to β·H/(1 − γ) = 10 · log 5 / 0.01 ≈ 1,600 here) long after β
 has fallen, since a Polyak target (τ = 0.005) with γ = 0.99 forgets it only slowly: at 3,000 updates the Qs of
-seed 2 on ``mixed``
-were +67 … +69 where the returns are −1.3 … −16, their action gaps came from future entropy, not reward, and the
-policies deadlocked (docs/benchmarks.md, Bridge).
+seed 2 on ``mixed`` were +67 … +69 where every return is negative, their action gaps came from future entropy,
+not reward, and the policies deadlocked (docs/benchmarks.md, Bridge).
 """
 
 from __future__ import annotations
