@@ -17,9 +17,8 @@ import ast
 
 import torch
 
-from marlkit.envs.registry import load_dataset, make_env
-from marlkit.train import RunConfig, build_algo, fit
-from marlkit.utils import seed_everything
+from marlkit.envs.registry import make_env
+from marlkit.train import RunConfig, _member, fit
 
 ACTIONS = ("stay", "up", "down", "right", "left")
 # [r_0, c_0, goal_0, r_1, c_1, goal_1] (marlkit.envs.bridge): the start, agent 1 stepped back, agent 0 stepped back
@@ -50,10 +49,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     env = make_env("bridge")
-    seed_everything(args.seed)  # the order of marlkit.train.run: seed, data, seed again, networks
-    data = load_dataset(env, args.dataset, seed=args.seed)
-    seed_everything(args.seed)
-    algo = build_algo("inspo", env.spec, parse_set(args.set))
+    algo, data = _member(env, args.dataset, "inspo", parse_set(args.set), args.seed, None, torch.device("cpu"))
     result = fit(algo, data, env, RunConfig(steps=args.steps, eval_every=0, eval_episodes=args.eval_episodes,
                                             seed=args.seed, threads=1, progress=False))
     print(f"return {result['return']:.2f}; metrics " +
