@@ -56,12 +56,16 @@ def test_onednn_linear_falls_back_where_it_must():
     assert linear(x64, w.double(), b.double()).dtype == torch.float64
 
 
-@pytest.mark.parametrize("vendor, env, expected", [
-    ("AuthenticAMD", None, True), ("GenuineIntel", None, False), ("", None, False),
-    ("GenuineIntel", "1", True), ("AuthenticAMD", "0", False),
+AVX512 = "fpu sse2 avx2 avx512f avx512dq avx512vl"
+
+
+@pytest.mark.parametrize("vendor, flags, env, expected", [
+    ("AuthenticAMD", AVX512, None, True), ("AuthenticAMD", "fpu sse2 avx2", None, False),
+    ("GenuineIntel", AVX512, None, False), ("", "", None, False),
+    ("GenuineIntel", AVX512, "1", True), ("AuthenticAMD", AVX512, "0", False),
 ])
-def test_onednn_default_follows_the_cpu_vendor_unless_forced(monkeypatch, vendor, env, expected):
-    monkeypatch.setattr(mlp, "cpu_info", lambda field: vendor if field == "vendor_id" else "")
+def test_onednn_default_follows_the_cpu_vendor_and_avx512_unless_forced(monkeypatch, vendor, flags, env, expected):
+    monkeypatch.setattr(mlp, "cpu_info", lambda field: {"vendor_id": vendor, "flags": flags}.get(field, ""))
     if env is None:
         monkeypatch.delenv("MARLKIT_ONEDNN", raising=False)
     else:

@@ -24,11 +24,11 @@ _LINEAR_POINTWISE = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwi
 
 
 def _onednn_default() -> bool:
-    """``MARLKIT_ONEDNN`` (``1`` on, ``0`` off) where set, else on for x86 CPUs other than Intel's."""
+    """``MARLKIT_ONEDNN`` (``1`` on, ``0`` off) where set, else on for x86 CPUs with AVX-512 other than Intel's."""
     env = os.environ.get("MARLKIT_ONEDNN")
     if env is not None:
         return env != "0"
-    return cpu_info("vendor_id") not in ("GenuineIntel", "")
+    return cpu_info("vendor_id") not in ("GenuineIntel", "") and "avx512f" in cpu_info("flags").split()
 
 
 _ONEDNN = {"enabled": _onednn_default() and _LINEAR_POINTWISE is not None and torch.backends.mkldnn.is_available()}
@@ -40,16 +40,20 @@ ONEDNN_MIN_ROWS = 64
 
 def onednn_linear(enabled: bool | None = None) -> bool:
     """Whether large float32 CPU linear layers run on oneDNN's matmul; ``enabled`` switches it (returns the old
-    value). Default: on for x86 CPUs other than Intel's where PyTorch ships oneDNN, off on Intel CPUs and where the
-    vendor cannot be read; the environment variable ``MARLKIT_ONEDNN=1`` / ``0`` forces it on / off. Run records
-    state the setting (``onednn_linear``), since it changes the summation order and so a long run's trajectory.
+    value). Default: on for non-Intel x86 CPUs with AVX-512 (``avx512f`` in ``/proc/cpuinfo``'s flags) where
+    PyTorch ships oneDNN; off on Intel CPUs, on CPUs without AVX-512 and where the CPU cannot be read; the
+    environment variable ``MARLKIT_ONEDNN=1`` / ``0`` forces it on / off. Run records state the setting
+    (``onednn_linear``), since it changes the summation order and so a long run's trajectory.
 
     Why: PyTorch's CPU ``linear``/``mm`` call MKL's sgemm, which on non-Intel x86 CPUs runs its AVX2 code;
     oneDNN's JIT kernels use AVX-512 wherever the CPU has it (about 2× the float32 throughput for the
-    ``[768, 256] × [256, 256]`` products of a paper-size update on an AVX-512 AMD EPYC). On Intel CPUs MKL runs
-    AVX-512 itself, and there oneDNN's weight-gradient product ``gradᵀ x`` is the slower of the two (one thread of
-    an AVX-512 Intel Xeon: 72 against MKL's 98 GFLOP/s for ``[256, 768] × [768, 256]``; whole updates in
-    ``benchmarks/RESULTS.md``). Same IEEE float32 arithmetic; results differ from MKL's only by summation order.
+    ``[768, 256] × [256, 256]`` products of a paper-size update on an AVX-512 AMD EPYC). Without AVX-512 both run
+    AVX2 code and MKL is the faster: on a 2-core AMD EPYC with AVX2 only, one thread, oneDNN took 1.16–1.31× MKL's
+    time per OMIGA update at HalfCheetah-6x1 sizes (shared networks, alternating blocks of 20 updates), its
+    weight-gradient product ``gradᵀ x`` 1.6 against MKL's 1.16 ms. On Intel CPUs MKL runs AVX-512 itself, and
+    there oneDNN's ``gradᵀ x`` is the slower of the two (one thread of an AVX-512 Intel Xeon: 72 against MKL's 98
+    GFLOP/s for ``[256, 768] × [768, 256]``; whole updates in ``benchmarks/RESULTS.md``). Same IEEE float32
+    arithmetic; results differ from MKL's only by summation order.
     """
     old = _ONEDNN["enabled"]
     if enabled is not None:
