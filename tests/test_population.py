@@ -233,6 +233,26 @@ def test_benchmark_smoke():
     assert sum(phases.values()) > 0
 
 
+def test_linear_backend_benchmark_compares_both_backends_and_restores_the_setting(capsys):
+    """`benchmarks/linear_backend.py` times both backends and leaves marlkit's backend setting as it found it."""
+    import sys
+    from pathlib import Path
+
+    from marlkit.nets.mlp import _LINEAR_POINTWISE, onednn_linear
+
+    if _LINEAR_POINTWISE is None or not torch.backends.mkldnn.is_available():
+        pytest.skip("this PyTorch build has no oneDNN linear")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import linear_backend
+
+    before = onednn_linear()
+    assert linear_backend.main(["--algos", "bc", "--calls", "1", "--repeats", "1", "--blocks", "1",
+                                "--block", "1"]) == 0
+    assert onednn_linear() is before
+    out = capsys.readouterr().out
+    assert "weight grad" in out and "oneDNN / MKL median" in out
+
+
 def test_update_speed_smoke_covers_every_algorithm(tmp_path):
     """`benchmarks/update_speed.py --smoke` times every registered algorithm on both shapes and writes its table."""
     import json
