@@ -56,7 +56,8 @@ NOTEBOOKS = {
     "01_matrix_games.ipynb": {"steps": 20, "dataset_size": 500},
     "02_value_decomposition.ipynb": {"steps": 5, "curve_alphas": [1.0]},
 }
-PAGE_TIMEOUT = 90  # s: Voilà executes the whole notebook before the widgets appear
+PAGE_TIMEOUT = 300  # s: Voilà executes the whole notebook before the widgets appear; on two busy cores notebook 01
+# was still at cell 15 of 31 after 90 s (a wait that ends as soon as the slider is there costs nothing when fast)
 RETURN = re.compile(r"return\s*[:=]?\s*(−?-?\d+\.\d+)")
 SLIDER_LABEL = re.compile(r"^\s*(alpha|α)\b", re.IGNORECASE)
 
