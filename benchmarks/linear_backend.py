@@ -5,7 +5,8 @@
 worth here, process CPU time, one thread by default:
 
 1. the three products of one paper-size layer (``[B·N, 256] × [256, 256]``): forward ``x Wᵀ``, input gradient
-   ``g W`` and weight gradient ``gᵀ x`` (batch 128), each ``--calls`` times, alternating the backends ``--repeats`` times;
+   ``g W`` and weight gradient ``gᵀ x`` (batch 128), ``--calls`` calls each, the backends alternating
+   ``--repeats`` times;
 2. whole updates of ``--algos`` at ``--shape`` with shared networks (the setting whose layers take that path),
    in alternating blocks of ``--block`` updates, reported as oneDNN's time over MKL's per block pair.
 
@@ -18,30 +19,26 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from profile_update import build  # noqa: E402
-from update_speed import SHAPES  # noqa: E402
+from profile_update import build
+from update_speed import SHAPES
+from vs_official import time_block
 
-from marlkit.nets.mlp import _LINEAR_POINTWISE, onednn_linear  # noqa: E402
-from marlkit.utils import cpu_info, tune_allocator  # noqa: E402
+from marlkit.nets.mlp import _LINEAR_POINTWISE, onednn_linear
+from marlkit.utils import cpu_info, tune_allocator
 
 
 def cpu_ms(fn, calls: int) -> float:
-    """Process CPU time of one call of ``fn`` in ms, over ``calls`` calls after one warm-up call."""
-    fn()
-    t0 = time.process_time()
-    for _ in range(calls):
-        fn()
-    return (time.process_time() - t0) / calls * 1e3
+    """Process CPU ms per call of ``fn`` over ``calls`` calls (:func:`vs_official.time_block`)."""
+    return time_block(fn, calls)[0] * 1e3
 
 
 def products(rows: int, width: int, calls: int, repeats: int) -> None:
-    """Step 1: the forward, input-gradient and weight-gradient products on either backend."""
+    """Step 1: the forward, input-gradient and weight-gradient products, the backends alternating per repeat."""
     x, g, w = torch.randn(rows, width), torch.randn(rows, width), torch.randn(width, width) / width ** 0.5
     pairs = {
         "forward x Wᵀ": (lambda: _LINEAR_POINTWISE(x, w, None, "none", [], ""), lambda: torch.mm(x, w.t())),
@@ -51,13 +48,16 @@ def products(rows: int, width: int, calls: int, repeats: int) -> None:
     }
     print(f"products [{rows}, {width}] x [{width}, {width}], ms per call (oneDNN / MKL), {repeats} repeats:")
     for name, (onednn, mkl) in pairs.items():
-        a = [cpu_ms(onednn, calls) for _ in range(repeats)]
-        b = [cpu_ms(mkl, calls) for _ in range(repeats)]
+        onednn(), mkl()  # warm-up
+        a, b = [], []
+        for _ in range(repeats):
+            a.append(cpu_ms(onednn, calls))
+            b.append(cpu_ms(mkl, calls))
         print(f"  {name:18s} oneDNN {min(a):.3f}–{max(a):.3f}   MKL {min(b):.3f}–{max(b):.3f}")
 
 
 def updates(name: str, shape: str, blocks: int, block: int) -> None:
-    """Step 2: whole updates in alternating blocks, the backend switched between blocks."""
+    """Step 2: whole updates in alternating blocks (after a warm-up pair), the backend switched between blocks."""
     algo, sampler = build(name, shape, "cpu", {"share_params": True})
     batches = [algo.sample(sampler, i) for i in range(32)]
     done = [0]
@@ -67,18 +67,18 @@ def updates(name: str, shape: str, blocks: int, block: int) -> None:
         done[0] += 1
 
     old = onednn_linear()
+    times = {True: [], False: []}
     try:
-        ratios, times = [], {True: [], False: []}
-        for k in range(blocks + 1):
-            for use in ((True, False) if k % 2 == 0 else (False, True)):
+        for use in (True, False):  # warm-up pair
+            onednn_linear(use)
+            cpu_ms(run, block)
+        for k in range(blocks):
+            for use in ((False, True) if k % 2 == 0 else (True, False)):
                 onednn_linear(use)
                 times[use].append(cpu_ms(run, block))
-            if k == 0:  # warm-up pair
-                times = {True: [], False: []}
-                continue
-            ratios.append(times[True][-1] / times[False][-1])
     finally:
         onednn_linear(old)
+    ratios = [a / b for a, b in zip(times[True], times[False])]
     print(f"{name} {shape} (shared networks): oneDNN {statistics.median(times[True]):.2f} ms, "
           f"MKL {statistics.median(times[False]):.2f} ms per update; oneDNN / MKL median "
           f"{statistics.median(ratios):.2f} [{min(ratios):.2f}–{max(ratios):.2f}] over {blocks} block pairs")

@@ -50,10 +50,10 @@ def onednn_linear(enabled: bool | None = None) -> bool:
     ``[768, 256] × [256, 256]`` products of a paper-size update on an AVX-512 AMD EPYC). Without AVX-512 both run
     AVX2 code and MKL is the faster: on a 2-core AMD EPYC with AVX2 only, one thread, oneDNN took 1.13–1.26× MKL's
     time per OMIGA update at HalfCheetah-6x1 sizes (shared networks), its weight-gradient product ``gradᵀ x``
-    1.57–1.92 against MKL's 1.17–1.30 ms (``benchmarks/linear_backend.py``, ``benchmarks/RESULTS.md``). On Intel CPUs MKL runs AVX-512 itself, and
-    there oneDNN's ``gradᵀ x`` is the slower of the two (one thread of an AVX-512 Intel Xeon: 72 against MKL's 98
-    GFLOP/s for ``[256, 768] × [768, 256]``; whole updates in ``benchmarks/RESULTS.md``). Same IEEE float32
-    arithmetic; results differ from MKL's only by summation order.
+    1.57–1.92 against MKL's 1.17–1.30 ms (``benchmarks/linear_backend.py``, ``benchmarks/RESULTS.md``). On
+    Intel CPUs MKL runs AVX-512 itself, and there oneDNN's ``gradᵀ x`` is the slower of the two (one thread of an
+    AVX-512 Intel Xeon: 72 against MKL's 98 GFLOP/s for ``[256, 768] × [768, 256]``; whole updates in
+    ``benchmarks/RESULTS.md``). Same IEEE float32 arithmetic; results differ from MKL's only by summation order.
     """
     old = _ONEDNN["enabled"]
     if enabled is not None:
