@@ -64,16 +64,17 @@ def onednn_linear(enabled: bool | None = None) -> bool:
 
 
 class _OneDNNLinear(torch.autograd.Function):
-    """``y = x Wᵀ + b`` for 2-d float32 CPU tensors, forward and backward products on oneDNN."""
+    """``y = x Wᵀ + b`` for 2-d float32 CPU tensors, forward and backward products on oneDNN.
+
+    Written with ``forward(ctx, ...)`` and no ``setup_context``: with ``setup_context`` every ``apply`` binds its
+    arguments through ``inspect.signature`` (about 3 % of a small OMIGA update); that form exists for ``torch.func``
+    transforms, under which :func:`linear` never takes this path.
+    """
 
     @staticmethod
-    def forward(x, weight, bias):
-        return _LINEAR_POINTWISE(x, weight, bias, "none", [], "")
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, weight, bias = inputs
+    def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
+        return _LINEAR_POINTWISE(x, weight, bias, "none", [], "")
 
     @staticmethod
     @torch.autograd.function.once_differentiable
