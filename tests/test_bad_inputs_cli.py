@@ -86,7 +86,7 @@ USAGE = [
     ("unknown_env", _train()[:2] + ["pong"] + _train()[3:], "unknown env 'pong'"),
     ("unknown_dataset", _train(dataset="zzz"), "unknown dataset 'zzz'"),
     ("unknown_algo", _train(algo="dqn"), "unknown algo 'dqn'"),
-    ("dataset_id_of_other_env", _train(dataset="bridge/optimal-v0"), "belongs to env 'bridge'"),
+    ("dataset_id_of_other_env", _train(dataset="bridge/optimal-v1"), "belongs to env 'bridge'"),
     ("dataset_id_future_version", _train(dataset="xor/a-v9"), "not v9"),
     ("resume_missing", _train("--resume", "OUT/none.pt"), "does not exist"),
 ]

@@ -32,7 +32,7 @@ def _fields_equal(a, b):
 def test_ids():
     # versions are per family: MaMuJoCo's data changed once (float64 behavior actors), the others never did
     assert dataset_id("mamujoco:Hopper-3x1", "expert") == "mamujoco:Hopper-3x1/expert-v1"
-    assert dataset_id("bridge", "optimal") == "bridge/optimal-v0" and dataset_id("bridge", "x", 3) == "bridge/x-v3"
+    assert dataset_id("bridge", "optimal") == "bridge/optimal-v1" and dataset_id("bridge", "x", 3) == "bridge/x-v3"
     assert parse_dataset_id("mamujoco:Hopper-3x1/medium-replay-v2") == ("mamujoco:Hopper-3x1", "medium-replay", 2)
     assert parse_dataset_id("medium") is None and parse_dataset_id("a/b.h5") is None
     with pytest.raises(ValueError):
@@ -42,7 +42,7 @@ def test_ids():
 def test_built_dataset_carries_id_versions_and_card(tmp_path, capsys):
     assert main(["data", "build", "bridge", "--quality", "optimal", "--episodes", "6", "--json"]) == 0
     card = json.loads(capsys.readouterr().out)
-    assert card["dataset_id"] == "bridge/optimal-v0" and card["episodes"] == 6
+    assert card["dataset_id"] == "bridge/optimal-v1" and card["episodes"] == 6
     path = next((tmp_path / "cache" / "bridge").glob("optimal-6ep-seed0.h5"))
     with h5py.File(path) as f:
         attrs = dict(f.attrs)
@@ -71,16 +71,16 @@ def test_other_simulator_versions_warn_naming_both(tmp_path):
 def test_list_and_info(tmp_path, capsys):
     assert main(["data", "list", "--env", "bridge"]) == 0
     out = capsys.readouterr().out
-    assert "bridge/optimal-v0" in out and "not built" in out
+    assert "bridge/optimal-v1" in out and "not built" in out
     assert main(["data", "build", "bridge", "--quality", "mixed", "--episodes", "8", "--json"]) == 0
     capsys.readouterr()
     assert main(["data", "list", "--env", "bridge", "--json"]) == 0
     rows = {r["id"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
-    assert rows["bridge/mixed-v0"]["status"].startswith("built: ")
-    assert rows["bridge/optimal-v0"]["status"] == "not built"
-    assert main(["data", "info", "bridge/mixed-v0", "--bins", "4"]) == 0
+    assert rows["bridge/mixed-v1"]["status"].startswith("built: ")
+    assert rows["bridge/optimal-v1"]["status"] == "not built"
+    assert main(["data", "info", "bridge/mixed-v1", "--bins", "4"]) == 0
     out = capsys.readouterr().out
-    assert "dataset_id: bridge/mixed-v0" in out and "observations: float32" in out
+    assert "dataset_id: bridge/mixed-v1" in out and "observations: float32" in out
     hist = out.split("episode returns:\n")[1].splitlines()
     assert len(hist) == 4 and sum(int(re.search(r"[)\]]\s+(\d+)", line)[1]) for line in hist) == int(
         re.search(r"episodes: (\d+)", out)[1])
@@ -96,18 +96,18 @@ def test_files_of_an_older_version_are_not_used(tmp_path, capsys, monkeypatch):
 
     assert main(["data", "build", "bridge", "--quality", "mixed", "--episodes", "8", "--json"]) == 0
     capsys.readouterr()
-    monkeypatch.setitem(card.DATASET_VERSIONS, "bridge", 1)
+    monkeypatch.setitem(card.DATASET_VERSIONS, "bridge", 2)
     assert main(["data", "list", "--env", "bridge", "--json"]) == 0
     rows = {r["id"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
-    assert rows["bridge/mixed-v1"]["status"] == "not built"
-    assert main(["data", "info", "bridge/mixed-v0"]) != 0
-    assert "builds version v1" in capsys.readouterr().err
+    assert rows["bridge/mixed-v2"]["status"] == "not built"
+    assert main(["data", "info", "bridge/mixed-v1"]) != 0
+    assert "builds version v2" in capsys.readouterr().err
 
 
 def test_list_every_env(capsys):
     assert main(["data", "list"]) == 0
     out = capsys.readouterr().out
-    for name in ("xor/a-v0", "bridge/mixed-v0", "mne/imbalanced-v0"):
+    for name in ("xor/a-v0", "bridge/mixed-v1", "mne/imbalanced-v0"):
         assert name in out
 
 
@@ -116,7 +116,7 @@ def test_convert_hdf5_vault_hdf5(tmp_path, capsys):
     ds = load_dataset(make_env("bridge"), "mixed")
     src = save_hdf5(ds, tmp_path / "mixed.h5")
     assert main(["data", "convert", str(src), "v/bridge.vlt/mixed"]) == 0
-    assert "bridge/mixed-v0" in capsys.readouterr().out
+    assert "bridge/mixed-v1" in capsys.readouterr().out
     assert main(["data", "convert", "v/bridge.vlt", "back.h5", "--env", "bridge"]) == 0
     back = load_file("back.h5")
     _fields_equal(back, ds)
@@ -166,7 +166,7 @@ def test_convert_omiga_layout_to_hdf5(tmp_path, capsys):
     (["data", "info", "corrupt.h5"], "not a readable HDF5"),
     (["data", "info", "emptydir"], "not a flashbax Vault"),
     (["data", "info", "xor/zzz-v0"], "unknown dataset 'zzz'"),
-    (["data", "info", "bridge/optimal-v0"], "not built; build it with `marlkit data build bridge"),
+    (["data", "info", "bridge/optimal-v1"], "not built; build it with `marlkit data build bridge"),
     (["data", "info", "xor/a-v7"], "version v0, not v7"),
     (["data", "info", "nonsense"], "neither an existing file"),
     (["data", "convert", "missing.h5", "out.h5"], "does not exist"),

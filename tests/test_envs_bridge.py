@@ -5,8 +5,16 @@ import pytest
 import torch
 
 from marlkit.data.rollout import collect
-from marlkit.envs.bridge import (OPTIMAL_DATA_RETURN, RANDOM_RETURN, BridgeEnv, UniformPolicy, YieldPolicy,
-                                 _transition, optimal_value)
+from marlkit.envs.bridge import (
+    OPTIMAL_DATA_RETURN,
+    RANDOM_RETURN,
+    ROUTE_RETURNS,
+    BridgeEnv,
+    UniformPolicy,
+    YieldPolicy,
+    _transition,
+    optimal_value,
+)
 from marlkit.envs.registry import load_dataset, make_env
 from marlkit.eval.evaluate import evaluate
 
@@ -65,21 +73,49 @@ def test_episode_flags_and_shapes():
 
 def test_yield_policies_reproduce_optimal_returns():
     env = BridgeEnv()
-    for who in (0, 1):
-        far = collect(env, YieldPolicy("far", who), episodes=1)
-        near = collect(env, YieldPolicy("near", who), episodes=1)
-        assert far.terminals[-1] and near.terminals[-1]
-        np.testing.assert_allclose(far.episode_returns(), [-1.2590594], atol=1e-6)   # the papers' ≈ −1.26
-        np.testing.assert_allclose(near.episode_returns(), [optimal_value()], atol=1e-6)
-    # value iteration: the exact optimum lies between them and no policy beats it
-    assert optimal_value() == pytest.approx(-1.2354526, abs=1e-6)
+    for route, expected in ROUTE_RETURNS.items():
+        for who in (0, 1):
+            ds = collect(env, YieldPolicy(route, who), episodes=8, n_envs=8)
+            assert ds.terminals[-1] and ds.size == 64      # every ordering ends in 8 steps
+            np.testing.assert_allclose(ds.episode_returns(), expected, atol=1e-4)
+            first = LEFT if who == 0 else RIGHT            # the yielder backs off, the crosser follows
+            assert ds.actions[ds.episode_starts].tolist() == [[first, first]] * 8
+    np.testing.assert_allclose(collect(env, YieldPolicy("far", 0), episodes=1).episode_returns(), [-1.2590594],
+                               atol=1e-6)                  # the route of the papers' ≈ −1.26
+    # value iteration: the "near" route is the exact optimum and no policy beats it
+    assert optimal_value() == pytest.approx(-1.2354526, abs=1e-6) == pytest.approx(ROUTE_RETURNS["near"], abs=1e-4)
+    with pytest.raises(ValueError, match="route"):
+        YieldPolicy("sideways")
+    with pytest.raises(ValueError, match="yielder"):
+        YieldPolicy(yielder=2)
+
+
+def test_optimal_data_draws_yielder_route_and_done_actions_like_alberdice():
+    """AlberDICE's buffer: a random yielder per episode (241 / 259 of 500), the three routes (173 / 160 / 167) and
+    random actions of agents already at their goal; a marlkit build has the same structure."""
+    ds = BridgeEnv().make_dataset("optimal", seed=0)
+    first = ds.actions[ds.episode_starts]
+    yield0 = (first == LEFT).all(1)
+    assert ((first == LEFT).all(1) | (first == RIGHT).all(1)).all() and 200 < yield0.sum() < 300
+    rets = ds.episode_returns()
+    for value in ROUTE_RETURNS.values():
+        assert 120 < np.isclose(rets, value, atol=1e-4).sum() < 215
+    done_before = np.zeros_like(ds.actions, dtype=bool)   # agent at its goal before the step
+    pos = ds.observations[:, 0, [0, 1, 4, 5]].reshape(-1, 2, 2)
+    goals = ds.observations[:, 0, [2, 3, 6, 7]].reshape(-1, 2, 2)
+    done_before[:] = (pos == goals).all(-1)
+    counts = np.bincount(ds.actions[done_before], minlength=5)
+    assert (counts > 0.15 * counts.sum()).all()          # roughly uniform over the five actions
+    again = BridgeEnv().make_dataset("optimal", seed=0)
+    np.testing.assert_array_equal(again.actions, ds.actions)
+    assert not np.array_equal(BridgeEnv().make_dataset("optimal", seed=1).actions[:40], ds.actions[:40])
 
 
 def test_datasets_and_reference_returns():
     env = make_env("bridge")
     opt = load_dataset(env, "optimal")
     rets = opt.episode_returns()
-    assert rets.size == 500 and np.allclose(rets, OPTIMAL_DATA_RETURN, atol=1e-4)
+    assert rets.size == 500 and rets.mean() == pytest.approx(OPTIMAL_DATA_RETURN, abs=1e-4)
     assert opt.actions[:1].tolist() in ([[LEFT, LEFT]], [[RIGHT, RIGHT]])
     mixed = env.make_dataset("mixed", seed=0)
     mrets = mixed.episode_returns()
@@ -117,8 +153,9 @@ class _Scripted(torch.nn.Module):
 def test_evaluate_normalized_score():
     env = make_env("bridge")
     out = evaluate(_Scripted(YieldPolicy("far", 0)), env, episodes=4)
-    assert out["return"] == pytest.approx(OPTIMAL_DATA_RETURN, abs=1e-4)
-    assert out["normalized_score"] == pytest.approx(100.0, abs=1e-2)
+    assert out["return"] == pytest.approx(ROUTE_RETURNS["far"], abs=1e-4)
+    expected = 100 * (ROUTE_RETURNS["far"] - RANDOM_RETURN) / (OPTIMAL_DATA_RETURN - RANDOM_RETURN)
+    assert out["normalized_score"] == pytest.approx(expected, abs=1e-2) and expected > 100
     assert max(out["lengths"]) == 8
 
 
@@ -130,7 +167,7 @@ def test_cli_data_build_prints_the_card(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MARLKIT_DATA", str(tmp_path))
     assert main(["data", "build", "bridge", "--quality", "optimal", "--episodes", "10", "--json"]) == 0
     card = json.loads(capsys.readouterr().out)
-    assert card["episodes"] == 10 and card["return_mean"] == pytest.approx(OPTIMAL_DATA_RETURN, abs=1e-4)
+    assert card["episodes"] == 10 and -1.2905 < card["return_mean"] < -1.2354
     assert list(tmp_path.rglob("optimal-10ep-seed0.h5"))
     assert main(["data", "build", "bridge", "--quality", "optimal"]) == 0      # human-readable card
     assert "return_mean" in capsys.readouterr().out

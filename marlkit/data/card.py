@@ -41,9 +41,11 @@ DATASET_VERSION = 0
 """The ``vN`` of the IDs of the datasets this marlkit builds, in families without their own entry in
 :data:`DATASET_VERSIONS` (see the module docstring)."""
 
-DATASET_VERSIONS: dict[str, int] = {"mamujoco": 1}
+DATASET_VERSIONS: dict[str, int] = {"mamujoco": 1, "bridge": 1}
 """Families whose data changed since v0: ``mamujoco`` v1 rolls the behavior actors out in float64, so a recipe
-builds the same data on every CPU (:data:`marlkit.envs.mamujoco.BEHAVIOR_DTYPE`; v0 used float32 actors)."""
+builds the same data on every CPU (:data:`marlkit.envs.mamujoco.BEHAVIOR_DTYPE`; v0 used float32 actors);
+``bridge`` v1 draws the yielder and its retreat route per episode as AlberDICE's buffers do
+(:class:`marlkit.envs.bridge.YieldPolicy`; v0 alternated the yielder on one route)."""
 
 
 def env_family(env_name: str) -> str:

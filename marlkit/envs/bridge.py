@@ -23,11 +23,14 @@ Rules (as in the authors' environment code):
 Observation (the same for both agents, fully observable as in the original) and state:
 ``[r_0, c_0, gr_0, gc_0, r_1, c_1, gr_1, gc_1]`` — positions and goals as grid coordinates.
 
-Datasets (as in inspo.md, Sec. 5): ``optimal`` = 500 episodes alternating the two deterministic "one yields"
-policies (:class:`YieldPolicy`), ``mixed`` = those plus 500 uniform-random episodes (:class:`UniformPolicy`).
-The yielding agent steps back and aside into the row of the *other* agent's goal, which returns −1.259 as the
-original data (≈ −1.26); stepping aside towards its own goal row instead (``side="near"``) is the exact
-optimum, −1.2355 (:func:`optimal_value`, by value iteration).
+Datasets (inspo.md Sec. 5 uses AlberDICE's): ``optimal`` = 500 episodes of the "one yields" policies as in
+AlberDICE's buffer (:class:`YieldPolicy`: per episode a random yielder and one of three retreat routes, returns
+−1.2904 / −1.2591 / −1.2355, the last the exact optimum of :func:`optimal_value`), ``mixed`` = those plus 500
+uniform-random episodes (:class:`UniformPolicy`). Dataset version v1 (:data:`marlkit.data.card.DATASET_VERSIONS`);
+v0 alternated the yielder between episodes on the "far" route alone, so every state had one action in the data
+and the two conventions were exactly balanced: both matter to the in-sample methods (docs/benchmarks.md, Bridge).
+One rule differs from AlberDICE's environment: there a timed-out episode's last reward is 0, here it is the step's
+reward like every other (the buffers' random episodes differ by that last reward only).
 
 Evaluation mode (``EnvSpec.deterministic_eval = False``): sampled actions of the learned stochastic policies, the
 evaluation of inspo.md Table 3; a greedy evaluation (``--deterministic-eval``) can differ a lot on this game (a
@@ -59,7 +62,8 @@ ALGO_DEFAULTS = {"inspo": AlgoDefaults({"beta": 0.01, "beta_final": None}, None,
                                        "β annealed from 10 biases the bootstrapped local Qs on this 50-step game "
                                        "(docs/benchmarks.md, Bridge)")}
 
-__all__ = ["ALGO_DEFAULTS", "BridgeEnv", "YieldPolicy", "UniformPolicy", "optimal_value", "MAP", "STARTS", "GOALS"]
+__all__ = ["ALGO_DEFAULTS", "GOALS", "MAP", "ROUTE_RETURNS", "STARTS", "BridgeEnv", "UniformPolicy", "YieldPolicy",
+           "optimal_value"]
 
 MAP = ("1ABBAA", "AAAAAA", "AABBA2")
 STARTS = np.array([[1, 2], [1, 3]])
@@ -68,22 +72,32 @@ MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, 1], [0, -1]])  # stay, up, down, 
 WALLS = np.array([[ch == "B" for ch in row] for row in MAP])
 H, W = WALLS.shape
 
-# Open-loop action sequences of the two "one yields" policies (the env is deterministic and starts fixed).
-# side "far": the yielder steps aside into the other agent's goal row (the original data, return -1.259);
-# side "near": into its own goal row (the exact optimum, -1.2355).
+# The "agent 0 yields" routes of AlberDICE's `optimal` buffer (github.com/dematsunaga/alberdice,
+# buffer/bridge_from_start/buffer_optimal), read off its 500 episodes: the joint actions of the agents that are not
+# yet at their goals (``None``: the agent is done, its action is ignored and the buffer holds a random one). Each
+# route lists its equally likely orderings (ties between two shortest paths). The yielder backs off one cell and then
+# steps back again ("back"), up into the crosser's goal row ("far", the route of marlkit's v0 data) or down into its
+# own goal row ("near", the exact optimum); "agent 1 yields" is the 180° rotation (:func:`_mirror`).
 _STAY, _UP, _DOWN, _RIGHT, _LEFT = range(5)
-_YIELD_SEQS = {
-    # agent 0 yields: back left, aside, back into the corridor behind agent 1, then right to (2,5)
-    (0, "far"): [(_LEFT, _LEFT), (_UP, _LEFT), (_DOWN, _LEFT), (_RIGHT, _UP), (_RIGHT, _STAY), (_RIGHT, _STAY),
-                 (_DOWN, _STAY), (_RIGHT, _STAY)],
-    (0, "near"): [(_LEFT, _LEFT), (_DOWN, _LEFT), (_UP, _UP), (_RIGHT, _LEFT), (_RIGHT, _STAY), (_RIGHT, _STAY),
-                  (_DOWN, _STAY), (_RIGHT, _STAY)],
-    # agent 1 yields: the mirror image (180° rotation swaps up/down and left/right)
-    (1, "far"): [(_RIGHT, _RIGHT), (_RIGHT, _DOWN), (_RIGHT, _UP), (_DOWN, _LEFT), (_STAY, _LEFT), (_STAY, _LEFT),
-                 (_STAY, _UP), (_STAY, _LEFT)],
-    (1, "near"): [(_RIGHT, _RIGHT), (_RIGHT, _UP), (_DOWN, _DOWN), (_RIGHT, _LEFT), (_STAY, _LEFT),
-                  (_STAY, _LEFT), (_STAY, _UP), (_STAY, _LEFT)],
+_L, _R, _U, _D, _ = _LEFT, _RIGHT, _UP, _DOWN, None
+_YIELD_ROUTES = {
+    "back": (((_L, _L), (_L, _L), (_R, _U), (_R, _L), (_R, _), (_R, _), (_D, _), (_R, _)),     # return -1.2904
+             ((_L, _L), (_L, _L), (_R, _U), (_R, _L), (_R, _), (_R, _), (_R, _), (_D, _))),
+    "far": (((_L, _L), (_U, _L), (_D, _L), (_R, _U), (_R, _), (_R, _), (_D, _), (_R, _)),      # return -1.2591
+            ((_L, _L), (_U, _L), (_D, _L), (_R, _U), (_R, _), (_R, _), (_R, _), (_D, _))),
+    "near": (((_L, _L), (_D, _L), (_U, _U), (_R, _L), (_R, _), (_R, _), (_R, _), (_D, _)),     # return -1.2355
+             ((_L, _L), (_D, _L), (_U, _U), (_R, _L), (_R, _), (_R, _), (_D, _), (_R, _)),
+             ((_L, _L), (_D, _L), (_U, _L), (_R, _U), (_R, _), (_R, _), (_D, _), (_R, _)),
+             ((_L, _L), (_D, _L), (_U, _L), (_R, _U), (_R, _), (_R, _), (_R, _), (_D, _))),
 }
+ROUTE_RETURNS = {"back": -1.2904, "far": -1.2591, "near": -1.2355}
+"""Undiscounted team return of each yielding route (:data:`_YIELD_ROUTES`; "near" is :func:`optimal_value`)."""
+
+
+def _mirror(seq: tuple) -> tuple:
+    """The "agent 1 yields" sequence of an "agent 0 yields" one: agents swapped, up↔down and left↔right."""
+    flip = {_STAY: _STAY, _UP: _DOWN, _DOWN: _UP, _RIGHT: _LEFT, _LEFT: _RIGHT, None: None}
+    return tuple((flip[a1], flip[a0]) for a0, a1 in seq)
 
 
 def _transition(pos: np.ndarray, done: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -132,7 +146,7 @@ def _transition(pos: np.ndarray, done: np.ndarray, actions: np.ndarray) -> tuple
 class BridgeEnv(MultiAgentEnv):
     """Vectorised Bridge (see the module docstring for the exact rules). Registered as ``bridge``."""
 
-    datasets = {"optimal": "500 episodes of the two 'one yields' policies (alternating)",
+    datasets = {"optimal": "500 episodes of the 'one yields' policies (random yielder and route, as AlberDICE's)",
                 "mixed": "optimal + 500 uniform-random episodes"}
 
     def __init__(self, episode_limit: int = 50):
@@ -144,8 +158,7 @@ class BridgeEnv(MultiAgentEnv):
         self._pos = np.zeros((0, 2, 2), np.int64)
         self._done = np.zeros((0, 2), bool)
         self._t = 0
-        # measured with :func:`reference_returns_measured` (uniform random, 1000 episodes, seed 0) and the
-        # far-side yield policies
+        # measured (uniform random, 1000 episodes, seed 0; the mean of the seed-0 `optimal` dataset)
         self.reference_returns = {"random": RANDOM_RETURN, "expert": OPTIMAL_DATA_RETURN}
 
     def _state(self) -> np.ndarray:
@@ -190,7 +203,7 @@ class BridgeEnv(MultiAgentEnv):
 
     def make_dataset(self, name: str, size: int | None = None, seed: int = 0,
                      episodes: int | None = None) -> MultiAgentDataset:
-        """Build the named dataset (deterministic for a seed; the ``optimal`` part does not depend on it).
+        """Build the named dataset (deterministic for a seed).
 
         Args:
             name: ``optimal`` or ``mixed``.
@@ -210,7 +223,7 @@ class BridgeEnv(MultiAgentEnv):
         ds = concat(parts, name=name) if len(parts) > 1 else parts[0]
         if size is not None:
             ds = _first_transitions(ds, size)
-        behavior = (f"{n} episodes of the two 'one yields' policies (alternating)" if name == "optimal" else
+        behavior = (f"{n} episodes of the 'one yields' policies (random yielder and route)" if name == "optimal" else
                     f"optimal ({n} episodes) + {n} uniform-random episodes")
         if size is not None and size < sum(p.size for p in parts):
             behavior += f", whole episodes of the first {size} transitions' worth"
@@ -240,40 +253,53 @@ def _first_transitions(ds: MultiAgentDataset, size: int) -> MultiAgentDataset:
 
 
 class YieldPolicy:
-    """The two deterministic optimal-crossing policies: episode k uses "agent k mod 2 yields".
+    """The behavior of AlberDICE's `optimal` buffer: per episode, one agent yields and the other crosses first.
+
+    Every episode draws, independently and uniformly, the yielder (agent 0 or 1), its route (back, far or near,
+    :data:`ROUTE_RETURNS`) and one of the route's orderings; an agent already at its goal acts uniformly at random
+    (its action is ignored, as in the buffer). Measured on that buffer (500 episodes): 241 / 259 episodes with agent
+    0 / 1 yielding, routes 173 / 160 / 167 (back / far / near), actions of done agents spread over all five.
 
     Args:
-        side: ``"far"`` (the original data: the yielder steps aside into the other agent's goal row,
-            return −1.259) or ``"near"`` (into its own goal row: the exact optimum −1.2355).
-        yielder: 0 or 1 to always let that agent yield; None alternates between episodes.
+        route: ``"back"``, ``"far"`` or ``"near"`` to fix the route; None (default) draws it per episode.
+        yielder: 0 or 1 to fix the yielder; None (default) draws it per episode.
+
+    Raises:
+        ValueError: for an unknown route or yielder.
     """
 
-    def __init__(self, side: str = "far", yielder: int | None = None):
-        if side not in ("far", "near"):
-            raise ValueError(f"side must be 'far' or 'near', got {side!r}")
+    def __init__(self, route: str | None = None, yielder: int | None = None):
+        if route not in (None, *_YIELD_ROUTES):
+            raise ValueError(f"route must be None or one of {sorted(_YIELD_ROUTES)}, got {route!r}")
         if yielder not in (None, 0, 1):
             raise ValueError(f"yielder must be None, 0 or 1, got {yielder!r}")
-        self.side, self.yielder = side, yielder
-        self.description = f"deterministic 'one yields' policies (side={side}, yielder=" \
-                           f"{'alternating' if yielder is None else yielder})"
-        self._episodes_seen = 0
-        self._who = np.zeros(0, int)
+        self.route, self.yielder = route, yielder
+        self.description = (f"'one yields' policies of AlberDICE's optimal data (yielder "
+                            f"{'random' if yielder is None else yielder}, route {route or 'random'})")
+        self._rng = np.random.default_rng(0)   # when the caller passes no generator
+        self._plans: list[tuple] = []
         self._t = 0
 
-    def reset(self, n_envs: int, rng=None) -> None:
-        if self.yielder is None:
-            self._who = (self._episodes_seen + np.arange(n_envs)) % 2
-        else:
-            self._who = np.full(n_envs, self.yielder)
-        self._episodes_seen += n_envs
+    def reset(self, n_envs: int, rng: np.random.Generator | None = None) -> None:
+        rng = self._rng if rng is None else rng
+        routes = sorted(_YIELD_ROUTES)
+        self._plans = []
+        for _ in range(n_envs):
+            who = int(rng.integers(2)) if self.yielder is None else self.yielder
+            route = routes[int(rng.integers(len(routes)))] if self.route is None else self.route
+            options = _YIELD_ROUTES[route]
+            seq = options[int(rng.integers(len(options)))]
+            self._plans.append(seq if who == 0 else _mirror(seq))
         self._t = 0
 
-    def act(self, obs, state, avail, rng=None) -> np.ndarray:
-        seqs = [_YIELD_SEQS[(0, self.side)], _YIELD_SEQS[(1, self.side)]]
+    def act(self, obs, state, avail, rng: np.random.Generator | None = None) -> np.ndarray:
+        rng = self._rng if rng is None else rng
         t = self._t
         self._t += 1
-        rows = [seqs[w][t] if t < len(seqs[w]) else (_STAY, _STAY) for w in self._who]
-        return np.asarray(rows, dtype=np.int64)
+        rows = [plan[t] if t < len(plan) else (None, None) for plan in self._plans]
+        random = rng.integers(5, size=(len(rows), 2))
+        return np.array([[random[e, i] if a is None else a for i, a in enumerate(row)] for e, row in enumerate(rows)],
+                        dtype=np.int64)
 
 
 class UniformPolicy:
@@ -311,7 +337,7 @@ def optimal_value(episode_limit: int = 50) -> float:
     return float(V[index[(tuple(STARTS[0]), tuple(STARTS[1]))]])
 
 
-# Reference returns for the normalised score, measured by tests/test_envs_bridge.py::test_reference_returns
-# (uniform random: 1000 episodes, seed 0).
-OPTIMAL_DATA_RETURN = -1.2591
+# Reference returns for the normalised score, measured by tests/test_envs_bridge.py (uniform random: 1000 episodes,
+# seed 0; the `optimal` dataset of seed 0: its mean return).
+OPTIMAL_DATA_RETURN = -1.2598
 RANDOM_RETURN = -17.8932
