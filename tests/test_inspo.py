@@ -28,6 +28,7 @@ from marlkit.exact.inspo import (
     beta_schedule,
     empirical_table,
     exact_inspo,
+    first_move_game,
     inspo_agent_update,
     local_q,
     resampled_table,
@@ -240,6 +241,40 @@ def test_exact_xor_a_is_neutral_on_exact_uniform_data():
     np.testing.assert_allclose(traj.final_policy, 0.5)
     emp = empirical_table(game.make_dataset("a", size=10_000, seed=0))
     assert exact_inspo(game.payoff, emp, 0.01, 10.0, 2000, beta_final=0.01).final_return > 0.98
+
+
+def test_first_move_game_of_a_dataset():
+    """first_move_game: the first joint moves' frequencies and the mean discounted return behind each."""
+    starts = np.array([1, 0, 1, 0, 1, 0], bool)
+    actions = np.array([[0, 1], [1, 1], [0, 1], [0, 0], [1, 0], [1, 1]])
+    rewards = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], np.float32)
+    ds = MultiAgentDataset(observations=np.zeros((6, 2, 1), np.float32), states=np.zeros((6, 1), np.float32),
+                           actions=actions, rewards=rewards, next_observations=np.zeros((6, 2, 1), np.float32),
+                           next_states=np.zeros((6, 1), np.float32), terminals=~starts, timeouts=np.zeros(6, bool),
+                           episode_starts=starts, meta={"n_actions": 2})
+    payoff, table = first_move_game(ds, gamma=0.5)
+    np.testing.assert_allclose(table, [[0, 2 / 3], [1 / 3, 0]])
+    np.testing.assert_allclose(payoff[0, 1], (1 + 0.5 * 2 + 3 + 0.5 * 4) / 2)
+    np.testing.assert_allclose(payoff[1, 0], 5 + 0.5 * 6)
+    assert payoff[0, 0] == payoff[1, 1] == pytest.approx(3.5 - 1)     # unseen: lowest observed value − 1
+
+
+def test_exact_inspo_on_bridge_first_move_needs_the_data_asymmetry():
+    """Bridge's first move is XOR (a) in time: with one route and exactly balanced conventions (the v0 data) exact
+    InSPO stays at ½ / ½ (the agents agree on the convention half of the time); AlberDICE-style data (v1: a random
+    yielder and route per episode) has a convention with more weight or a higher in-sample return, and exact
+    InSPO at Bridge's α = β = 0.01 coordinates on one (benchmarks/bridge_first_move.py prints both)."""
+    from marlkit.data.rollout import collect
+    from marlkit.data.views import concat
+    from marlkit.envs.bridge import BridgeEnv, YieldPolicy
+
+    env = BridgeEnv()
+    v0 = concat([collect(env, YieldPolicy("far", who), episodes=50) for who in (0, 1)], name="v0")
+    traj = exact_inspo(*first_move_game(v0), alpha=0.01, beta=0.01, iterations=100)
+    np.testing.assert_allclose(traj.final_policy[:, [3, 4]], 0.5, atol=1e-9)
+    p = exact_inspo(*first_move_game(env.make_dataset("optimal", seed=0)), alpha=0.01, beta=0.01,
+                    iterations=100).final_policy
+    assert p[0, 3] * p[1, 3] + p[0, 4] * p[1, 4] > 0.99
 
 
 def test_beta_schedule_endpoints():

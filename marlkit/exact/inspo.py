@@ -36,6 +36,7 @@ __all__ = [
     "beta_schedule",
     "empirical_table",
     "exact_inspo",
+    "first_move_game",
     "inspo_agent_update",
     "local_q",
     "resampled_table",
@@ -56,6 +57,40 @@ def empirical_table(dataset, n_actions: int | None = None) -> np.ndarray:
     shape = (n_actions,) * actions.shape[1]
     counts = np.bincount(np.ravel_multi_index(actions.T, shape), minlength=int(np.prod(shape)))
     return (counts / counts.sum()).reshape(shape)
+
+
+def first_move_game(dataset, gamma: float = 0.99, n_actions: int | None = None,
+                    unseen: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The one-step game of a multi-step dataset's first joint moves, for the oracle: ``(payoff, table)``.
+
+    ``table [A]*N`` holds the frequencies of the joint actions at the episodes' first steps; ``payoff`` the mean
+    discounted return ``Σ_t γ^t r_t`` of the episodes that start with each joint action (the in-sample value a
+    local Q of Eq. 15 is fitted to at the start state, teammates' later moves included). Joint actions no
+    episode starts with get ``unseen`` (default: the lowest observed value minus 1); an in-sample method never reads
+    them. Meant for games with one start state (Bridge), where the first move decides the convention.
+
+    Raises:
+        ValueError: for continuous actions or a dataset without episode starts.
+    """
+    actions = np.asarray(dataset.actions)
+    if actions.ndim != 2 or not np.issubdtype(actions.dtype, np.integer):
+        raise ValueError("first_move_game needs discrete actions [T, N]")
+    starts = np.flatnonzero(dataset.episode_starts)
+    if starts.size == 0:
+        raise ValueError("first_move_game needs episode starts")
+    n_actions = int(n_actions or dataset.meta.get("n_actions") or actions.max() + 1)
+    shape = (n_actions,) * actions.shape[1]
+    ends = np.append(starts[1:], len(actions))
+    rewards = np.asarray(dataset.rewards, dtype=float)
+    counts, total = np.zeros(shape), np.zeros(shape)
+    for s, e in zip(starts, ends):
+        joint = tuple(actions[s])
+        counts[joint] += 1
+        total[joint] += float((rewards[s:e] * gamma ** np.arange(e - s)).sum())
+    seen = counts > 0
+    values = np.divide(total, counts, out=np.zeros(shape), where=seen)
+    fill = values[seen].min() - 1.0 if unseen is None else unseen
+    return np.where(seen, values, fill), counts / counts.sum()
 
 
 def _outer_over_others(factors: list[np.ndarray], agent: int, n: int) -> np.ndarray:
