@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
+from marlkit.cli import parse_int_list
 from marlkit.data.hdf5 import load_hdf5
 from marlkit.data.rollout import collect
 from marlkit.data.views import concat
 from marlkit.envs.bridge import BridgeEnv, YieldPolicy
 from marlkit.exact import exact_inspo, first_move_game
-from marlkit.cli import parse_int_list
 
 LEFT, RIGHT = 4, 3
 CHECKPOINTS = (1, 10, 25, 50, 100, 200, 400)
