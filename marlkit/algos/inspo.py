@@ -79,7 +79,10 @@ class InSPOConfig(AlgoConfig):
             the minibatch, and a 128-row batch of M-NE's imbalanced data holds no (C, C) row with probability
             0.99^128 ≈ 0.28, which stalls the second agent of a sequential update.
         alpha: behavior-KL temperature α > 0 (Eq. 9; initial value when ``auto_alpha``). Default 0.01: small
-            enough that the reweighted data marginal, not μ, decides between in-sample actions.
+            enough that the reweighted data marginal, not μ, decides between in-sample actions. Bridge uses 0.1
+            (:data:`marlkit.envs.bridge.ALGO_DEFAULTS`): with α + β = 0.02 a local Q that over-values an
+            out-of-data action at one state gives the data's action a weight near e^{−13} there, and the policy
+            leaves the data (docs/benchmarks.md, Bridge).
         beta: entropy temperature β ≥ 0 (Eq. 9), the starting value when annealed. Default 10: above the
             temperature at which the QRE at the behavior policy's local optimum of M-NE (A, A) disappears
             (≈ 8 for the imbalanced dataset, by the exact oracle).

@@ -38,7 +38,10 @@ policy split between the two yielding roles is a coin flip when sampled, a fixed
 Every algorithm trains ``default_steps`` = 20,000 updates (the ``inspo-bridge`` preset; docs/benchmarks.md's
 first Bridge table used fewer updates, stated there) at its own hyperparameters, except InSPO
 (:data:`ALGO_DEFAULTS`): a constant entropy temperature β = 0.01, the paper's Eq. 9 with a constant β, instead of
-marlkit's matrix-game annealing 10 → 0.01. On a multi-step game the annealing leaves the entropy bonus that the
+marlkit's matrix-game annealing 10 → 0.01, and α = 0.1 instead of 0.01. At α = 0.01 Eq. 13's weight
+exp(A/(α + β)) drops the rows of a state where the local Q over-values an out-of-data action, and the policy
+then takes it (the yielder walks into the wall beside its retreat cell); α = 0.1 is inspo.md Table 5's smallest
+α. On a multi-step game the annealing leaves the entropy bonus that the
 early β put into the bootstrapped local Qs (up to β·H/(1 − γ) = 10 · log 5 / 0.01 ≈ 1,600 here) long after β
 has fallen, since a Polyak target (τ = 0.005) with γ = 0.99 forgets it only slowly: at 3,000 updates the Qs of
 seed 2 on ``mixed`` were +67 … +69 where every return is negative, their action gaps came from future entropy,
@@ -57,10 +60,11 @@ from marlkit.data.views import concat
 from marlkit.envs.base import AlgoDefaults, EnvSpec, MultiAgentEnv, StepResult
 
 #: Bridge's per-algorithm defaults (see the module docstring).
-ALGO_DEFAULTS = {"inspo": AlgoDefaults({"beta": 0.01, "beta_final": None}, None,
-                                       "inspo.md Eq. 9 (constant entropy temperature β) at marlkit's final β 0.01: "
-                                       "β annealed from 10 biases the bootstrapped local Qs on this 50-step game "
-                                       "(docs/benchmarks.md, Bridge)")}
+ALGO_DEFAULTS = {"inspo": AlgoDefaults({"alpha": 0.1, "beta": 0.01, "beta_final": None}, None,
+                                       "inspo.md Eq. 9 with a constant β = 0.01 (β annealed from 10 biases the "
+                                       "bootstrapped local Qs on this 50-step game) and α = 0.1, the smallest α of "
+                                       "inspo.md Table 5 (at α = 0.01 the policy leaves the data where the yielder "
+                                       "steps aside; docs/benchmarks.md, Bridge)")}
 
 __all__ = ["ALGO_DEFAULTS", "GOALS", "MAP", "ROUTE_RETURNS", "STARTS", "BridgeEnv", "UniformPolicy", "YieldPolicy",
            "optimal_value"]
