@@ -38,14 +38,12 @@ def report(name: str, dataset, alphas: list[float], beta: float, iterations: int
     payoff, table = first_move_game(dataset)
     print(f"{name}: d(left, left) = {table[LEFT, LEFT]:.3f}, d(right, right) = {table[RIGHT, RIGHT]:.3f}; "
           f"in-sample return {payoff[LEFT, LEFT]:.4f} / {payoff[RIGHT, RIGHT]:.4f}")
+    ks = [k for k in CHECKPOINTS if k <= iterations]
     for alpha in alphas:
-        traj = exact_inspo(payoff, table, alpha=alpha, beta=beta, iterations=iterations, seed=0)
-        p = traj.policies
-        agree = [p[k, 0, LEFT] * p[k, 1, LEFT] + p[k, 0, RIGHT] * p[k, 1, RIGHT]
-                 for k in CHECKPOINTS if k <= iterations]
-        print(f"  α = {alpha:g}, β = {beta:g}: P(first moves agree) at iterations "
-              f"{', '.join(str(k) for k in CHECKPOINTS if k <= iterations)}: {' '.join(f'{a:.3f}' for a in agree)}"
-              f"; π^0(left) = {p[-1, 0, LEFT]:.3f}")
+        p = exact_inspo(payoff, table, alpha=alpha, beta=beta, iterations=iterations, seed=0).policies
+        agree = [p[k, 0, LEFT] * p[k, 1, LEFT] + p[k, 0, RIGHT] * p[k, 1, RIGHT] for k in ks]
+        print(f"  α = {alpha:g}, β = {beta:g}: P(first moves agree) at iterations {', '.join(map(str, ks))}: "
+              f"{' '.join(f'{a:.3f}' for a in agree)}; π^0(left) = {p[-1, 0, LEFT]:.3f}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -50,13 +50,22 @@ def empirical_table(dataset, n_actions: int | None = None) -> np.ndarray:
     Raises:
         ValueError: for continuous actions.
     """
-    actions = np.asarray(dataset.actions)
-    if actions.ndim != 2 or not np.issubdtype(actions.dtype, np.integer):
-        raise ValueError("empirical_table needs discrete actions [T, N]")
-    n_actions = int(n_actions or dataset.meta.get("n_actions") or actions.max() + 1)
-    shape = (n_actions,) * actions.shape[1]
+    actions, shape = _joint_actions(dataset, n_actions, "empirical_table")
     counts = np.bincount(np.ravel_multi_index(actions.T, shape), minlength=int(np.prod(shape)))
     return (counts / counts.sum()).reshape(shape)
+
+
+def _joint_actions(dataset, n_actions: int | None, caller: str) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The dataset's discrete joint actions ``[T, N]`` and the joint table's shape ``(A,) * N``.
+
+    Raises:
+        ValueError: naming ``caller``, for continuous actions.
+    """
+    actions = np.asarray(dataset.actions)
+    if actions.ndim != 2 or not np.issubdtype(actions.dtype, np.integer):
+        raise ValueError(f"{caller} needs discrete actions [T, N]")
+    n_actions = int(n_actions or dataset.meta.get("n_actions") or actions.max() + 1)
+    return actions, (n_actions,) * actions.shape[1]
 
 
 def first_move_game(dataset, gamma: float = 0.99, n_actions: int | None = None,
@@ -72,21 +81,17 @@ def first_move_game(dataset, gamma: float = 0.99, n_actions: int | None = None,
     Raises:
         ValueError: for continuous actions or a dataset without episode starts.
     """
-    actions = np.asarray(dataset.actions)
-    if actions.ndim != 2 or not np.issubdtype(actions.dtype, np.integer):
-        raise ValueError("first_move_game needs discrete actions [T, N]")
+    actions, shape = _joint_actions(dataset, n_actions, "first_move_game")
     starts = np.flatnonzero(dataset.episode_starts)
     if starts.size == 0:
         raise ValueError("first_move_game needs episode starts")
-    n_actions = int(n_actions or dataset.meta.get("n_actions") or actions.max() + 1)
-    shape = (n_actions,) * actions.shape[1]
     ends = np.append(starts[1:], len(actions))
     rewards = np.asarray(dataset.rewards, dtype=float)
-    counts, total = np.zeros(shape), np.zeros(shape)
-    for s, e in zip(starts, ends):
-        joint = tuple(actions[s])
-        counts[joint] += 1
-        total[joint] += float((rewards[s:e] * gamma ** np.arange(e - s)).sum())
+    returns = [float((rewards[s:e] * gamma ** np.arange(e - s)).sum()) for s, e in zip(starts, ends)]
+    first = np.ravel_multi_index(actions[starts].T, shape)
+    size = int(np.prod(shape))
+    counts = np.bincount(first, minlength=size).reshape(shape).astype(float)
+    total = np.bincount(first, weights=returns, minlength=size).reshape(shape)
     seen = counts > 0
     values = np.divide(total, counts, out=np.zeros(shape), where=seen)
     fill = values[seen].min() - 1.0 if unseen is None else unseen
